@@ -1,0 +1,122 @@
+"""A small shop service in three releases, for ``make demo`` and for tests.
+
+``blue`` is the release in production; ``green`` is a good new release; ``broken`` is a
+new release whose order lookup fails (HTTP 500) and reports the wrong quantity field.
+Standard library only; listens on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+RELEASES = {"blue": "1.4.0", "green": "1.5.0", "broken": "1.5.0"}
+
+
+class SampleService:
+    """One release of the shop, served on a loopback port until ``stop()``."""
+
+    def __init__(self, release: str, port: int = 0) -> None:
+        if release not in RELEASES:
+            raise ValueError(f"release must be one of {sorted(RELEASES)}")
+        self.release = release
+        self.version = RELEASES[release]
+        self._orders: dict[str, dict[str, Any]] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        service = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                service._get(self)
+
+            def do_POST(self) -> None:
+                service._post(self)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def start(self) -> SampleService:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self) -> SampleService:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _send(
+        self,
+        handler: BaseHTTPRequestHandler,
+        status: int,
+        body: Any,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        data = json.dumps(body).encode()
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.send_header("X-App-Version", self.version)
+        for key, value in (headers or {}).items():
+            handler.send_header(key, value)
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    def _get(self, handler: BaseHTTPRequestHandler) -> None:
+        path = handler.path.split("?")[0]
+        if path == "/":
+            self._send(handler, 200, {"service": "shop", "version": self.version})
+        elif path == "/health":
+            self._send(handler, 200, {"status": "ok", "version": self.version})
+        elif path == "/version":
+            self._send(handler, 200, {"version": self.version, "release": self.release})
+        elif path.startswith("/orders/"):
+            order_id = path.removeprefix("/orders/")
+            if self.release == "broken":
+                self._send(handler, 500, {"error": "column orders.qty does not exist"})
+                return
+            with self._lock:
+                order = self._orders.get(order_id)
+            if order is None:
+                self._send(handler, 404, {"error": f"no order {order_id}"})
+            else:
+                self._send(handler, 200, order)
+        else:
+            self._send(handler, 404, {"error": f"no route {path}"})
+
+    def _post(self, handler: BaseHTTPRequestHandler) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        raw = handler.rfile.read(length) if length else b""
+        if handler.path.split("?")[0] != "/orders":
+            self._send(handler, 404, {"error": f"no route {handler.path}"})
+            return
+        try:
+            body = json.loads(raw or b"{}")
+            sku, quantity = str(body["sku"]), int(body["quantity"])
+        except (ValueError, KeyError, TypeError):
+            self._send(handler, 400, {"error": "send JSON with 'sku' and 'quantity'"})
+            return
+        with self._lock:
+            order_id = f"ord-{next(self._ids)}"
+            order: dict[str, Any] = {"id": order_id, "sku": sku, "status": "created"}
+            order["qty" if self.release == "broken" else "quantity"] = quantity
+            self._orders[order_id] = order
+        self._send(handler, 201, order, {"Location": f"/orders/{order_id}"})

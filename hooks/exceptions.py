@@ -1,0 +1,31 @@
+"""Every error Greenlight raises on purpose; all share :class:`GreenlightError`."""
+
+from __future__ import annotations
+
+
+class GreenlightError(Exception):
+    """Base class of every error Greenlight raises on purpose."""
+
+
+class InvalidEventError(GreenlightError, ValueError):
+    """The Lambda event is not a CodeDeploy lifecycle hook event."""
+
+
+class ConfigError(GreenlightError):
+    """A setting, plan file or suite file is invalid; the message names file and line."""
+
+
+class SuiteLoadError(GreenlightError):
+    """A suite or suite kind could not be found, imported or validated."""
+
+
+class DiscoveryError(GreenlightError):
+    """The green stack could not be found from the deployment; names the failing call."""
+
+
+class TargetNotReadyError(GreenlightError):
+    """The green targets did not become healthy in time; names them and why."""
+
+
+class ReportError(GreenlightError):
+    """The status report to CodeDeploy could not be delivered."""

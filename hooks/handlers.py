@@ -1,0 +1,57 @@
+"""Lambda handlers, one per lifecycle event; ``template.yaml`` names them.
+
+Thin on purpose: clients are built once per container, on first use (not at import, to
+keep the cold start close to ``import boto3``), and everything else is in ``hooks.hook``.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from hooks.hook import Runtime, handle
+from hooks.lifecycle import LifecycleEvent
+
+
+@cache
+def runtime() -> Runtime:
+    """The container's collaborators: CodeDeploy and ELBv2 clients, discovery, the report."""
+    import boto3
+    from botocore.config import Config
+
+    from hooks.discovery import Discovery
+    from hooks.protocol import CodeDeployCallback
+
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 4},
+        connect_timeout=3,
+        read_timeout=10,
+        user_agent_extra="greenlight",
+    )
+    codedeploy = boto3.client("codedeploy", config=config)
+    elbv2 = boto3.client("elbv2", config=config)
+    return Runtime(
+        protocol=CodeDeployCallback(codedeploy),
+        discovery=Discovery(codedeploy, elbv2),
+        region=codedeploy.meta.region_name,
+    )
+
+
+def before_install(event: Any, context: Any) -> dict[str, Any]:
+    return handle(event, context, LifecycleEvent.BEFORE_INSTALL, runtime())
+
+
+def after_install(event: Any, context: Any) -> dict[str, Any]:
+    return handle(event, context, LifecycleEvent.AFTER_INSTALL, runtime())
+
+
+def after_allow_test_traffic(event: Any, context: Any) -> dict[str, Any]:
+    return handle(event, context, LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC, runtime())
+
+
+def before_allow_traffic(event: Any, context: Any) -> dict[str, Any]:
+    return handle(event, context, LifecycleEvent.BEFORE_ALLOW_TRAFFIC, runtime())
+
+
+def after_allow_traffic(event: Any, context: Any) -> dict[str, Any]:
+    return handle(event, context, LifecycleEvent.AFTER_ALLOW_TRAFFIC, runtime())

@@ -1,0 +1,175 @@
+"""The hook: parse, plan, find the target, run the suites, decide, report — exactly once.
+
+Everything after the event is parsed runs inside a guard: an exception becomes a
+``Failed`` verdict with its reason, and the work runs in a daemon thread that the hook
+stops waiting for at the deadline, so the report always goes out in time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from hooks.deadline import DEFAULT_SAFETY_MARGIN, Deadline, HasRemainingTime
+from hooks.discovery import Discovery
+from hooks.exceptions import ConfigError
+from hooks.lifecycle import HookInvocation, LifecycleEvent, parse_event
+from hooks.log import get_logger
+from hooks.protocol import ReportOutcome, ReportState, StatusProtocol
+from hooks.results import CheckResult, Status
+from hooks.settings import Settings
+from hooks.verdict import Verdict
+
+log = logging.getLogger(__name__)
+
+#: Time kept after the runner's deadline to decide and hand over to the report.
+_HANDOVER = 0.5
+#: Time kept at the very end of the Lambda run, after the report's last retry.
+_REPORT_RESERVE = 0.3
+
+
+class Reporter(Protocol):
+    """Publishes a finished run (logs, files, console). Its failure never changes anything."""
+
+    def publish(self, summary: RunSummary) -> None: ...
+
+
+@dataclass
+class Progress:
+    """What the work is doing now, so a deadline message can name it."""
+
+    stage: str = "starting"
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def set(self, stage: str) -> None:
+        with self.lock:
+            self.stage = stage
+        log.debug("stage: %s", stage)
+
+
+@dataclass
+class Runtime:
+    """A run's collaborators, built once per container (or per command on a laptop)."""
+
+    protocol: StatusProtocol
+    discovery: Discovery | None = None
+    region: str = "us-east-1"
+    env: Mapping[str, str] | None = None
+    reporters: Sequence[Reporter] = ()
+    on_check: Callable[[Any, CheckResult], None] | None = None
+    catalogs: dict[Path, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunSummary:
+    invocation: HookInvocation
+    verdict: Verdict
+    run: Any = None  # hooks.runner.RunResult, when suites ran
+    plan: Any = None  # hooks.plan.Plan, when it was resolved
+    target: Any = None  # hooks.target.Target, when it was found
+    report: ReportOutcome | None = None
+    duration: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        counts = {status.value: 0 for status in Status}
+        suites = self.run.suites if self.run is not None else ()
+        for suite in suites:
+            for check in suite.checks:
+                counts[check.status.value] += 1
+        return {
+            "verdict": self.verdict.status.value,
+            "reason": self.verdict.reason,
+            "lifecycle_event": self.invocation.lifecycle_event.value,
+            "deployment_id": self.invocation.deployment_id,
+            "lifecycle_event_hook_execution_id": self.invocation.execution_id,
+            "target": self.target.url if self.target is not None else None,
+            "suites": len(suites),
+            "checks": sum(counts.values()),
+            "counts": counts,
+            "failed": list(self.verdict.failed),
+            "report": self.report.state.value if self.report else None,
+            "duration": round(self.duration, 3),
+        }
+
+
+def handle(
+    event: Any, context: HasRemainingTime, lifecycle_event: LifecycleEvent, runtime: Runtime
+) -> dict[str, Any]:
+    """Run one hook invocation and report its verdict to CodeDeploy exactly once."""
+    started = time.monotonic()
+    logger = get_logger()
+    try:
+        invocation = parse_event(event, lifecycle_event)
+    except Exception:
+        logger.exception("invalid hook event: nothing can be reported without both ids")
+        raise
+    logger.append_keys(**invocation.log_keys())
+    settings: Settings | None = None
+    settings_error: Exception | None = None
+    try:
+        settings = Settings.from_env(runtime.env)
+    except ConfigError as exc:
+        settings_error = exc
+    margin = settings.safety_margin if settings else DEFAULT_SAFETY_MARGIN
+    deadline = Deadline.from_context(context, margin)
+
+    summary = RunSummary(invocation, Verdict.failure("not run"))
+    if settings is None:
+        summary.verdict = Verdict.failure(f"invalid configuration: {settings_error}")
+        logger.error(summary.verdict.reason)
+    else:
+        summary = _guarded(invocation, settings, deadline, runtime)
+
+    budget = Deadline.in_seconds(context.get_remaining_time_in_millis() / 1000 - _REPORT_RESERVE)
+    try:
+        summary.report = runtime.protocol.report(invocation, summary.verdict.status, budget)
+    except Exception as exc:
+        logger.exception("the status report raised")
+        summary.report = ReportOutcome(ReportState.FAILED, 1, f"{type(exc).__name__}: {exc}")
+    summary.duration = time.monotonic() - started
+    for reporter in runtime.reporters:
+        try:
+            reporter.publish(summary)
+        except Exception:
+            logger.exception("reporter %s failed (the verdict stands)", type(reporter).__name__)
+    result = summary.to_dict()
+    emit = logger.info if summary.verdict.succeeded else logger.warning
+    emit(f"greenlight {result['verdict']}: {result['reason']}", extra=result)
+    for key in invocation.log_keys():
+        logger.remove_keys([key])
+    return result
+
+
+def _guarded(
+    invocation: HookInvocation, settings: Settings, deadline: Deadline, runtime: Runtime
+) -> RunSummary:
+    """Evaluate in a daemon thread; at the deadline, stop waiting and fail naming the stage."""
+    summary = RunSummary(invocation, Verdict.failure("not run"))
+    progress = Progress()
+    done = threading.Event()
+
+    def work() -> None:
+        from hooks.evaluate import evaluate
+
+        try:
+            evaluate(summary, settings, deadline.earlier(_HANDOVER), runtime, progress)
+        except Exception as exc:
+            log.error("the hook failed while %s\n%s", progress.stage, traceback.format_exc())
+            summary.verdict = Verdict.failure(f"{type(exc).__name__} while {progress.stage}: {exc}")
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name="greenlight-hook", daemon=True).start()
+    if not done.wait(timeout=deadline.remaining()):
+        reason = f"deadline reached while {progress.stage}"
+        log.error(reason)
+        return RunSummary(
+            invocation, Verdict.failure(reason), plan=summary.plan, target=summary.target
+        )
+    return summary

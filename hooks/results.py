@@ -1,0 +1,113 @@
+"""Results as plain data: suite -> checks -> status, duration, message, evidence."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+#: Response bodies kept as evidence are cut to this many characters.
+EVIDENCE_BODY_LIMIT = 500
+
+
+class Status(StrEnum):
+    """Outcome of one check. Only ``passed`` counts as passed."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+    TIMED_OUT = "timed_out"
+    SKIPPED = "skipped"
+
+    @property
+    def is_failure(self) -> bool:
+        return self in (Status.FAILED, Status.ERROR, Status.TIMED_OUT)
+
+
+def cut(text: str, limit: int = EVIDENCE_BODY_LIMIT) -> str:
+    """Shorten ``text`` to ``limit`` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit} more characters)"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a check saw: the request line, the response status and the start of the body."""
+
+    request: str | None = None
+    status: int | None = None
+    body: str | None = None
+    attempts: int = 1
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check's outcome. ``failures`` lists every failed assertion with the actual value."""
+
+    name: str
+    status: Status
+    duration: float = 0.0
+    message: str = ""
+    failures: tuple[str, ...] = ()
+    evidence: Evidence | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["status"] = self.status.value
+        data["failures"] = list(self.failures)
+        data["duration"] = round(self.duration, 4)
+        return data
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How a suite's failures count toward the verdict."""
+
+    report_only: bool = False
+    failure_limit: int = 0
+
+
+@dataclass(frozen=True)
+class SuiteResult:
+    """One suite's outcome. ``error`` is set when the suite could not be loaded or run."""
+
+    name: str
+    kind: str
+    checks: tuple[CheckResult, ...] = ()
+    error: str | None = None
+    policy: Policy = field(default_factory=Policy)
+    duration: float = 0.0
+    source: str | None = None
+
+    @property
+    def failed_checks(self) -> tuple[CheckResult, ...]:
+        return tuple(c for c in self.checks if c.status.is_failure)
+
+    @property
+    def passed(self) -> bool:
+        """True when the suite does not, by itself, fail the gate (ignoring ``report_only``)."""
+        if self.error is not None:
+            return False
+        if not any(c.status is Status.PASSED for c in self.checks) and not self.failed_checks:
+            return False  # nothing passed: an empty or all-skipped suite proves nothing
+        return len(self.failed_checks) <= self.policy.failure_limit
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counts = {status.value: 0 for status in Status}
+        for check in self.checks:
+            counts[check.status.value] += 1
+        return counts
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "source": self.source,
+            "passed": self.passed,
+            "error": self.error,
+            "policy": asdict(self.policy),
+            "duration": round(self.duration, 4),
+            "checks": [c.to_dict() for c in self.checks],
+        }

@@ -1,0 +1,160 @@
+"""Run suites concurrently under a bound, every check under the deadline.
+
+Each suite runs in its own daemon thread and emits check results as they complete. At the
+deadline the runner stops waiting: the checks a suite had not reported become
+``timed_out`` results naming them, and ``deadline_reached`` is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hooks.deadline import Deadline
+from hooks.pool import WorkerPool
+from hooks.results import CheckResult, Status, SuiteResult
+from hooks.suites.base import DeploymentInfo, Suite, SuiteContext
+from hooks.suites.registry import BrokenSuite
+from hooks.target import Target
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONCURRENCY = 16
+DEFAULT_SUITE_CONCURRENCY = 4
+
+
+@dataclass(frozen=True)
+class RunResult:
+    suites: tuple[SuiteResult, ...]
+    deadline_reached: bool = False
+    duration: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "deadline_reached": self.deadline_reached,
+            "duration": round(self.duration, 4),
+            "suites": [s.to_dict() for s in self.suites],
+        }
+
+
+@dataclass
+class _SuiteRun:
+    suite: Suite
+    results: list[CheckResult] = field(default_factory=list)
+    error: str | None = None
+    started: float | None = None
+    finished: float | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def result(self, now: float) -> SuiteResult:
+        with self.lock:
+            checks = list(self.results)
+        if not self.done.is_set():
+            reported = {c.name for c in checks}
+            what = "still running" if self.started is not None else "not started"
+            missing = [n for n in self.suite.check_names() if n not in reported]
+            for name in missing:
+                checks.append(
+                    CheckResult(name, Status.TIMED_OUT, message=f"deadline reached: {what}")
+                )
+            if not missing:
+                checks.append(
+                    CheckResult(
+                        "(suite)", Status.TIMED_OUT, message=f"deadline reached: suite {what}"
+                    )
+                )
+        start = self.started if self.started is not None else now
+        return SuiteResult(
+            name=self.suite.name,
+            kind=self.suite.kind,
+            checks=tuple(checks),
+            error=self.error,
+            policy=self.suite.policy,
+            duration=(self.finished or now) - start,
+            source=self.suite.source,
+        )
+
+
+def run_suites(
+    suites: Sequence[Suite],
+    *,
+    target: Target,
+    deployment: DeploymentInfo,
+    deadline: Deadline,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    suite_concurrency: int = DEFAULT_SUITE_CONCURRENCY,
+    request_timeout: float = 10.0,
+    on_check: Callable[[Suite, CheckResult], None] | None = None,
+) -> RunResult:
+    """Run ``suites`` and return their results by the deadline, whatever the suites do."""
+    started = time.monotonic()
+    pool = WorkerPool(concurrency, name="greenlight-check")
+    slots = threading.BoundedSemaphore(max(suite_concurrency, 1))
+    runs = [_SuiteRun(suite) for suite in suites]
+
+    def execute(run: _SuiteRun) -> None:
+        acquired = False
+        try:
+            if isinstance(run.suite, BrokenSuite):
+                run.error = run.suite.error
+                return
+            acquired = slots.acquire(timeout=deadline.remaining())
+            if not acquired:
+                return
+            run.started = time.monotonic()
+
+            def emit(result: CheckResult) -> None:
+                with run.lock:
+                    run.results.append(result)
+                if on_check is not None:
+                    try:
+                        on_check(run.suite, result)
+                    except Exception:  # progress output must never break a run
+                        log.exception("progress callback failed")
+
+            ctx = SuiteContext(
+                target=target,
+                deployment=deployment,
+                deadline=deadline,
+                pool=pool,
+                emit=emit,
+                request_timeout=request_timeout,
+            )
+            run.suite.run(ctx)
+        except Exception as exc:
+            log.error("suite %r raised\n%s", run.suite.name, traceback.format_exc())
+            run.error = (
+                f"suite {run.suite.name!r} ({run.suite.kind}) raised {type(exc).__name__}: {exc}"
+            )
+        finally:
+            if acquired:
+                slots.release()
+        # A suite that returned because time ran out, with checks unreported, stays
+        # unfinished: the runner names those checks as timed out.
+        reported = {c.name for c in run.results}
+        if (
+            deadline.expired()
+            and run.error is None
+            and any(n not in reported for n in run.suite.check_names())
+        ):
+            return
+        run.finished = time.monotonic()
+        run.done.set()
+
+    for run in runs:
+        threading.Thread(
+            target=execute, args=(run,), daemon=True, name=f"greenlight-suite-{run.suite.name}"
+        ).start()
+    for run in runs:
+        run.done.wait(timeout=deadline.remaining())
+    pool.shutdown()
+    now = time.monotonic()
+    results = tuple(run.result(now) for run in runs)
+    reached = any(not run.done.is_set() for run in runs)
+    return RunResult(results, deadline_reached=reached, duration=now - started)

@@ -1,0 +1,94 @@
+"""Settings from the function's environment (the highest-precedence source of a plan)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from hooks.deadline import DEFAULT_SAFETY_MARGIN
+from hooks.exceptions import ConfigError
+
+DEFAULT_SUITES_DIR_NAME = "test_suites"
+PLAN_FILE_NAME = "greenlight.yaml"
+
+
+def _float(env: Mapping[str, str], name: str, minimum: float = 0.0) -> float | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"environment variable {name}={raw!r} is not a number") from None
+    if value < minimum:
+        raise ConfigError(f"environment variable {name}={raw!r} must be at least {minimum:g}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool | None:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return None
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"environment variable {name}={raw!r} must be true or false")
+
+
+def _names(raw: str | None) -> tuple[str, ...] | None:
+    if raw is None or not raw.strip():
+        return None
+    return tuple(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
+
+
+def default_suites_dir(env: Mapping[str, str]) -> Path:
+    """``GREENLIGHT_SUITES_DIR``, else ``test_suites`` in the Lambda task root or here."""
+    if env.get("GREENLIGHT_SUITES_DIR"):
+        return Path(env["GREENLIGHT_SUITES_DIR"])
+    root = env.get("LAMBDA_TASK_ROOT")
+    return Path(root) / DEFAULT_SUITES_DIR_NAME if root else Path(DEFAULT_SUITES_DIR_NAME)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every ``GREENLIGHT_*`` variable, parsed and checked; ``None`` means not set."""
+
+    suites_dir: Path
+    plan_file: Path
+    target_url: str | None = None
+    prod_url: str | None = None
+    host: str | None = None
+    suites: tuple[str, ...] | None = None
+    tls_verify: bool | None = None
+    ca_bundle: str | None = None
+    concurrency: int | None = None
+    readiness_timeout: float | None = None
+    request_timeout: float | None = None
+    safety_margin: float = DEFAULT_SAFETY_MARGIN
+    use_tags: bool = True
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        suites_dir = default_suites_dir(env)
+        concurrency = _float(env, "GREENLIGHT_CONCURRENCY", minimum=1)
+        margin = _float(env, "GREENLIGHT_SAFETY_MARGIN")
+        use_tags = _bool(env, "GREENLIGHT_USE_TAGS")
+        return cls(
+            suites_dir=suites_dir,
+            plan_file=Path(env.get("GREENLIGHT_PLAN_FILE") or suites_dir / PLAN_FILE_NAME),
+            target_url=env.get("GREENLIGHT_TARGET_URL", "").strip() or None,
+            prod_url=env.get("GREENLIGHT_PROD_URL", "").strip() or None,
+            host=env.get("GREENLIGHT_TARGET_HOST", "").strip() or None,
+            suites=_names(env.get("GREENLIGHT_SUITES")),
+            tls_verify=_bool(env, "GREENLIGHT_TLS_VERIFY"),
+            ca_bundle=env.get("GREENLIGHT_CA_BUNDLE", "").strip() or None,
+            concurrency=int(concurrency) if concurrency is not None else None,
+            readiness_timeout=_float(env, "GREENLIGHT_READINESS_TIMEOUT"),
+            request_timeout=_float(env, "GREENLIGHT_REQUEST_TIMEOUT", minimum=0.001),
+            safety_margin=DEFAULT_SAFETY_MARGIN if margin is None else margin,
+            use_tags=True if use_tags is None else use_tags,
+        )

@@ -1,0 +1,244 @@
+"""The suite plugin API.
+
+A **suite kind** loads suites of one family from files (``SuiteKind.load``); a **suite** is
+a named collection of checks that runs against a :class:`~hooks.target.Target` and emits one
+:class:`~hooks.results.CheckResult` per check through ``ctx.emit``.
+
+A minimal kind, registered in a package's ``pyproject.toml``::
+
+    [project.entry-points."greenlight.suites"]
+    ping = "my_package:PingKind"
+
+    class PingCheck(Check):
+        def run(self, ctx: SuiteContext) -> CheckResult:
+            response = ctx.session.get(ctx.target.resolve("/ping"))
+            status = Status.PASSED if response.ok else Status.FAILED
+            return CheckResult(self.name, status, message=f"HTTP {response.status_code}")
+
+    class PingKind(SuiteKind):
+        name = "ping"
+        def claims(self, path: Path) -> bool:
+            return path.suffix == ".ping"
+        def load(self, path: Path) -> list[Suite]:
+            return [CheckSuite(name=path.stem, kind=self.name, source=str(path),
+                               checks=[PingCheck(line) for line in path.read_text().split()])]
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass
+from functools import cached_property, partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hooks.deadline import Deadline
+from hooks.lifecycle import LifecycleEvent
+from hooks.pool import WorkerPool
+from hooks.results import CheckResult, Policy, Status
+from hooks.target import Target
+
+if TYPE_CHECKING:
+    from hooks.http import CheckSession
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DeploymentInfo:
+    """What a suite knows of the deployment it gates."""
+
+    deployment_id: str
+    execution_id: str
+    lifecycle_event: LifecycleEvent
+    application: str | None = None
+    deployment_group: str | None = None
+
+    def variables(self) -> dict[str, str]:
+        return {
+            "deployment.id": self.deployment_id,
+            "deployment.execution_id": self.execution_id,
+            "deployment.lifecycle_event": self.lifecycle_event.value,
+            "deployment.application": self.application or "",
+            "deployment.group": self.deployment_group or "",
+        }
+
+
+@dataclass
+class SuiteContext:
+    """Everything a running suite may use. One context per suite run."""
+
+    target: Target
+    deployment: DeploymentInfo
+    deadline: Deadline
+    pool: WorkerPool
+    emit: Callable[[CheckResult], None] = lambda result: None
+    request_timeout: float = 10.0
+
+    @cached_property
+    def session(self) -> CheckSession:
+        """An HTTP session for the target: headers, TLS, host name, timeouts under the deadline."""
+        from hooks.http import make_session
+
+        return make_session(
+            self.target,
+            deployment_id=self.deployment.deployment_id,
+            deadline=self.deadline,
+            timeout=self.request_timeout,
+            pool_size=self.pool.max_workers,
+        )
+
+    def variables(self) -> dict[str, str]:
+        """Variables from the deployment and the target, for templating."""
+        values = self.deployment.variables()
+        values["target.url"] = self.target.url
+        values["target.prod_url"] = self.target.prod_url or ""
+        values["target.host"] = self.target.host or ""
+        return values
+
+    def run_checks(self, checks: Sequence[Check], *, sequential: bool) -> None:
+        """Run checks in order, or concurrently on the shared pool; emit each result."""
+        if sequential:
+            for check in checks:
+                if self.deadline.expired():
+                    return  # the runner reports what never ran as timed out
+                self.emit(run_guarded(check, self))
+            return
+        pending: set[Future[CheckResult]] = {
+            self.pool.submit(partial(run_guarded, check, self)) for check in checks
+        }
+        while pending and not self.deadline.expired():
+            done, pending = wait(
+                pending, timeout=self.deadline.remaining(), return_when=FIRST_COMPLETED
+            )
+            for future in done:
+                self.emit(future.result())
+
+
+def run_guarded(check: Check, ctx: SuiteContext) -> CheckResult:
+    """Run one check; an exception becomes an ``error`` result naming the check and the cause."""
+    started = time.perf_counter()
+    try:
+        return check.run(ctx)
+    except Exception as exc:
+        log.error("check %r raised\n%s", check.name, traceback.format_exc())
+        return CheckResult(
+            check.name,
+            Status.ERROR,
+            time.perf_counter() - started,
+            message=f"check raised {type(exc).__name__}: {exc}",
+        )
+
+
+class Check(ABC):
+    """One check of a :class:`CheckSuite`."""
+
+    name: str
+
+    @abstractmethod
+    def run(self, ctx: SuiteContext) -> CheckResult:
+        """Run once and return the result; may raise (the runner turns it into an error)."""
+
+
+class Suite(ABC):
+    """A named collection of checks."""
+
+    name: str
+    kind: str
+    description: str = ""
+    tags: frozenset[str] = frozenset()
+    #: Lifecycle events this suite runs at; empty means every event.
+    events: frozenset[LifecycleEvent] = frozenset()
+    policy: Policy = Policy()
+    source: str | None = None
+
+    def check_names(self) -> list[str]:
+        """Names of the checks, when known before running (to name the ones that time out)."""
+        return []
+
+    def runs_at(self, event: LifecycleEvent) -> bool:
+        return not self.events or event in self.events
+
+    def with_policy(self, policy: Policy) -> Suite:
+        """This suite with another policy (the plan may override the suite's own)."""
+        import copy
+
+        clone = copy.copy(self)
+        clone.policy = policy
+        return clone
+
+    @abstractmethod
+    def run(self, ctx: SuiteContext) -> None:
+        """Run the checks and call ``ctx.emit`` with each result as it completes."""
+
+
+class CheckSuite(Suite):
+    """A suite made of :class:`Check` objects known up front; concurrent unless sequential."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        kind: str,
+        checks: Sequence[Check],
+        sequential: bool = False,
+        description: str = "",
+        tags: frozenset[str] = frozenset(),
+        events: frozenset[LifecycleEvent] = frozenset(),
+        policy: Policy | None = None,
+        source: str | None = None,
+    ) -> None:
+        self.name = name
+        self.kind = kind
+        self.checks = list(checks)
+        self.sequential = sequential
+        self.description = description
+        self.tags = tags
+        self.events = events
+        self.policy = policy or Policy()
+        self.source = source
+
+    def check_names(self) -> list[str]:
+        return [check.name for check in self.checks]
+
+    def run(self, ctx: SuiteContext) -> None:
+        ctx.run_checks(self.checks, sequential=self.sequential)
+
+
+class SuiteKind(ABC):
+    """A plugin that loads one family of suites from the suites directory."""
+
+    name: str
+
+    @abstractmethod
+    def claims(self, path: Path) -> bool:
+        """True when ``path`` (a file or a folder) holds suites of this kind."""
+
+    @abstractmethod
+    def load(self, path: Path) -> list[Suite]:
+        """Parse and validate ``path``; raise an error that names the file and the cause."""
+
+    def validate(self, path: Path) -> list[str]:
+        """Problems in ``path`` as ``file:line: message`` lines, without running anything."""
+        try:
+            self.load(path)
+        except Exception as exc:
+            return [str(exc)]
+        return []
+
+
+def parse_events(values: Any, where: str) -> frozenset[LifecycleEvent]:
+    """Lifecycle event names from a suite file, with an error naming ``where``."""
+    from hooks.exceptions import ConfigError
+
+    if not values:
+        return frozenset()
+    try:
+        return frozenset(LifecycleEvent.parse(str(v)) for v in values)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc

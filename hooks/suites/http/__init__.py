@@ -1,0 +1,299 @@
+"""Declarative HTTP suites: YAML files of requests, assertions, captures and polling."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hooks.exceptions import ConfigError
+from hooks.results import CheckResult, Evidence, Policy, Status, cut
+from hooks.suites.base import (
+    Check,
+    CheckSuite,
+    Suite,
+    SuiteContext,
+    SuiteKind,
+    parse_events,
+)
+from hooks.suites.http.assertions import Response, evaluate, search
+from hooks.suites.http.template import UnknownVariableError, render
+from hooks.yamlfile import load_yaml, located, validate
+
+SCHEMA_PATH = Path(__file__).with_name("schema.json")
+#: Without assertions, a check asserts that the response is not an error.
+DEFAULT_ASSERTIONS: tuple[Mapping[str, Any], ...] = ({"status": True, "less_than": 400},)
+BUILTIN_VARIABLES = frozenset(
+    {
+        "deployment.id",
+        "deployment.execution_id",
+        "deployment.lifecycle_event",
+        "deployment.application",
+        "deployment.group",
+        "target.url",
+        "target.prod_url",
+        "target.host",
+    }
+)
+_REFERENCE = re.compile(r"(?<!\$)\$\{([^}]*)\}")
+
+
+@dataclass
+class HttpCheck:
+    """One check of a declarative suite, as written in the file (after validation)."""
+
+    name: str
+    request: Mapping[str, Any]
+    assertions: tuple[Mapping[str, Any], ...]
+    captures: Mapping[str, Mapping[str, str]]
+    retry: int
+    retry_interval: float
+    timeout: float
+    headers: Mapping[str, Any] = field(default_factory=dict)
+
+    def execute(self, ctx: SuiteContext, scope: dict[str, str]) -> CheckResult:
+        started = time.perf_counter()
+        attempts = 0
+        while True:
+            attempts += 1
+            failures, evidence, response = self._attempt(ctx, scope, attempts)
+            if not failures or attempts > self.retry:
+                break
+            if ctx.deadline.remaining() <= self.retry_interval:
+                failures.append(f"gave up after {attempts} attempts: the deadline is near")
+                break
+            time.sleep(self.retry_interval)
+        if not failures and response is not None:
+            failures = self._capture(response, scope)
+        duration = time.perf_counter() - started
+        if not failures:
+            return CheckResult(self.name, Status.PASSED, duration, evidence=evidence)
+        status = Status.TIMED_OUT if ctx.deadline.expired() else Status.FAILED
+        message = failures[0] + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else "")
+        if attempts > 1:
+            message += f" [after {attempts} attempts]"
+        return CheckResult(self.name, status, duration, message, tuple(failures), evidence)
+
+    def _attempt(
+        self, ctx: SuiteContext, scope: Mapping[str, str], attempt: int
+    ) -> tuple[list[str], Evidence | None, Response | None]:
+        from hooks.http import describe_error
+
+        try:
+            request = render(dict(self.request), scope)
+            headers = {k: str(v) for k, v in render(dict(self.headers), scope).items()}
+            assertions = render(list(self.assertions), scope)
+        except UnknownVariableError as exc:
+            return [str(exc)], None, None
+        method = request.get("method", "GET")
+        url = ctx.target.resolve(
+            request.get("url") or request.get("path") or "/", prod=request.get("listener") == "prod"
+        )
+        headers.update({k: str(v) for k, v in request.get("headers", {}).items()})
+        line = f"{method} {url}"
+        t0 = time.perf_counter()
+        try:
+            raw = ctx.session.request(
+                method,
+                url,
+                params=request.get("query"),
+                headers=headers or None,
+                json=request.get("json"),
+                data=request.get("body"),
+                timeout=request.get("timeout", self.timeout),
+                allow_redirects=request.get("allow_redirects", False),
+            )
+        except Exception as exc:  # requests' errors: refused, timeout, TLS...
+            return (
+                [f"request failed: {describe_error(exc)}"],
+                Evidence(line, attempts=attempt),
+                None,
+            )
+        response = Response(
+            raw.status_code, raw.headers, raw.text, (time.perf_counter() - t0) * 1000
+        )
+        failures = [f for assertion in assertions for f in evaluate(assertion, response)]
+        evidence = Evidence(line, raw.status_code, cut(raw.text) if failures else None, attempt)
+        return failures, evidence, response
+
+    def _capture(self, response: Response, scope: dict[str, str]) -> list[str]:
+        failures: list[str] = []
+        for variable, spec in self.captures.items():
+            value: Any = None
+            if "jmespath" in spec:
+                try:
+                    value = search(spec["jmespath"], response.json())
+                except ValueError:
+                    value = None
+            elif "header" in spec:
+                value = response.headers.get(spec["header"])
+            else:
+                found = re.search(spec["regex"], response.text)
+                value = (found.group(1) if found.groups() else found.group(0)) if found else None
+            if value is None:
+                how = ", ".join(f"{k} {v!r}" for k, v in spec.items())
+                failures.append(f"capture {variable}: {how} found nothing in the response")
+            else:
+                scope[variable] = value if isinstance(value, str) else _text(value)
+        return failures
+
+
+def _text(value: Any) -> str:
+    import json
+
+    return json.dumps(value) if isinstance(value, dict | list | bool) else str(value)
+
+
+class _Bound(Check):
+    def __init__(self, check: HttpCheck, scope: dict[str, str]) -> None:
+        self.name = check.name
+        self._check = check
+        self._scope = scope
+
+    def run(self, ctx: SuiteContext) -> CheckResult:
+        return self._check.execute(ctx, self._scope)
+
+
+class HttpSuite(CheckSuite):
+    """A declarative suite; its variables and captures live for one run."""
+
+    def __init__(
+        self, *, variables: Mapping[str, str], http_checks: list[HttpCheck], **kwargs: Any
+    ) -> None:
+        super().__init__(checks=[], **kwargs)
+        self.variables = dict(variables)
+        self.http_checks = http_checks
+
+    def check_names(self) -> list[str]:
+        return [check.name for check in self.http_checks]
+
+    def run(self, ctx: SuiteContext) -> None:
+        scope = {**ctx.variables(), **self.variables}
+        ctx.run_checks([_Bound(c, scope) for c in self.http_checks], sequential=self.sequential)
+
+
+class HttpSuiteKind(SuiteKind):
+    """Loads ``*.yaml`` / ``*.yml`` suite files (the plan file ``greenlight.yaml`` excepted)."""
+
+    name = "http"
+
+    def claims(self, path: Path) -> bool:
+        return path.is_file() and path.suffix in (".yaml", ".yml")
+
+    def load(self, path: Path) -> list[Suite]:
+        data, text = load_yaml(path)
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}:1: a suite file must be a mapping with 'name' and 'checks'")
+        validate(data, SCHEMA_PATH, path, text, hints=_hint)
+        return [_build(data, path, text)]
+
+
+def _hint(keys: list[str], rule: str) -> str | None:
+    if rule == "oneOf" and len(keys) >= 2 and keys[-2] == "assert":
+        return "an assertion needs exactly one query: status, header, jmespath, body or duration"
+    if rule == "oneOf" and len(keys) >= 2 and keys[-2] == "capture":
+        return "a capture needs exactly one of jmespath, header or regex"
+    if rule == "not" and keys and keys[-1] == "request":
+        return "a request has either 'json' or 'body', not both"
+    return None
+
+
+def _build(data: Mapping[str, Any], path: Path, text: str) -> HttpSuite:
+    defaults = data.get("defaults", {})
+    variables = {k: str(v) for k, v in data.get("variables", {}).items()}
+    known = set(BUILTIN_VARIABLES) | set(variables)
+    seen: set[str] = set()
+    checks: list[HttpCheck] = []
+    for index, spec in enumerate(data["checks"]):
+        where: list[Any] = ["checks", index]
+        if spec["name"] in seen:
+            raise located(path, text, [*where, "name"], f"duplicate check name {spec['name']!r}")
+        seen.add(spec["name"])
+        _check_expressions(spec, path, text, where)
+        _check_references(spec, known, path, text, where)
+        known |= set(spec.get("capture", {}))
+        checks.append(
+            HttpCheck(
+                name=spec["name"],
+                request=spec["request"],
+                assertions=tuple(spec.get("assert") or DEFAULT_ASSERTIONS),
+                captures=spec.get("capture", {}),
+                retry=spec.get("retry", defaults.get("retry", 0)),
+                retry_interval=float(
+                    spec.get("retry_interval", defaults.get("retry_interval", 1.0))
+                ),
+                timeout=float(spec["request"].get("timeout", defaults.get("timeout", 10.0))),
+                headers=defaults.get("headers", {}),
+            )
+        )
+    flow = any(c.captures for c in checks)
+    return HttpSuite(
+        name=data["name"],
+        kind="http",
+        http_checks=checks,
+        variables=variables,
+        sequential=bool(data.get("sequential", False) or flow),
+        description=data.get("description", ""),
+        tags=frozenset(data.get("tags", [])),
+        events=parse_events(data.get("events"), str(path)),
+        policy=Policy(
+            report_only=bool(data.get("report_only", False)),
+            failure_limit=int(data.get("failure_limit", 0)),
+        ),
+        source=str(path),
+    )
+
+
+def _check_expressions(spec: Mapping[str, Any], path: Path, text: str, where: list[Any]) -> None:
+    """Compile every regex and JMESPath now, so a typo fails validation, not the gate."""
+    import jmespath
+    from jmespath.exceptions import ParseError
+
+    items: list[tuple[list[Any], Mapping[str, Any]]] = [
+        ([*where, "assert", i], a) for i, a in enumerate(spec.get("assert", []))
+    ]
+    items += [([*where, "capture", name], c) for name, c in spec.get("capture", {}).items()]
+    for keys, item in items:
+        for key in ("matches", "regex"):
+            if key in item and "${" not in item[key]:
+                try:
+                    re.compile(item[key])
+                except re.error as exc:
+                    raise located(
+                        path, text, [*keys, key], f"invalid regular expression {item[key]!r}: {exc}"
+                    ) from None
+        if "jmespath" in item:
+            try:
+                jmespath.compile(item["jmespath"])
+            except ParseError as exc:
+                raise located(
+                    path,
+                    text,
+                    [*keys, "jmespath"],
+                    f"invalid JMESPath {item['jmespath']!r}: {exc.msg}",
+                ) from None
+
+
+def _check_references(spec: Any, known: set[str], path: Path, text: str, where: list[Any]) -> None:
+    """Every ``${name}`` must be defined before the check runs (``env:`` is read at run time)."""
+    if isinstance(spec, str):
+        for name in _REFERENCE.findall(spec):
+            name = name.strip()
+            if not name.startswith("env:") and name not in known:
+                raise located(
+                    path,
+                    text,
+                    where,
+                    f"${{{name}}} is not defined here (known: {', '.join(sorted(known))})",
+                )
+    elif isinstance(spec, list):
+        for index, item in enumerate(spec):
+            _check_references(item, known, path, text, [*where, index])
+    elif isinstance(spec, dict):
+        for key, item in spec.items():
+            if key == "capture":
+                continue
+            _check_references(item, known, path, text, [*where, key])

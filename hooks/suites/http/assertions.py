@@ -1,0 +1,199 @@
+"""Assertions: a query on the response and predicates on its value (Hurl's model).
+
+Every predicate of every assertion is evaluated; each failure is a line that shows the
+value actually seen.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from hooks.results import cut
+
+QUERIES = ("status", "header", "jmespath", "body", "duration")
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class Response:
+    """What assertions and captures look at."""
+
+    status: int
+    headers: Mapping[str, str]  # case-insensitive mapping from requests
+    text: str
+    elapsed_ms: float
+
+    def json(self) -> Any:
+        return json.loads(self.text)
+
+
+@lru_cache(maxsize=512)
+def _jmespath(expression: str) -> Any:
+    import jmespath
+
+    return jmespath.compile(expression)
+
+
+def search(expression: str, document: Any) -> Any:
+    return _jmespath(expression).search(document)
+
+
+def query(assertion: Mapping[str, Any], response: Response) -> tuple[str, Any]:
+    """The assertion's label and the value its query finds (``_MISSING`` when absent)."""
+    if "status" in assertion:
+        return "status", response.status
+    if "header" in assertion:
+        name = assertion["header"]
+        return f"header {name}", response.headers.get(name, _MISSING)
+    if "jmespath" in assertion:
+        expression = assertion["jmespath"]
+        try:
+            document = response.json()
+        except ValueError:
+            return f"jmespath {expression}", _NotJson(response.text)
+        value = search(expression, document)
+        return f"jmespath {expression}", _MISSING if value is None else value
+    if "body" in assertion:
+        return "body", response.text
+    return "duration", response.elapsed_ms
+
+
+class _NotJson:
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"a body that is not JSON: {cut(self.text, 120)!r}"
+
+
+def show(value: Any) -> str:
+    if value is _MISSING:
+        return "nothing (absent)"
+    if isinstance(value, _NotJson):
+        return repr(value)
+    if isinstance(value, str):
+        return repr(cut(value, 200))
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return cut(json.dumps(value, default=str), 200)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _equals(actual: Any, expected: Any) -> bool:
+    if actual is _MISSING or isinstance(actual, bool) != isinstance(expected, bool):
+        return False
+    if isinstance(actual, str) and not isinstance(expected, str):
+        # A header or body is text: compare with the expected value written as JSON/text.
+        return actual == (
+            str(expected) if isinstance(expected, int | float) else json.dumps(expected)
+        )
+    return bool(actual == expected)
+
+
+def _contains(actual: Any, expected: Any) -> bool:
+    if isinstance(actual, str):
+        return str(expected) in actual
+    if isinstance(actual, list):
+        return any(_equals(item, expected) for item in actual)
+    if isinstance(actual, dict):
+        return expected in actual
+    return False
+
+
+def _matches(actual: Any, pattern: str) -> bool:
+    return isinstance(actual, str) and re.search(pattern, actual) is not None
+
+
+def _compare(op: Callable[[float, float], bool]) -> Callable[[Any, Any], bool]:
+    def check(actual: Any, expected: Any) -> bool:
+        number = _number(actual)
+        return number is not None and op(number, float(expected))
+
+    return check
+
+
+_JSON_TYPES: dict[str, Callable[[Any], bool]] = {
+    "string": lambda v: isinstance(v, str),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "array": lambda v: isinstance(v, list),
+    "object": lambda v: isinstance(v, dict),
+    "null": lambda v: v is None or v is _MISSING,
+}
+
+
+def _status_class(actual: Any, expected: Any) -> bool:
+    if isinstance(expected, list):
+        return actual in expected
+    if isinstance(expected, str):
+        return str(actual)[0] == expected[0]
+    return bool(actual == expected)
+
+
+PREDICATES: dict[str, tuple[str, Callable[[Any, Any], bool]]] = {
+    "equals": ("equal", _equals),
+    "in": ("be one of", lambda a, e: any(_equals(a, x) for x in e)),
+    "contains": ("contain", _contains),
+    "matches": ("match", _matches),
+    "exists": ("exist", lambda a, e: (a is not _MISSING) == bool(e)),
+    "less_than": ("be <", _compare(lambda a, e: a < e)),
+    "less_or_equal": ("be <=", _compare(lambda a, e: a <= e)),
+    "greater_than": ("be >", _compare(lambda a, e: a > e)),
+    "greater_or_equal": ("be >=", _compare(lambda a, e: a >= e)),
+    "type": ("be of type", lambda a, e: _JSON_TYPES[e](a)),
+    "length": ("have length", lambda a, e: isinstance(a, str | list | dict) and len(a) == e),
+}
+
+
+def evaluate(assertion: Mapping[str, Any], response: Response) -> list[str]:
+    """Every failed predicate of ``assertion``, each showing the actual value."""
+    label, actual = query(assertion, response)
+    negate = bool(assertion.get("not", False))
+    failures: list[str] = []
+    checks: list[tuple[str, str, Any, Callable[[Any, Any], bool]]] = []
+    if assertion.get("status") not in (None, True):
+        checks.append(("status", "be", assertion["status"], _status_class))
+    for key, (verb, predicate) in PREDICATES.items():
+        if key in assertion:
+            checks.append((key, verb, assertion[key], predicate))
+    if not checks:  # a bare query asserts presence
+        checks.append(("exists", "exist", True, PREDICATES["exists"][1]))
+    for key, verb, expected, predicate in checks:
+        try:
+            ok = predicate(actual, expected)
+        except re.error as exc:
+            failures.append(f"{label}: invalid regular expression {expected!r}: {exc}")
+            continue
+        if ok == negate:
+            want = f"{'not ' if negate else ''}{verb}"
+            target = (
+                ""
+                if key == "exists"
+                else f" {show(expected) if key != 'status' else _status_text(expected)}"
+            )
+            failures.append(f"{label}: expected to {want}{target}, got {show(actual)}")
+    return failures
+
+
+def _status_text(expected: Any) -> str:
+    if isinstance(expected, list):
+        return " or ".join(str(code) for code in expected)
+    return str(expected)

@@ -1,0 +1,183 @@
+"""pytest suites: an ordinary pytest file or folder, run in-process inside the hook.
+
+``test_*.py`` / ``*_test.py`` files and folders holding them are suites; a suite's name is
+the file's stem without ``test_`` (``test_orders.py`` -> ``orders``) or the folder's name.
+Each test item becomes one check; a failed assertion's message is the check's message.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from hooks.results import CheckResult, Status
+from hooks.suites.base import Suite, SuiteContext, SuiteKind
+
+#: In-process pytest: no cache or bytecode (read-only code directory), no terminal output
+#: (logs stay structured), no fd capture (threads), the project's own pytest settings
+#: ignored (``-c /dev/null``), and the fixtures plugin passed in directly rather than
+#: auto-loaded through its ``pytest11`` entry point.
+_QUIET_ARGS = (
+    "-p",
+    "no:cacheprovider",
+    "-p",
+    "no:terminal",
+    "-p",
+    "no:faulthandler",
+    "-p",
+    "no:greenlight",
+    "--capture=no",
+    "-c",
+    os.devnull,
+)
+
+#: pytest keeps global state (modules, hooks): suites of this kind run one at a time.
+_PYTEST_LOCK = threading.Lock()
+
+
+def _is_test_file(path: Path) -> bool:
+    return (
+        path.is_file()
+        and path.suffix == ".py"
+        and (path.name.startswith("test_") or path.stem.endswith("_test"))
+    )
+
+
+class PytestSuite(Suite):
+    kind = "pytest"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        stem = path.stem if path.is_file() else path.name
+        self.name = stem.removeprefix("test_").removesuffix("_test") if path.is_file() else stem
+        self.source = str(path)
+        self._collected: list[str] = []
+
+    def check_names(self) -> list[str]:
+        return list(self._collected)
+
+    def run(self, ctx: SuiteContext) -> None:
+        import pytest
+
+        from hooks.suites import pytest_plugin
+        from hooks.suites.pytest_plugin import CONTEXT_KEY
+
+        suite = self
+
+        class Collector:
+            @pytest.hookimpl(tryfirst=True)
+            def pytest_configure(self, config: pytest.Config) -> None:
+                config.stash[CONTEXT_KEY] = ctx
+
+            def pytest_collection_finish(self, session: pytest.Session) -> None:
+                suite._collected = [item.nodeid for item in session.items]
+
+            def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+                result = _to_result(report)
+                if result is not None:
+                    ctx.emit(result)
+
+            def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+                if report.failed:
+                    ctx.emit(
+                        CheckResult(
+                            report.nodeid or suite.name,
+                            Status.ERROR,
+                            message=f"collection failed: {_longrepr(report)}",
+                        )
+                    )
+
+        root = self.path if self.path.is_dir() else self.path.parent
+        args = [str(self.path), *_QUIET_ARGS, f"--rootdir={root}"]
+        with _PYTEST_LOCK:
+            previous = sys.dont_write_bytecode
+            sys.dont_write_bytecode = True  # the Lambda code directory is read-only
+            try:
+                code = pytest.main(args, plugins=[Collector(), pytest_plugin])
+            finally:
+                sys.dont_write_bytecode = previous
+        code = pytest.ExitCode(code)
+        if code == pytest.ExitCode.NO_TESTS_COLLECTED:
+            ctx.emit(
+                CheckResult(
+                    "(collection)", Status.ERROR, message=f"no tests collected from {self.path}"
+                )
+            )
+        elif code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR):
+            ctx.emit(
+                CheckResult(
+                    "(pytest)",
+                    Status.ERROR,
+                    message=f"pytest exited with {code.name} for {self.path}",
+                )
+            )
+
+
+def _longrepr(report: Any) -> str:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None:
+        return str(crash.message)
+    if isinstance(report.longrepr, tuple):
+        return str(report.longrepr[-1])
+    return str(report.longrepr).strip().splitlines()[-1] if report.longrepr else "failed"
+
+
+def _to_result(report: Any) -> CheckResult | None:
+    duration = float(getattr(report, "duration", 0.0))
+    if report.when == "call":
+        if report.passed:
+            return CheckResult(report.nodeid, Status.PASSED, duration)
+        if report.skipped:
+            return CheckResult(report.nodeid, Status.SKIPPED, duration, _longrepr(report))
+        return CheckResult(report.nodeid, Status.FAILED, duration, _longrepr(report))
+    if report.when == "setup" and not report.passed:
+        status = Status.SKIPPED if report.skipped else Status.ERROR
+        prefix = "" if report.skipped else "setup failed: "
+        return CheckResult(report.nodeid, status, duration, prefix + _longrepr(report))
+    if report.when == "teardown" and report.failed:
+        return CheckResult(
+            f"{report.nodeid} (teardown)",
+            Status.ERROR,
+            duration,
+            f"teardown failed: {_longrepr(report)}",
+        )
+    return None
+
+
+class PytestSuiteKind(SuiteKind):
+    name = "pytest"
+
+    def claims(self, path: Path) -> bool:
+        if path.is_dir():
+            return any(_is_test_file(p) for p in path.rglob("*.py"))
+        return _is_test_file(path)
+
+    def load(self, path: Path) -> list[Suite]:
+        return [PytestSuite(path)]
+
+    def validate(self, path: Path) -> list[str]:
+        """Collect without running: import errors and syntax errors, as pytest reports them."""
+        import pytest
+
+        from hooks.suites import pytest_plugin
+
+        problems: list[str] = []
+
+        class Collect:
+            def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+                if report.failed:
+                    problems.append(f"{path}: collection failed: {_longrepr(report)}")
+
+        with _PYTEST_LOCK:
+            previous = sys.dont_write_bytecode
+            sys.dont_write_bytecode = True
+            try:
+                pytest.main(
+                    [str(path), "--collect-only", *_QUIET_ARGS], plugins=[Collect(), pytest_plugin]
+                )
+            finally:
+                sys.dont_write_bytecode = previous
+        return problems

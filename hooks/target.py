@@ -1,0 +1,59 @@
+"""The green stack as the suites see it: where to send requests, and how."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urljoin, urlsplit
+
+from hooks.version import __version__
+
+USER_AGENT = f"greenlight/{__version__}"
+#: Header that carries the deployment id on every request, so services can tell test traffic.
+DEPLOYMENT_HEADER = "X-Greenlight-Deployment-Id"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the suites send requests.
+
+    ``url`` reaches the green tasks (the test listener; the production listener from
+    AfterAllowTraffic on). ``prod_url`` reaches whatever serves production traffic.
+    ``host`` is the service's host name: sent as the ``Host`` header and as TLS SNI, and the
+    certificate is verified against it, while the connection goes to ``url``'s address.
+    """
+
+    url: str
+    prod_url: str | None = None
+    host: str | None = None
+    verify: bool = True
+    ca_bundle: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"target URL must be http(s)://host[:port][/path], got {self.url!r}")
+
+    def resolve(self, path_or_url: str, *, prod: bool = False) -> str:
+        """A full URL from a path (joined to the base) or a full URL (used as given)."""
+        if urlsplit(path_or_url).scheme in ("http", "https"):
+            return path_or_url
+        base = (self.prod_url if prod and self.prod_url else self.url).rstrip("/") + "/"
+        return urljoin(base, path_or_url.lstrip("/"))
+
+    @property
+    def tls_verify(self) -> bool | str:
+        """The value for requests' ``verify``: False, a CA bundle path, or True."""
+        if not self.verify:
+            return False
+        return self.ca_bundle or True
+
+    def default_headers(self, deployment_id: str | None) -> dict[str, str]:
+        headers = {"User-Agent": USER_AGENT}
+        if deployment_id:
+            headers[DEPLOYMENT_HEADER] = deployment_id
+        if self.host:
+            headers["Host"] = self.host
+        headers.update(self.headers)
+        return headers

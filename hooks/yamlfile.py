@@ -1,0 +1,123 @@
+"""YAML files validated by a JSON Schema, with errors that name the file, line and key."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hooks.exceptions import ConfigError
+
+Validator = Callable[[Any], Any]
+
+
+def load_yaml(path: Path) -> tuple[Any, str]:
+    """Parse ``path`` safely; a syntax error names the file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text: {exc}") from exc
+    try:
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        return yaml.load(text, Loader=loader), text
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: YAML syntax error: {exc.problem or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: YAML error: {exc}") from exc
+
+
+def line_of(text: str, keys: Sequence[str | int]) -> int | None:
+    """The 1-based line of the key (or list item) at ``keys``, as deep as it exists."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    if node is None:
+        return None
+    line: int = node.start_mark.line + 1
+    for key in keys:
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if k.value == str(key)), None)
+            if match is None:
+                return line
+            line, node = match[0].start_mark.line + 1, match[1]
+        elif isinstance(node, yaml.SequenceNode):
+            try:
+                node = node.value[int(key)]
+            except (ValueError, IndexError):
+                return line
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def located(path: Path, text: str, keys: Sequence[str | int], message: str) -> ConfigError:
+    """A :class:`ConfigError` reading ``file:line: at <key path>: message``."""
+    line = line_of(text, keys)
+    where = f"{path}:{line}" if line else str(path)
+    dotted = _dotted(keys)
+    return ConfigError(f"{where}: {'at ' + dotted + ': ' if dotted else ''}{message}")
+
+
+def _dotted(keys: Sequence[str | int]) -> str:
+    out = ""
+    for key in keys:
+        out += f"[{key}]" if isinstance(key, int) or str(key).isdigit() else f".{key}"
+    return out.lstrip(".")
+
+
+@cache
+def compiled_schema(schema_path: str) -> Validator:
+    """The schema at ``schema_path``, compiled once per process."""
+    import fastjsonschema
+
+    schema = json.loads(Path(schema_path).read_text(encoding="utf-8"))
+    validator: Validator = fastjsonschema.compile(schema)
+    return validator
+
+
+def validate(
+    data: Any,
+    schema_path: Path,
+    path: Path,
+    text: str,
+    hints: Callable[[list[str], str], str | None] | None = None,
+) -> None:
+    """Validate ``data``; raise a :class:`ConfigError` naming file, line and key."""
+    import fastjsonschema
+
+    try:
+        compiled_schema(str(schema_path))(data)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        keys: list[str] = [str(p) for p in (exc.path or [])][1:]  # drop the leading "data"
+        message = _message(exc, keys)
+        if hints is not None:
+            message = hints(keys, exc.rule or "") or message
+        if exc.rule == "additionalProperties" and isinstance(exc.value, dict):
+            allowed = set((exc.definition or {}).get("properties", {}))
+            extra = sorted(k for k in exc.value if k not in allowed)
+            if extra:
+                known = ", ".join(sorted(allowed))
+                raise located(
+                    path, text, [*keys, extra[0]], f"unknown key {extra[0]!r} (allowed: {known})"
+                ) from None
+        raise located(path, text, keys, message) from None
+
+
+def _message(exc: Any, keys: list[str]) -> str:
+    text = str(exc.message)
+    dotted = "data" + "".join(f"[{k}]" if k.isdigit() else f".{k}" for k in keys)
+    if text.startswith(dotted):
+        text = text[len(dotted) :].strip()
+    elif text.startswith("data"):
+        text = text.split(" ", 1)[-1]
+    return text

@@ -19,24 +19,31 @@ _logger: Logger | None = None
 
 
 def get_logger(stream: IO[str] | None = None, level: str | None = None) -> Logger:
-    """The Powertools logger of this process, created on first use."""
+    """The Powertools logger of this process, created on first use.
+
+    ``stream`` and ``level`` redirect it (the command line logs to stderr; tests capture).
+    """
     global _logger
-    if _logger is None or stream is not None or level is not None:
+    if _logger is None:
         from aws_lambda_powertools.logging import Logger
 
-        handler = logging.StreamHandler(stream) if stream is not None else None
         _logger = Logger(
             service=os.environ.get("POWERTOOLS_SERVICE_NAME", "greenlight"),
             level=level
             or os.environ.get("POWERTOOLS_LOG_LEVEL")
             or os.environ.get("LOG_LEVEL")
             or "INFO",
-            logger_handler=handler,
+            logger_handler=logging.StreamHandler(stream or sys.stdout),
         )
         package = logging.getLogger("hooks")
         package.handlers = [_logger.registered_handler]
-        package.setLevel(_logger.log_level)
         package.propagate = False
+    handler = _logger.registered_handler
+    if stream is not None and isinstance(handler, logging.StreamHandler):
+        handler.setStream(stream)
+    if level is not None:
+        _logger.setLevel(level)
+    logging.getLogger("hooks").setLevel(_logger.log_level)
     return _logger
 
 

@@ -23,6 +23,8 @@ ENTRY_POINT_GROUP = "greenlight.suites"
 #: Files in the suites directory that are never suites.
 PLAN_FILE_NAMES = frozenset({"greenlight.yaml", "greenlight.yml"})
 _IGNORED_DIRS = frozenset({"__pycache__", ".pytest_cache", ".git", "node_modules"})
+#: Shipped examples, to copy: not run unless the suites directory points into them.
+EXAMPLES_DIR = "examples"
 
 
 class BrokenSuite(Suite):
@@ -93,17 +95,21 @@ def load_plugins(catalog: Catalog, eps: Iterable[EntryPoint] | None = None) -> N
             )
 
 
-def candidate_paths(root: Path, kinds: Iterable[SuiteKind]) -> Iterator[tuple[Path, SuiteKind]]:
+def candidate_paths(
+    root: Path, kinds: Iterable[SuiteKind], *, top: bool = True
+) -> Iterator[tuple[Path, SuiteKind]]:
     """Files and folders under ``root`` that a kind claims, sorted for a stable order."""
     kinds = list(kinds)
     for path in sorted(root.iterdir()):
         if path.name.startswith(".") or path.name in _IGNORED_DIRS or path.name in PLAN_FILE_NAMES:
             continue
+        if top and path.name == EXAMPLES_DIR and path.is_dir():
+            continue
         claimant = next((kind for kind in kinds if kind.claims(path)), None)
         if claimant is not None:
             yield path, claimant
         elif path.is_dir():
-            yield from candidate_paths(path, kinds)
+            yield from candidate_paths(path, kinds, top=False)
 
 
 def load_suites_dir(catalog: Catalog, root: Path) -> None:

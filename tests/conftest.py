@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from hooks.protocol import CodeDeployCallback
+
+
+@pytest.fixture(autouse=True)
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No real AWS: fake credentials, a fixed region, no endpoint overrides."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("AWS_ENDPOINT_URL", "GREENLIGHT_", "AWS_PROFILE")):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
+
+
+@pytest.fixture
+def codedeploy() -> Iterator[tuple[Any, Stubber]]:
+    """A real CodeDeploy client whose calls are checked against the service model."""
+    client = boto3.client("codedeploy", region_name="us-east-1")
+    with Stubber(client) as stubber:
+        yield client, stubber
+        stubber.assert_no_pending_responses()
+
+
+@pytest.fixture
+def callback(codedeploy: tuple[Any, Stubber]) -> CodeDeployCallback:
+    client, _ = codedeploy
+    return CodeDeployCallback(client, sleep=lambda seconds: None)

@@ -1,0 +1,122 @@
+"""Shared test helpers: sample events, Lambda contexts, loopback servers, CodeDeploy stubs."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS = ROOT / "events"
+SUITES = ROOT / "test_suites"
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """A sample event from events/ (the same files sam local invoke uses)."""
+    return json.loads((EVENTS / f"{name}.json").read_text())
+
+
+class FakeContext:
+    """A Lambda context whose remaining time runs down in real time."""
+
+    def __init__(self, seconds: float, function_name: str = "CodeDeployHook_test") -> None:
+        self._end = time.monotonic() + seconds
+        self.function_name = function_name
+        self.invoked_function_arn = (
+            f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
+        )
+        self.aws_request_id = "req-1"
+        self.memory_limit_in_mb = 512
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(int((self._end - time.monotonic()) * 1000), 0)
+
+
+Handler = Callable[[BaseHTTPRequestHandler], None]
+
+
+@contextmanager
+def http_server(handle: Handler) -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 calling ``handle`` for every request; yields its URL."""
+
+    class RequestHandler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            handle(self)
+
+        do_POST = do_PUT = do_DELETE = do_HEAD = do_GET
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), RequestHandler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def reply(
+    handler: BaseHTTPRequestHandler,
+    status: int,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+) -> None:
+    data = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    for key, value in (headers or {}).items():
+        handler.send_header(key, value)
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
+@contextmanager
+def silent_server() -> Iterator[str]:
+    """A TCP server that accepts connections and never answers; yields its URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        sock.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = sock.accept()
+                accepted.append(conn)
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(1)
+        for conn in accepted:
+            conn.close()
+        sock.close()
+
+
+def closed_port_url() -> str:
+    """A loopback URL on which nothing listens (connection refused)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return f"http://127.0.0.1:{port}"

@@ -46,13 +46,10 @@ def evaluate(
             progress.set("reading the deployment group's tags")
             tags = runtime.discovery.tags(deployment, runtime.region, None)
 
+    application = deployment.application if deployment else settings.application
+    group = deployment.deployment_group if deployment else settings.deployment_group
     plan = resolve_plan(
-        event,
-        settings,
-        plan_file,
-        application=deployment.application if deployment else None,
-        deployment_group=deployment.deployment_group if deployment else None,
-        tags=tags,
+        event, settings, plan_file, application=application, deployment_group=group, tags=tags
     )
     summary.plan = plan
     log.info("plan", extra={"plan": plan.describe()})
@@ -74,11 +71,7 @@ def evaluate(
     names = ", ".join(s.name for s in suites)
     progress.set(f"running suites {names}")
     info = DeploymentInfo(
-        invocation.deployment_id,
-        invocation.execution_id,
-        event,
-        deployment.application if deployment else None,
-        deployment.deployment_group if deployment else None,
+        invocation.deployment_id, invocation.execution_id, event, application, group
     )
     run = run_suites(
         suites,
@@ -159,3 +152,28 @@ def select(catalog: Catalog, plan: Plan, settings: Settings) -> list[Suite]:
                     )
                 )
     return [s.with_policy(plan.policies[s.name]) if s.name in plan.policies else s for s in chosen]
+
+
+def planned_events(
+    catalog: Catalog, plan_file: PlanFile | None, settings: Settings
+) -> list[LifecycleEvent]:
+    """Events with suites planned: named by the plan, or declared by a suite's ``events``.
+
+    Suites that run at every event (the built-in reachability suite, pytest suites) do
+    not by themselves plan an event: nothing was asked of it.
+    """
+    planned = []
+    for event in LifecycleEvent:
+        plan = resolve_plan(
+            event,
+            settings,
+            plan_file,
+            application=settings.application,
+            deployment_group=settings.deployment_group,
+        )
+        if plan.suites is not None:
+            if plan.suites:
+                planned.append(event)
+        elif any(event in suite.events for suite in catalog.suites):
+            planned.append(event)
+    return planned

@@ -139,8 +139,7 @@ def handle(
         except Exception:
             logger.exception("reporter %s failed (the verdict stands)", type(reporter).__name__)
     result = summary.to_dict()
-    emit = logger.info if summary.verdict.succeeded else logger.warning
-    emit(f"greenlight {result['verdict']}: {result['reason']}", extra=result)
+    logger.info(f"greenlight {result['verdict']}: {result['reason']}", extra=result)
     for key in invocation.log_keys():
         logger.remove_keys([key])
     return result

@@ -48,5 +48,10 @@ def get_logger(stream: IO[str] | None = None, level: str | None = None) -> Logge
 
 
 def configure_for_cli(verbose: bool) -> Logger:
-    """JSON logs on stderr for the command line: warnings only, unless ``verbose``."""
-    return get_logger(stream=sys.stderr, level="DEBUG" if verbose else "WARNING")
+    """Logs on stderr for the command line: JSON with ``verbose``; else warnings, as text."""
+    logger = get_logger(stream=sys.stderr, level="DEBUG" if verbose else "WARNING")
+    if not verbose:
+        plain = logging.StreamHandler(sys.stderr)
+        plain.setFormatter(logging.Formatter("greenlight: %(levelname)s: %(message)s"))
+        logging.getLogger("hooks").handlers = [plain]
+    return logger

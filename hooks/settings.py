@@ -69,6 +69,9 @@ class Settings:
     request_timeout: float | None = None
     safety_margin: float = DEFAULT_SAFETY_MARGIN
     use_tags: bool = True
+    #: Names for plan matching when the deployment is not looked up (a fixed target URL).
+    application: str | None = None
+    deployment_group: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -91,4 +94,6 @@ class Settings:
             request_timeout=_float(env, "GREENLIGHT_REQUEST_TIMEOUT", minimum=0.001),
             safety_margin=DEFAULT_SAFETY_MARGIN if margin is None else margin,
             use_tags=True if use_tags is None else use_tags,
+            application=env.get("GREENLIGHT_APPLICATION", "").strip() or None,
+            deployment_group=env.get("GREENLIGHT_DEPLOYMENT_GROUP", "").strip() or None,
         )

@@ -47,6 +47,7 @@ def http_server(handle: Handler) -> Iterator[str]:
 
     class RequestHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        wbufsize = 65536  # headers and body in one write: no delayed-ACK stall
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

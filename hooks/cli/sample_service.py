@@ -31,6 +31,7 @@ class SampleService:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            wbufsize = 65536  # headers and body in one write: no delayed-ACK stall
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

@@ -1,0 +1,106 @@
+"""Terminal output: progress as checks finish, failures with actual values, a summary.
+
+Colour and symbols only on a terminal (and not with ``NO_COLOR``); otherwise plain,
+parseable words: ``PASS``, ``FAIL``, ``ERROR``, ``TIMEOUT``, ``SKIP``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from typing import IO, TYPE_CHECKING, Any
+
+from hooks.results import CheckResult, Status
+
+if TYPE_CHECKING:
+    from hooks.hook import RunSummary
+
+_SYMBOLS = {
+    Status.PASSED: ("✓", "32"),
+    Status.FAILED: ("✗", "31"),
+    Status.ERROR: ("!", "31"),
+    Status.TIMED_OUT: ("⏱", "33"),
+    Status.SKIPPED: ("-", "90"),
+}
+_WORDS = {
+    Status.PASSED: "PASS",
+    Status.FAILED: "FAIL",
+    Status.ERROR: "ERROR",
+    Status.TIMED_OUT: "TIMEOUT",
+    Status.SKIPPED: "SKIP",
+}
+
+
+class Console:
+    def __init__(self, stream: IO[str] | None = None, color: bool | None = None) -> None:
+        self.stream = stream or sys.stdout
+        if color is None:
+            color = self.stream.isatty() and "NO_COLOR" not in os.environ
+        self.color = color
+        self._lock = threading.Lock()
+
+    def paint(self, text: str, code: str) -> str:
+        return f"\033[{code}m{text}\033[0m" if self.color else text
+
+    def bold(self, text: str) -> str:
+        return self.paint(text, "1")
+
+    def mark(self, status: Status) -> str:
+        if self.color:
+            symbol, code = _SYMBOLS[status]
+            return self.paint(symbol, code)
+        return f"{_WORDS[status]:<7}"
+
+    def line(self, text: str = "") -> None:
+        with self._lock:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+    def on_check(self, suite: Any, result: CheckResult) -> None:
+        """Progress: one line per check as it finishes."""
+        took = f"{result.duration * 1000:.0f} ms"
+        text = f"  {self.mark(result.status)} {suite.name} / {result.name} ({took})"
+        if result.status.is_failure and result.message:
+            text += f"\n      {self.paint(result.message, '31' if self.color else '0')}"
+        self.line(text)
+
+    def verdict(self, status: str) -> str:
+        if not self.color:
+            return status
+        return self.paint(status, "1;32" if status == "Succeeded" else "1;31")
+
+    def failures(self, summary: RunSummary) -> None:
+        """Every failing assertion of every failed check, with the value seen."""
+        if summary.run is None:
+            return
+        for suite in summary.run.suites:
+            failed = [c for c in suite.checks if c.status.is_failure]
+            if not failed and suite.error is None:
+                continue
+            policy = " (report only)" if suite.policy.report_only else ""
+            self.line(
+                self.bold(f"{suite.name}{policy}") + (f" [{suite.source}]" if suite.source else "")
+            )
+            if suite.error is not None:
+                self.line(f"  {self.mark(Status.ERROR)} {suite.error}")
+            for check in failed:
+                self.line(f"  {self.mark(check.status)} {check.name}")
+                for failure in check.failures or (check.message,):
+                    self.line(f"      - {failure}")
+                if check.evidence is not None and check.evidence.request:
+                    seen = f" -> HTTP {check.evidence.status}" if check.evidence.status else ""
+                    self.line(f"      {check.evidence.request}{seen}")
+                    if check.evidence.body:
+                        self.line(f"      body: {check.evidence.body}")
+
+    def summary(self, summary: RunSummary) -> None:
+        data = summary.to_dict()
+        counts = data["counts"]
+        parts = [
+            f"{counts[s.value]} {s.value.replace('_', ' ')}" for s in Status if counts[s.value]
+        ]
+        self.line(
+            f"{self.verdict(data['verdict'])}: {data['reason']} "
+            f"[{', '.join(parts) or 'no checks'}; {data['duration']:.2f}s]"
+        )

@@ -1,0 +1,47 @@
+"""``make demo``: two rehearsed deployments of a sample service, on loopback, no AWS."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from hooks.cli.console import Console
+from hooks.cli.rehearse import rehearse
+from hooks.cli.sample_service import SampleService
+
+EXAMPLES = Path(__file__).resolve().parent.parent.parent / "test_suites" / "examples"
+
+
+def demo(console: Console, suites_dir: Path = EXAMPLES) -> int:
+    """0 when the good release shifts traffic and the broken one rolls back."""
+    started = time.monotonic()
+    console.line(
+        console.bold("Greenlight demo: the shop service, release 1.4.0 (blue) in production.")
+    )
+    console.line(f"Suites: {suites_dir} (smoke, orders-flow, api) and its greenlight.yaml plan.")
+    console.line(
+        "CodeDeploy's side is recorded locally; the hooks, suites and runner are the real ones.\n"
+    )
+    services = [SampleService(release).start() for release in ("blue", "green", "broken")]
+    blue, green, broken = services
+    try:
+        console.line(console.bold("== Deployment 1: release 1.5.0, good build =="))
+        good = rehearse(blue.url, green.url, console=console, suites_dir=suites_dir, timeout=60)
+        console.line("")
+        console.line(
+            console.bold("== Deployment 2: release 1.5.0, broken build (order lookup fails) ==")
+        )
+        bad = rehearse(blue.url, broken.url, console=console, suites_dir=suites_dir, timeout=60)
+    finally:
+        for service in services:
+            service.stop()
+    console.line("")
+    console.line(console.bold("What a real deployment would have done:"))
+    console.line(f"  1. good build:   {good.outcome()}")
+    console.line(f"  2. broken build: {bad.outcome()}")
+    expected = good.shifted and not bad.shifted
+    console.line(
+        f"\nDemo {'passed' if expected else 'did NOT come out as expected'} "
+        f"in {time.monotonic() - started:.1f}s."
+    )
+    return 0 if expected else 1

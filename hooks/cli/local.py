@@ -1,0 +1,120 @@
+"""Invoke the real handlers on a laptop: a Lambda context, the template's environment,
+and the CodeDeploy report recorded instead of sent.
+
+The report is intercepted on boto3's default session: botocore validates the call's
+parameters against the service model first, exactly as for a real call, then a
+``before-call`` handler records it and answers as CodeDeploy would. Every other AWS call
+(discovery, when no target URL is given) goes to AWS with the user's credentials.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from hooks.exceptions import ConfigError
+
+REPORT_OPERATION = "PutLifecycleEventHookExecutionStatus"
+
+
+class LocalContext:
+    """A Lambda context whose remaining time follows the function's timeout."""
+
+    def __init__(self, timeout: float, function_name: str = "CodeDeployHook_local") -> None:
+        self._end = time.monotonic() + timeout
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = (
+            f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
+        )
+        self.memory_limit_in_mb = 512
+        self.aws_request_id = f"local-{int(time.time() * 1000)}"
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(int((self._end - time.monotonic()) * 1000), 0)
+
+
+@dataclass
+class ReportRecorder:
+    """Records CodeDeploy status reports (validated by botocore) instead of sending them."""
+
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    installed: bool = False
+
+    def install(self) -> None:
+        if self.installed:
+            return
+        import boto3
+
+        session = boto3._get_default_session()
+        events = session.events
+        events.register(f"provide-client-params.codedeploy.{REPORT_OPERATION}", self._params)
+        # botocore takes the first non-None answer to before-call as the response.
+        events.register(f"before-call.codedeploy.{REPORT_OPERATION}", self._answer)  # type: ignore[arg-type]
+        self.installed = True
+
+    def _params(self, params: dict[str, Any], **kwargs: Any) -> None:
+        self.calls.append(dict(params))
+
+    def _answer(self, params: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        from botocore.awsrequest import AWSResponse, HTTPHeaders
+
+        execution_id = self.calls[-1].get("lifecycleEventHookExecutionId") if self.calls else ""
+        response = AWSResponse("https://codedeploy.local", 200, HTTPHeaders(), None)
+        return response, {"lifecycleEventHookExecutionId": execution_id}
+
+
+RECORDER = ReportRecorder()
+
+
+@contextmanager
+def patched_env(values: Mapping[str, str | None]) -> Iterator[None]:
+    """Set (or, for None, remove) environment variables for the duration."""
+    saved = {key: os.environ.get(key) for key in values}
+    try:
+        for key, value in values.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def import_handler(dotted: str) -> Callable[[Any, Any], Any]:
+    module_name, _, function = dotted.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+        handler: Callable[[Any, Any], Any] = getattr(module, function)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"cannot import the handler {dotted!r}: {exc}") from exc
+    return handler
+
+
+def prepare_aws(report: str) -> None:
+    """Region and placeholder credentials for local runs; the recorder unless ``aws``."""
+    os.environ.setdefault("AWS_DEFAULT_REGION", os.environ.get("AWS_REGION", "us-east-1"))
+    if report == "local":
+        RECORDER.install()
+
+
+def attach(on_check: Callable[[Any, Any], None] | None, reporters: list[Any]) -> Any:
+    """The handlers' runtime, with progress output and file reports attached."""
+    from hooks.handlers import runtime
+
+    current = runtime()
+    current.on_check = on_check
+    current.reporters = list(reporters)
+    return current

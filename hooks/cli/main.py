@@ -1,0 +1,336 @@
+"""The ``greenlight`` command line: run, invoke, rehearse, validate, appspec, demo.
+
+Exit status: 0 when the verdict is Succeeded (or the check passes), 1 when it is Failed,
+2 for a usage or configuration error (a message, never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hooks.cli.console import Console
+from hooks.exceptions import ConfigError, GreenlightError
+from hooks.lifecycle import LifecycleEvent
+from hooks.version import __version__
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A command line that cannot run: printed without a traceback, exit status 2."""
+
+
+def _event(value: str) -> LifecycleEvent:
+    try:
+        return LifecycleEvent.parse(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _pair(value: str) -> tuple[str, str]:
+    key, sep, rest = value.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {value!r}")
+    return key, rest
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="greenlight",
+        description="Gate ECS blue/green deployments on functional tests.",
+    )
+    parser.add_argument("--version", action="version", version=f"greenlight {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show the hooks' JSON logs")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run suites against a URL and print a report")
+    run.add_argument("--url", required=True, help="base URL of the service under test (green)")
+    run.add_argument("--prod-url", help="base URL of the production (blue) service")
+    run.add_argument(
+        "--suite",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run this suite (repeatable); default: the plan for --event",
+    )
+    run.add_argument(
+        "--event",
+        type=_event,
+        default=LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC,
+        help="lifecycle event to plan for (default AfterAllowTestTraffic)",
+    )
+    run.add_argument("--suites-dir", type=Path, help="suites directory (default test_suites)")
+    run.add_argument("--host", help="host name for the Host header, TLS SNI and certificate")
+    run.add_argument("--ca-bundle", help="PEM bundle to verify the certificate with")
+    run.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+    run.add_argument("--concurrency", type=int, help="checks at once")
+    run.add_argument(
+        "--deadline", type=float, default=300.0, help="seconds the whole run may take (default 300)"
+    )
+    run.add_argument("--junit", type=Path, metavar="FILE", help="write a JUnit XML report")
+    run.add_argument("--json", type=Path, metavar="FILE", help="write a JSON report")
+
+    invoke = sub.add_parser("invoke", help="invoke a template function locally (no Docker)")
+    invoke.add_argument("logical_id", help="function logical ID, e.g. AfterAllowTestTrafficHook")
+    invoke.add_argument("--event", "-e", type=Path, required=True, help="event JSON file")
+    invoke.add_argument("--target-url", help="test listener URL (skips discovery)")
+    invoke.add_argument(
+        "--report",
+        choices=["local", "aws"],
+        default="local",
+        help="record the CodeDeploy report locally (default) or send it to AWS",
+    )
+    invoke.add_argument("--template", "-t", type=Path, default=Path("template.yaml"))
+    invoke.add_argument(
+        "--parameter-overrides",
+        nargs="*",
+        type=_pair,
+        default=[],
+        metavar="KEY=VALUE",
+        help="template parameters, as sam takes them",
+    )
+
+    rehearse = sub.add_parser("rehearse", help="rehearse a deployment's hooks in order")
+    rehearse.add_argument("--prod-url", required=True, help="the blue (production) build")
+    rehearse.add_argument("--test-url", required=True, help="the green (new) build")
+    rehearse.add_argument("--suites-dir", type=Path)
+    rehearse.add_argument("--timeout", type=float, default=300.0, help="seconds per hook")
+
+    validate = sub.add_parser("validate", help="check suites and the plan; print file:line errors")
+    validate.add_argument("path", nargs="?", type=Path, help="suites directory")
+
+    appspec = sub.add_parser("appspec", help="print an ECS AppSpec wired to the hooks")
+    appspec.add_argument("--stack-name", help="read hook ARNs from this stack's outputs")
+    appspec.add_argument(
+        "--hook",
+        action="append",
+        type=_pair,
+        default=[],
+        metavar="EVENT=ARN",
+        help="a hook ARN given explicitly (repeatable)",
+    )
+    appspec.add_argument("--task-definition", default="TASK_DEFINITION_ARN")
+    appspec.add_argument("--container-name", default="CONTAINER_NAME")
+    appspec.add_argument("--container-port", default="CONTAINER_PORT")
+    appspec.add_argument("--suites-dir", type=Path)
+    appspec.add_argument(
+        "--all-events",
+        action="store_true",
+        help="include every hookable event, not only those with suites",
+    )
+    appspec.add_argument("--json", action="store_true", help="JSON instead of YAML")
+
+    sub.add_parser("demo", help="rehearse a good and a broken release of a sample service")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from hooks.log import configure_for_cli
+
+    configure_for_cli(args.verbose)
+    commands = {
+        "run": cmd_run,
+        "invoke": cmd_invoke,
+        "rehearse": cmd_rehearse,
+        "validate": cmd_validate,
+        "appspec": cmd_appspec,
+        "demo": cmd_demo,
+    }
+    try:
+        return commands[args.command](args)
+    except (UsageError, GreenlightError, ValueError) as exc:
+        print(f"greenlight {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _given(values: dict[str, Any]) -> dict[str, str]:
+    return {k: str(v) for k, v in values.items() if v not in (None, "", False)}
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from hooks.cli.local import LocalContext, attach, import_handler, patched_env, prepare_aws
+    from hooks.cli.rehearse import _Capture
+    from hooks.plan import PlanFile
+    from hooks.reports import JsonReport, JUnitReport
+    from hooks.settings import Settings
+    from hooks.suites.registry import discover
+    from hooks.target import Target
+
+    Target(url=args.url)  # a malformed URL is a usage error
+    env = _given(
+        {
+            "GREENLIGHT_TARGET_URL": args.url,
+            "GREENLIGHT_PROD_URL": args.prod_url,
+            "GREENLIGHT_TARGET_HOST": args.host,
+            "GREENLIGHT_SUITES": ",".join(args.suite),
+            "GREENLIGHT_SUITES_DIR": args.suites_dir,
+            "GREENLIGHT_CA_BUNDLE": args.ca_bundle,
+            "GREENLIGHT_TLS_VERIFY": "false" if args.insecure else None,
+            "GREENLIGHT_CONCURRENCY": args.concurrency,
+            "GREENLIGHT_SAFETY_MARGIN": "1",
+        }
+    )
+    console = Console()
+    with patched_env(env):
+        settings = Settings.from_env()
+        PlanFile.load(settings.plan_file)
+        if args.suite:
+            known = discover(settings.suites_dir).names()
+            unknown = [name for name in args.suite if name not in known]
+            if unknown:
+                raise UsageError(
+                    f"no suite named {', '.join(unknown)} in {settings.suites_dir} "
+                    f"(suites: {', '.join(known) or 'none'})"
+                )
+        prepare_aws("local")
+        capture = _Capture()
+        reporters: list[Any] = [capture]
+        reporters += [JUnitReport(args.junit)] if args.junit else []
+        reporters += [JsonReport(args.json)] if args.json else []
+        attach(console.on_check, reporters)
+        event: LifecycleEvent = args.event
+        console.line(console.bold(f"greenlight run {event.value} against {args.url}"))
+        handler = import_handler(f"hooks.handlers.{event.snake_name}")
+        result = handler(
+            {"DeploymentId": "d-LOCALRUN", "LifecycleEventHookExecutionId": "local"},
+            LocalContext(args.deadline),
+        )
+    if capture.summary is not None:
+        console.failures(capture.summary)
+        console.summary(capture.summary)
+    return EXIT_OK if result["verdict"] == "Succeeded" else EXIT_FAILED
+
+
+def cmd_invoke(args: argparse.Namespace) -> int:
+    from hooks.cli.local import (
+        RECORDER,
+        LocalContext,
+        attach,
+        import_handler,
+        patched_env,
+        prepare_aws,
+    )
+    from hooks.cli.template import Template
+
+    template = Template(args.template, dict(args.parameter_overrides))
+    spec = template.function(args.logical_id)
+    try:
+        event = json.loads(args.event.read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read the event file {args.event}: {exc}") from exc
+    env = dict(spec.environment)
+    if args.target_url:
+        env["GREENLIGHT_TARGET_URL"] = args.target_url
+    console = Console()
+    console.line(
+        console.bold(f"Invoking {spec.handler} ({args.logical_id}), timeout {spec.timeout:g}s")
+    )
+    with patched_env(env):
+        prepare_aws(args.report)
+        attach(console.on_check, [])
+        handler = import_handler(spec.handler)
+        before = len(RECORDER.calls)
+        try:
+            result = handler(
+                event, LocalContext(spec.timeout, f"CodeDeployHook_local-{args.logical_id}")
+            )
+        except Exception as exc:
+            console.line(f"the handler raised {type(exc).__name__}: {exc}")
+            return EXIT_FAILED
+    for call in RECORDER.calls[before:]:
+        console.line(console.bold("PutLifecycleEventHookExecutionStatus (recorded, not sent):"))
+        console.line(json.dumps(call, indent=2))
+    console.line(console.bold("Handler returned:"))
+    console.line(json.dumps(result, indent=2))
+    return EXIT_OK if result.get("verdict") == "Succeeded" else EXIT_FAILED
+
+
+def cmd_rehearse(args: argparse.Namespace) -> int:
+    from hooks.cli.rehearse import rehearse
+    from hooks.target import Target
+
+    Target(url=args.prod_url), Target(url=args.test_url)
+    result = rehearse(
+        args.prod_url,
+        args.test_url,
+        console=Console(),
+        timeout=args.timeout,
+        suites_dir=args.suites_dir,
+    )
+    return EXIT_OK if result.shifted else EXIT_FAILED
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from hooks.cli.validate import events_of, validate_dir
+    from hooks.settings import Settings
+
+    root = args.path or Settings.from_env().suites_dir
+    problems, catalog, plan = validate_dir(root)
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{len(problems)} problem(s) in {root}")
+        return EXIT_FAILED
+    for name, events in sorted(events_of(catalog).items()):
+        print(f"ok  {name}: {', '.join(events)}")
+    print(f"{len(catalog.suites)} suites valid in {root}; plan: {plan.path if plan else 'none'}")
+    return EXIT_OK
+
+
+def cmd_appspec(args: argparse.Namespace) -> int:
+    from hooks.cli.appspec import build_appspec, hook_arns_from_stack, render
+    from hooks.cli.local import patched_env
+    from hooks.evaluate import planned_events
+    from hooks.plan import PlanFile
+    from hooks.settings import Settings
+    from hooks.suites.registry import discover
+
+    arns = hook_arns_from_stack(args.stack_name) if args.stack_name else {}
+    for key, arn in args.hook:
+        arns[LifecycleEvent.parse(key)] = arn
+    with patched_env(_given({"GREENLIGHT_SUITES_DIR": args.suites_dir})):
+        settings = Settings.from_env()
+        if args.all_events:
+            events = list(LifecycleEvent)
+        else:
+            catalog = discover(settings.suites_dir)
+            events = planned_events(catalog, PlanFile.load(settings.plan_file), settings)
+    events = sorted(set(events) | set(arns), key=list(LifecycleEvent).index)
+    if not events:
+        raise ConfigError(
+            f"no lifecycle event has suites planned in {settings.suites_dir}: add suites or "
+            f"a plan, or pass --all-events"
+        )
+    appspec = build_appspec(
+        events,
+        arns,
+        task_definition=args.task_definition,
+        container_name=args.container_name,
+        container_port=args.container_port,
+    )
+    print(render(appspec, args.json), end="" if not args.json else "\n")
+    missing = [e.value for e in events if e not in arns]
+    if missing:
+        print(
+            f"# placeholders for {', '.join(missing)}: pass --stack-name or --hook EVENT=ARN",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from hooks.cli.demo import demo
+
+    return demo(Console())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Rehearse a deployment's hooks in CodeDeploy's order against local blue and green builds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hooks.cli.console import Console
+from hooks.cli.local import LocalContext, attach, import_handler, patched_env, prepare_aws
+from hooks.evaluate import planned_events
+from hooks.lifecycle import LifecycleEvent
+from hooks.plan import PlanFile
+from hooks.settings import Settings
+from hooks.suites.registry import discover
+
+REHEARSAL_DEPLOYMENT = "d-REHEARSAL"
+
+
+class _Capture:
+    def __init__(self) -> None:
+        self.summary: Any = None
+
+    def publish(self, summary: Any) -> None:
+        self.summary = summary
+
+
+@dataclass
+class Step:
+    event: LifecycleEvent
+    result: dict[str, Any] | None = None  # None: no suites planned
+
+    @property
+    def failed(self) -> bool:
+        return self.result is not None and self.result["verdict"] != "Succeeded"
+
+
+@dataclass
+class Rehearsal:
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def failed_step(self) -> Step | None:
+        return next((s for s in self.steps if s.failed), None)
+
+    @property
+    def shifted(self) -> bool:
+        return self.failed_step is None
+
+    def outcome(self) -> str:
+        step = self.failed_step
+        if step is None:
+            return "traffic shifted to green: the deployment succeeds"
+        assert step.result is not None
+        reason = step.result["reason"]
+        if not step.event.can_roll_back:
+            return (
+                f"deployment failed at {step.event}: {reason} (a BeforeInstall failure does "
+                f"not roll back: no green tasks exist yet, blue keeps serving)"
+            )
+        return f"rolled back at {step.event}: {reason}"
+
+
+def rehearse(
+    prod_url: str,
+    test_url: str,
+    *,
+    console: Console,
+    timeout: float = 300.0,
+    suites_dir: Path | None = None,
+) -> Rehearsal:
+    """Run every planned hook in order through the real handlers; stop at the first failure."""
+    overrides = {"GREENLIGHT_SUITES_DIR": str(suites_dir)} if suites_dir else {}
+    with patched_env(overrides):
+        settings = Settings.from_env()
+        catalog = discover(settings.suites_dir)
+        events = planned_events(catalog, PlanFile.load(settings.plan_file), settings)
+        prepare_aws("local")
+        rehearsal = Rehearsal()
+        console.line(
+            console.bold(f"Rehearsal: blue (production) {prod_url}, green (test) {test_url}")
+        )
+        for event in LifecycleEvent:
+            step = Step(event)
+            rehearsal.steps.append(step)
+            if event not in events:
+                console.line(f"{event.value:<22} no suites planned: CodeDeploy goes on")
+                continue
+            green_on_prod = event.green_on_prod_listener
+            capture = _Capture()
+            attach(console.on_check, [capture])
+            console.line(console.bold(f"{event.value:<22}") + " running hook...")
+            event_data = {
+                "DeploymentId": REHEARSAL_DEPLOYMENT,
+                "LifecycleEventHookExecutionId": f"rehearsal-{event.snake_name}",
+            }
+            with patched_env(
+                {
+                    "GREENLIGHT_TARGET_URL": test_url,
+                    "GREENLIGHT_PROD_URL": test_url if green_on_prod else prod_url,
+                }
+            ):
+                handler = import_handler(f"hooks.handlers.{event.snake_name}")
+                step.result = handler(event_data, LocalContext(timeout))
+            result = step.result
+            suites = (
+                ", ".join(sorted({s.name for s in capture.summary.run.suites}))
+                if (capture.summary is not None and capture.summary.run is not None)
+                else ""
+            )
+            console.line(
+                f"{event.value:<22} {console.verdict(result['verdict'])} "
+                f"({result['checks']} checks in {result['duration']:.2f}s; suites: {suites or '-'})"
+            )
+            if step.failed:
+                console.failures(capture.summary)
+                order = list(LifecycleEvent)
+                remaining = [e.value for e in order[order.index(event) + 1 :]]
+                if remaining:
+                    console.line(f"{'':<22} not run: {', '.join(remaining)} (deployment stopped)")
+                break
+        console.line(console.bold("Outcome: ") + rehearsal.outcome())
+        return rehearsal

@@ -1,0 +1,82 @@
+"""Check suites and the plan without running anything: schemas, plugins, names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hooks.exceptions import ConfigError
+from hooks.lifecycle import LifecycleEvent
+from hooks.plan import PlanFile
+from hooks.settings import PLAN_FILE_NAME
+from hooks.suites.registry import BrokenSuite, Catalog, candidate_paths, load_plugins
+from hooks.yamlfile import line_of
+
+
+def validate_dir(root: Path) -> tuple[list[str], Catalog, PlanFile | None]:
+    """Problems as ``file:line: message`` lines, the catalog, and the plan file."""
+    problems: list[str] = []
+    catalog = Catalog()
+    load_plugins(catalog)
+    problems += [s.error for s in catalog.broken]
+    if not root.is_dir():
+        return [f"{root}: no such suites directory"], catalog, None
+    for path, kind in candidate_paths(root, catalog.kinds.values()):
+        found = kind.validate(path)
+        problems += found
+        if not found:
+            catalog.suites.extend(kind.load(path))
+    seen: dict[str, str] = {}
+    for suite in catalog.suites:
+        if isinstance(suite, BrokenSuite):
+            continue
+        where = suite.source or suite.kind
+        if suite.name in seen:
+            problems.append(
+                f"{where}: duplicate suite name {suite.name!r} (also in {seen[suite.name]})"
+            )
+        seen.setdefault(suite.name, where)
+    plan_file: PlanFile | None = None
+    plan_path = root / PLAN_FILE_NAME
+    try:
+        plan_file = PlanFile.load(plan_path)
+    except ConfigError as exc:
+        problems.append(str(exc))
+    if plan_file is not None:
+        problems += _unknown_names(plan_file, set(seen))
+    return problems, catalog, plan_file
+
+
+def _unknown_names(plan: PlanFile, known: set[str]) -> list[str]:
+    problems = []
+    entries: list[tuple[list[str | int], dict[str, object]]] = []
+    if "defaults" in plan.data:
+        entries.append((["defaults"], dict(plan.data["defaults"])))
+    for index, group in enumerate(plan.data.get("groups", [])):
+        entries.append((["groups", index], dict(group)))
+    listing = ", ".join(sorted(known)) or "none"
+    for keys, entry in entries:
+        suites = entry.get("suites", {})
+        assert isinstance(suites, dict)
+        for event, names in suites.items():
+            for index, name in enumerate(names):
+                if name not in known:
+                    line = line_of(plan.text, [*keys, "suites", event, index])
+                    problems.append(
+                        f"{plan.path}:{line}: suite {name!r} planned at {event} does not exist "
+                        f"(suites: {listing})"
+                    )
+        policy = entry.get("policy", {})
+        assert isinstance(policy, dict)
+        for name in policy:
+            if name not in known:
+                line = line_of(plan.text, [*keys, "policy", name])
+                problems.append(f"{plan.path}:{line}: policy for unknown suite {name!r}")
+    return problems
+
+
+def events_of(catalog: Catalog) -> dict[str, list[str]]:
+    return {
+        suite.name: [e.value for e in LifecycleEvent if e in suite.events] or ["every event"]
+        for suite in catalog.suites
+        if not isinstance(suite, BrokenSuite)
+    }

@@ -102,8 +102,10 @@ def validate(
         message = _message(exc, keys)
         if hints is not None:
             message = hints(keys, exc.rule or "") or message
-        if exc.rule == "additionalProperties" and isinstance(exc.value, dict):
-            allowed = set((exc.definition or {}).get("properties", {}))
+        definition = exc.definition if isinstance(exc.definition, dict) else {}
+        if isinstance(exc.value, dict) and definition.get("additionalProperties") is False:
+            # An unknown key explains most errors at this place (a typo hides the query).
+            allowed = set(definition.get("properties", {}))
             extra = sorted(k for k in exc.value if k not in allowed)
             if extra:
                 known = ", ".join(sorted(allowed))

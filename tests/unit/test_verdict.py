@@ -1,0 +1,72 @@
+"""The verdict is a pure function of results and policy."""
+
+from __future__ import annotations
+
+from hooks.results import CheckResult, Policy, Status, SuiteResult
+from hooks.verdict import VerdictStatus, decide
+
+
+def suite(
+    name: str, *statuses: Status, policy: Policy | None = None, error: str | None = None
+) -> SuiteResult:
+    checks = tuple(CheckResult(f"c{i}", s, message=f"{s} #{i}") for i, s in enumerate(statuses))
+    return SuiteResult(name, "http", checks, error=error, policy=policy or Policy())
+
+
+def test_all_passed_succeeds() -> None:
+    verdict = decide([suite("a", Status.PASSED, Status.PASSED), suite("b", Status.PASSED)])
+    assert verdict.status is VerdictStatus.SUCCEEDED
+    assert verdict.failed == ()
+
+
+def test_one_failed_check_fails_and_is_named() -> None:
+    verdict = decide([suite("a", Status.PASSED, Status.FAILED), suite("b", Status.PASSED)])
+    assert verdict.status is VerdictStatus.FAILED
+    assert verdict.reason == "suites failed: a"
+    assert verdict.failed == ("a / c1: failed #1",)
+
+
+def test_errors_and_timeouts_fail_like_failures() -> None:
+    assert not decide([suite("a", Status.PASSED, Status.ERROR)]).succeeded
+    assert not decide([suite("a", Status.PASSED, Status.TIMED_OUT)]).succeeded
+
+
+def test_failure_limit_tolerates_that_many_failed_checks() -> None:
+    within = suite("a", Status.PASSED, Status.FAILED, policy=Policy(failure_limit=1))
+    beyond = suite("a", Status.PASSED, Status.FAILED, Status.FAILED, policy=Policy(failure_limit=1))
+    verdict = decide([within])
+    assert verdict.succeeded
+    assert verdict.failed == ("a / c1: failed #1",)  # tolerated, still reported
+    assert not decide([beyond]).succeeded
+
+
+def test_report_only_failures_are_reported_but_do_not_fail_the_gate() -> None:
+    verdict = decide(
+        [suite("a", Status.PASSED), suite("new", Status.FAILED, policy=Policy(report_only=True))]
+    )
+    assert verdict.succeeded
+    assert verdict.failed == ("new / c0: failed #0",)
+
+
+def test_a_suite_that_could_not_load_fails() -> None:
+    verdict = decide([suite("a", Status.PASSED), suite("broken", error="x.yaml:3: bad key")])
+    assert not verdict.succeeded
+    assert verdict.failed == ("broken: x.yaml:3: bad key",)
+
+
+def test_skipped_is_not_passed_a_suite_with_nothing_passed_fails() -> None:
+    assert decide([suite("a", Status.PASSED, Status.SKIPPED)]).succeeded
+    verdict = decide([suite("a", Status.SKIPPED, Status.SKIPPED)])
+    assert not verdict.succeeded
+    assert "no check passed" in verdict.failed[0]
+
+
+def test_nothing_tested_fails() -> None:
+    assert decide([]).reason == "no suites ran: nothing was tested"
+    assert not decide([suite("empty")]).succeeded
+
+
+def test_the_deadline_fails_whatever_passed() -> None:
+    verdict = decide([suite("a", Status.PASSED)], deadline_reached=True)
+    assert not verdict.succeeded
+    assert "deadline" in verdict.reason

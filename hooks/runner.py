@@ -99,14 +99,9 @@ def run_suites(
     runs = [_SuiteRun(suite) for suite in suites]
 
     def execute(run: _SuiteRun) -> None:
-        acquired = False
+        if not slots.acquire(timeout=deadline.remaining()):
+            return  # never started: the runner reports it as timed out
         try:
-            if isinstance(run.suite, BrokenSuite):
-                run.error = run.suite.error
-                return
-            acquired = slots.acquire(timeout=deadline.remaining())
-            if not acquired:
-                return
             run.started = time.monotonic()
 
             def emit(result: CheckResult) -> None:
@@ -133,8 +128,7 @@ def run_suites(
                 f"suite {run.suite.name!r} ({run.suite.kind}) raised {type(exc).__name__}: {exc}"
             )
         finally:
-            if acquired:
-                slots.release()
+            slots.release()
         # A suite that returned because time ran out, with checks unreported, stays
         # unfinished: the runner names those checks as timed out.
         reported = {c.name for c in run.results}
@@ -148,6 +142,11 @@ def run_suites(
         run.done.set()
 
     for run in runs:
+        if isinstance(run.suite, BrokenSuite):  # could not load: nothing to run
+            run.error = run.suite.error
+            run.started = run.finished = time.monotonic()
+            run.done.set()
+            continue
         threading.Thread(
             target=execute, args=(run,), daemon=True, name=f"greenlight-suite-{run.suite.name}"
         ).start()

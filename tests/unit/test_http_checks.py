@@ -51,7 +51,8 @@ checks:
     )
     (check,) = suite.checks
     assert check.status is Status.PASSED
-    assert check.evidence is not None and check.evidence.attempts == 3
+    assert check.evidence is not None
+    assert check.evidence.attempts == 3
     assert len(responses.calls) == 3
 
 

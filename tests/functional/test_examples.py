@@ -1,0 +1,81 @@
+"""The shipped example suites against the bundled sample service, on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from hooks.cli.sample_service import SampleService
+from hooks.deadline import Deadline
+from hooks.lifecycle import LifecycleEvent
+from hooks.results import Status
+from hooks.runner import RunResult, run_suites
+from hooks.suites.base import DeploymentInfo
+from hooks.suites.registry import discover
+from hooks.target import Target
+from hooks.verdict import decide
+from tests.helpers import SUITES
+
+EXAMPLES = SUITES / "examples"
+INFO = DeploymentInfo("d-EXAMPLES", "exec", LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC)
+
+
+@pytest.fixture(scope="module")
+def services() -> Iterator[dict[str, SampleService]]:
+    running = {r: SampleService(r).start() for r in ("blue", "green", "broken")}
+    yield running
+    for service in running.values():
+        service.stop()
+
+
+def run_examples(url: str, names: set[str] | None = None) -> RunResult:
+    catalog = discover(EXAMPLES)
+    suites = [s for s in catalog.suites if names is None or s.name in names]
+    return run_suites(suites, target=Target(url), deployment=INFO, deadline=Deadline.in_seconds(30))
+
+
+def test_every_example_is_discovered() -> None:
+    catalog = discover(EXAMPLES)
+    assert {"smoke", "orders-flow", "api", "reachability"} <= set(catalog.names())
+    assert not catalog.broken
+
+
+def test_the_examples_are_not_run_from_the_default_suites_dir() -> None:
+    assert discover(SUITES).names() == ["reachability"]
+
+
+@pytest.mark.parametrize("release", ["blue", "green"])
+def test_every_example_passes_against_a_good_release(
+    services: dict[str, SampleService], release: str
+) -> None:
+    result = run_examples(services[release].url)
+    failed = [
+        (s.name, c.name, c.message)
+        for s in result.suites
+        for c in s.checks
+        if c.status is not Status.PASSED
+    ]
+    assert failed == []
+    assert {s.name for s in result.suites} >= {"smoke", "orders-flow", "api"}
+    assert decide(result.suites).succeeded
+
+
+def test_the_broken_release_fails_the_flow_with_the_actual_values(
+    services: dict[str, SampleService],
+) -> None:
+    result = run_examples(services["broken"].url, {"smoke", "orders-flow"})
+    by_name = {s.name: s for s in result.suites}
+    assert by_name["smoke"].passed
+    flow = by_name["orders-flow"]
+    failed = {c.name: c for c in flow.failed_checks}
+    assert set(failed) == {"read order back", "unknown order is a 404"}
+    assert "status: expected to be 200, got 500" in failed["read order back"].failures
+    assert "jmespath quantity: expected to equal 2, got nothing (absent)" in (
+        failed["read order back"].failures
+    )
+    evidence = failed["read order back"].evidence
+    assert evidence is not None
+    assert evidence.body is not None
+    assert "orders.qty" in evidence.body
+    assert not decide(result.suites).succeeded

@@ -1,0 +1,205 @@
+"""Suite plugins from installed packages, through the ``greenlight.suites`` entry points.
+
+Each test installs a small package the way pip leaves one on disk (a module plus a
+``.dist-info`` with ``entry_points.txt``) in a directory put on ``sys.path``.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.stub import Stubber
+
+from hooks.deadline import Deadline
+from hooks.hook import Runtime, handle
+from hooks.lifecycle import LifecycleEvent
+from hooks.protocol import CodeDeployCallback
+from hooks.results import Status
+from hooks.runner import run_suites
+from hooks.suites.base import DeploymentInfo
+from hooks.suites.registry import discover
+from hooks.target import Target
+from tests.functional.test_hook_protocol import expect_report
+from tests.helpers import FakeContext, http_server, load_event, reply
+
+INFO = DeploymentInfo("d-PLUGIN", "exec", LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC)
+
+PING_PLUGIN = """
+from pathlib import Path
+from hooks import Check, CheckResult, CheckSuite, Status, SuiteContext, SuiteKind
+
+
+class PingCheck(Check):
+    def __init__(self, path: str) -> None:
+        self.name = f"ping {path}"
+        self.path = path
+
+    def run(self, ctx: SuiteContext) -> CheckResult:
+        response = ctx.session.get(ctx.target.resolve(self.path))
+        status = Status.PASSED if response.status_code == 200 else Status.FAILED
+        return CheckResult(self.name, status, message=f"HTTP {response.status_code}")
+
+
+class PingKind(SuiteKind):
+    name = "ping"
+
+    def claims(self, path: Path) -> bool:
+        return path.suffix == ".ping"
+
+    def load(self, path: Path) -> list:
+        paths = path.read_text().split()
+        return [CheckSuite(name=path.stem, kind=self.name, source=str(path),
+                           checks=[PingCheck(p) for p in paths])]
+
+
+ALWAYS = CheckSuite(name="always-ping", kind="ping", checks=[PingCheck("/")])
+"""
+
+
+def install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module: str, source: str, entry_points: str
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir(exist_ok=True)
+    (site / f"{module}.py").write_text(textwrap.dedent(source))
+    dist = site / f"{module}-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(textwrap.dedent(entry_points))
+    monkeypatch.syspath_prepend(str(site))
+
+
+def test_a_kind_and_a_suite_from_an_installed_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install(
+        tmp_path,
+        monkeypatch,
+        "gl_ping_plugin",
+        PING_PLUGIN,
+        """\
+        [greenlight.suites]
+        ping = gl_ping_plugin:PingKind
+        always-ping = gl_ping_plugin:ALWAYS
+    """,
+    )
+    suites_dir = tmp_path / "suites"
+    suites_dir.mkdir()
+    (suites_dir / "edge.ping").write_text("/health /missing\n")
+    catalog = discover(suites_dir)
+    assert {"http", "pytest", "ping"} <= set(catalog.kinds)
+    assert {"edge", "always-ping", "reachability"} <= set(catalog.names())
+
+    with http_server(lambda h: reply(h, 200 if h.path != "/missing" else 404, {})) as url:
+        result = run_suites(
+            catalog.suites, target=Target(url), deployment=INFO, deadline=Deadline.in_seconds(10)
+        )
+    edge = next(s for s in result.suites if s.name == "edge")
+    assert {c.name: c.status for c in edge.checks} == {
+        "ping /health": Status.PASSED,
+        "ping /missing": Status.FAILED,
+    }
+
+
+def test_a_plugin_that_fails_to_import_is_a_failed_suite_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install(
+        tmp_path,
+        monkeypatch,
+        "gl_broken_plugin",
+        "import not_a_module_anywhere\n",
+        """\
+        [greenlight.suites]
+        broken = gl_broken_plugin:Kind
+    """,
+    )
+    catalog = discover(None)
+    (broken,) = catalog.broken
+    assert broken.name == "plugin:broken"
+    assert "failed to load plugin 'broken' (gl_broken_plugin:Kind)" in broken.error
+    assert "ModuleNotFoundError" in broken.error
+    assert "reachability" in catalog.names()  # the others still load
+
+
+def test_a_plugin_of_the_wrong_shape_is_rejected_with_a_clear_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install(
+        tmp_path,
+        monkeypatch,
+        "gl_odd_plugin",
+        "THING = 42\n",
+        """\
+        [greenlight.suites]
+        odd = gl_odd_plugin:THING
+    """,
+    )
+    (broken,) = discover(None).broken
+    assert "expected a SuiteKind subclass or instance, or a Suite; got 42" in broken.error
+
+
+def test_the_hook_still_reports_when_a_plugin_is_broken(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    codedeploy: tuple[Any, Stubber],
+    callback: CodeDeployCallback,
+) -> None:
+    install(
+        tmp_path,
+        monkeypatch,
+        "gl_broken_plugin2",
+        "raise RuntimeError('bad init')\n",
+        """\
+        [greenlight.suites]
+        broken2 = gl_broken_plugin2:Kind
+    """,
+    )
+    _, stubber = codedeploy
+    expect_report(stubber, "Failed")
+    suites_dir = tmp_path / "empty"
+    suites_dir.mkdir()
+    with http_server(lambda h: reply(h, 200, {})) as url:
+        result = handle(
+            load_event("after_allow_test_traffic"),
+            FakeContext(30),
+            LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC,
+            Runtime(
+                protocol=callback,
+                env={"GREENLIGHT_SUITES_DIR": str(suites_dir), "GREENLIGHT_TARGET_URL": url},
+            ),
+        )
+    assert result["verdict"] == "Failed"
+    assert result["reason"] == "suites failed: plugin:broken2"
+    assert any("plugin:broken2" in line and "bad init" in line for line in result["failed"])
+    assert result["counts"]["passed"] == 1  # reachability still ran
+
+
+def test_the_built_in_kinds_are_registered_through_the_entry_point_group() -> None:
+    from importlib.metadata import entry_points
+
+    names = {ep.name for ep in entry_points(group="greenlight.suites")}
+    assert {"http", "pytest", "reachability"} <= names
+
+
+def test_a_suite_file_that_does_not_parse_fails_alone(tmp_path: Path) -> None:
+    (tmp_path / "broken.yaml").write_text("name: broken\nchecks: [\n")
+    (tmp_path / "fine.yaml").write_text(
+        "name: fine\nchecks:\n  - {name: root, request: {path: /}}\n"
+    )
+    catalog = discover(tmp_path)
+    (broken,) = catalog.broken
+    assert broken.name == "broken"
+    assert broken.error.startswith(f"{tmp_path / 'broken.yaml'}:")
+    assert "YAML syntax error" in broken.error
+    with http_server(lambda h: reply(h, 200, {})) as url:
+        result = run_suites(
+            catalog.suites, target=Target(url), deployment=INFO, deadline=Deadline.in_seconds(10)
+        )
+    by_name = {s.name: s for s in result.suites}
+    assert by_name["fine"].passed
+    assert by_name["broken"].error == broken.error
+    assert not result.deadline_reached

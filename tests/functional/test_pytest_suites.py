@@ -1,0 +1,159 @@
+"""pytest suites: in-process inside the hook, and with plain pytest on a laptop."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hooks.cli.sample_service import SampleService
+from hooks.deadline import Deadline
+from hooks.lifecycle import LifecycleEvent
+from hooks.results import Status
+from hooks.runner import run_suites
+from hooks.suites.base import DeploymentInfo
+from hooks.suites.pytest_kind import PytestSuiteKind
+from hooks.target import Target
+from tests.helpers import ROOT, SUITES
+
+INFO = DeploymentInfo("d-PYTEST", "exec", LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC)
+KIND = PytestSuiteKind()
+
+
+@pytest.fixture(scope="module")
+def service() -> Iterator[SampleService]:
+    with SampleService("green") as running:
+        yield running
+
+
+def test_the_example_runs_inside_the_hook_one_check_per_test(service: SampleService) -> None:
+    (suite,) = KIND.load(SUITES / "examples" / "test_api.py")
+    assert suite.name == "api"
+    result = run_suites(
+        [suite], target=Target(service.url), deployment=INFO, deadline=Deadline.in_seconds(30)
+    )
+    checks = {c.name: c.status for c in result.suites[0].checks}
+    assert checks == {
+        "test_api.py::test_health_reports_ok": Status.PASSED,
+        "test_api.py::test_unknown_route_is_json_404": Status.PASSED,
+        "test_api.py::test_requests_identify_the_deployment": Status.PASSED,
+    }
+
+
+def test_a_failing_assertion_becomes_the_check_message(tmp_path: Path) -> None:
+    test_file = tmp_path / "test_orders.py"
+    test_file.write_text(
+        "import pytest\n\n"
+        "def test_status(http, base_url):\n"
+        "    assert http.get(base_url + '/health').status_code == 201\n\n"
+        "def test_skipped():\n"
+        "    pytest.skip('not today')\n\n"
+        "@pytest.fixture\n"
+        "def broken():\n"
+        "    raise RuntimeError('fixture bug')\n\n"
+        "def test_setup_error(broken):\n"
+        "    pass\n"
+    )
+    with SampleService("green") as running:
+        (suite,) = KIND.load(test_file)
+        result = run_suites(
+            [suite], target=Target(running.url), deployment=INFO, deadline=Deadline.in_seconds(30)
+        )
+    checks = {c.name.split("::")[1]: c for c in result.suites[0].checks}
+    assert checks["test_status"].status is Status.FAILED
+    assert "assert 200 == 201" in checks["test_status"].message
+    assert checks["test_skipped"].status is Status.SKIPPED
+    assert checks["test_setup_error"].status is Status.ERROR
+    assert "fixture bug" in checks["test_setup_error"].message
+    assert suite.name == "orders"
+
+
+def test_nothing_is_written_next_to_the_suite(tmp_path: Path) -> None:
+    # The Lambda code directory is read-only: no bytecode, no .pytest_cache.
+    folder = tmp_path / "checkout"
+    folder.mkdir()
+    (folder / "test_cart.py").write_text("def test_ok(target):\n    assert target.url\n")
+    os.chmod(folder, 0o555)
+    try:
+        (suite,) = KIND.load(folder)
+        assert KIND.claims(folder)
+        result = run_suites(
+            [suite],
+            target=Target("http://127.0.0.1:9"),
+            deployment=INFO,
+            deadline=Deadline.in_seconds(30),
+        )
+    finally:
+        os.chmod(folder, 0o755)
+    assert suite.name == "checkout"
+    assert [c.status for c in result.suites[0].checks] == [Status.PASSED]
+    assert sorted(p.name for p in folder.iterdir()) == ["test_cart.py"]
+
+
+def test_a_file_that_does_not_import_is_an_error_naming_it(tmp_path: Path) -> None:
+    test_file = tmp_path / "test_typo.py"
+    test_file.write_text("import not_installed_anywhere\n\ndef test_x():\n    pass\n")
+    (suite,) = KIND.load(test_file)
+    result = run_suites(
+        [suite],
+        target=Target("http://127.0.0.1:9"),
+        deployment=INFO,
+        deadline=Deadline.in_seconds(30),
+    )
+    (check,) = result.suites[0].checks
+    assert check.status is Status.ERROR
+    assert "not_installed_anywhere" in check.message
+    assert KIND.validate(test_file)[0].startswith(f"{test_file}: collection failed")
+
+
+def test_the_same_file_runs_with_plain_pytest_given_a_url(service: SampleService) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GREENLIGHT_")}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(SUITES / "examples" / "test_api.py"),
+            "--target-url",
+            service.url,
+            "-p",
+            "no:cacheprovider",
+            "-q",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3 passed" in done.stdout
+
+
+def test_plain_pytest_without_a_url_skips_with_a_reason() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GREENLIGHT_")}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(SUITES / "examples" / "test_api.py"),
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-rs",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert "pass --target-url URL or set GREENLIGHT_TARGET_URL" in done.stdout
+    assert "3 skipped" in done.stdout

@@ -1,0 +1,200 @@
+"""The runner: bounded concurrency, the deadline, policies and guarded plugins."""
+
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+
+from hooks.deadline import Deadline
+from hooks.lifecycle import LifecycleEvent
+from hooks.results import CheckResult, Status
+from hooks.runner import run_suites
+from hooks.suites.base import Check, CheckSuite, DeploymentInfo, Suite, SuiteContext
+from hooks.suites.http import HttpSuiteKind
+from hooks.target import Target
+from hooks.verdict import decide
+from tests.helpers import http_server, reply, silent_server
+
+INFO = DeploymentInfo("d-RUN", "exec", LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC)
+
+
+class InFlight:
+    """A handler that records the most requests it ever served at once."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.now = 0
+        self.peak = 0
+        self.total = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, handler: BaseHTTPRequestHandler) -> None:
+        with self.lock:
+            self.now += 1
+            self.total += 1
+            self.peak = max(self.peak, self.now)
+        time.sleep(self.delay)
+        with self.lock:
+            self.now -= 1
+        reply(handler, 200, {"ok": True})
+
+
+def suite_file(tmp_path: Path, name: str, body: str) -> list[Suite]:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(f"name: {name}\n{body}")
+    return HttpSuiteKind().load(path)
+
+
+def checks(count: int, path: str = "/") -> str:
+    return "checks:\n" + "".join(
+        f"  - {{name: c{i}, request: {{path: '{path}'}}}}\n" for i in range(count)
+    )
+
+
+def test_independent_checks_run_concurrently_up_to_the_bound(tmp_path: Path) -> None:
+    server = InFlight(delay=0.15)
+    with http_server(server) as url:
+        result = run_suites(
+            suite_file(tmp_path, "many", checks(12)),
+            target=Target(url),
+            deployment=INFO,
+            deadline=Deadline.in_seconds(30),
+            concurrency=4,
+        )
+    assert server.total == 12
+    assert server.peak == 4
+    assert all(c.status is Status.PASSED for c in result.suites[0].checks)
+
+
+def test_a_sequential_suite_sends_one_request_at_a_time(tmp_path: Path) -> None:
+    server = InFlight(delay=0.05)
+    with http_server(server) as url:
+        run_suites(
+            suite_file(tmp_path, "seq", "sequential: true\n" + checks(5)),
+            target=Target(url),
+            deployment=INFO,
+            deadline=Deadline.in_seconds(30),
+            concurrency=8,
+        )
+    assert server.peak == 1
+    assert server.total == 5
+
+
+def test_at_the_deadline_running_checks_are_timed_out_by_name(tmp_path: Path) -> None:
+    with http_server(lambda h: reply(h, 200, {})) as fast, silent_server() as hung:
+        suites = suite_file(
+            tmp_path,
+            "mixed",
+            f"""\
+checks:
+  - {{name: quick, request: {{url: "{fast}/"}}}}
+  - {{name: stuck-1, request: {{url: "{hung}/", timeout: 60}}}}
+  - {{name: stuck-2, request: {{url: "{hung}/", timeout: 60}}}}
+""",
+        )
+        started = time.monotonic()
+        result = run_suites(
+            suites, target=Target(fast), deployment=INFO, deadline=Deadline.in_seconds(1.5)
+        )
+        elapsed = time.monotonic() - started
+    assert elapsed < 2.5
+    assert result.deadline_reached
+    statuses = {c.name: c.status for c in result.suites[0].checks}
+    assert statuses == {
+        "quick": Status.PASSED,
+        "stuck-1": Status.TIMED_OUT,
+        "stuck-2": Status.TIMED_OUT,
+    }
+    assert not decide(result.suites, deadline_reached=result.deadline_reached).succeeded
+
+
+def test_checks_of_a_flow_not_yet_started_at_the_deadline_are_named(tmp_path: Path) -> None:
+    with silent_server() as hung:
+        suites = suite_file(
+            tmp_path,
+            "flow",
+            f"""\
+sequential: true
+checks:
+  - {{name: first, request: {{url: "{hung}/"}}}}
+  - {{name: second, request: {{path: /}}}}
+""",
+        )
+        result = run_suites(
+            suites, target=Target(hung), deployment=INFO, deadline=Deadline.in_seconds(1)
+        )
+    checks_by_name = {c.name: c for c in result.suites[0].checks}
+    assert checks_by_name["second"].status is Status.TIMED_OUT
+    assert checks_by_name["first"].status is Status.TIMED_OUT
+
+
+def test_failure_limit_and_report_only_through_suite_files(tmp_path: Path) -> None:
+    def handle(h: BaseHTTPRequestHandler) -> None:
+        reply(h, 500 if h.path == "/bad" else 200, {})
+
+    with http_server(handle) as url:
+        tolerant = suite_file(
+            tmp_path,
+            "tolerant",
+            "failure_limit: 1\n"
+            + """\
+checks:
+  - {name: good, request: {path: /}}
+  - {name: bad, request: {path: /bad}}
+""",
+        )
+        onboarding = suite_file(tmp_path, "onboarding", "report_only: true\n" + checks(2, "/bad"))
+        result = run_suites(
+            tolerant + onboarding,
+            target=Target(url),
+            deployment=INFO,
+            deadline=Deadline.in_seconds(10),
+        )
+        verdict = decide(result.suites)
+        strict = suite_file(tmp_path, "strict", checks(1, "/bad"))
+        strict_result = run_suites(
+            strict, target=Target(url), deployment=INFO, deadline=Deadline.in_seconds(10)
+        )
+    assert verdict.succeeded
+    assert len(verdict.failed) == 3  # one tolerated, two report-only: all reported
+    assert not decide(strict_result.suites).succeeded
+
+
+class Raising(Check):
+    name = "explodes"
+
+    def run(self, ctx: SuiteContext) -> CheckResult:
+        raise KeyError("missing field")
+
+
+class Fine(Check):
+    name = "fine"
+
+    def run(self, ctx: SuiteContext) -> CheckResult:
+        return CheckResult(self.name, Status.PASSED)
+
+
+class RaisingSuite(Suite):
+    name = "bad-plugin-suite"
+    kind = "custom"
+
+    def run(self, ctx: SuiteContext) -> None:
+        raise RuntimeError("plugin bug")
+
+
+def test_a_check_that_raises_is_an_error_naming_the_check_and_others_still_run() -> None:
+    suite = CheckSuite(name="custom", kind="custom", checks=[Raising(), Fine()])
+    result = run_suites(
+        [suite, RaisingSuite()],
+        target=Target("http://127.0.0.1:9"),
+        deployment=INFO,
+        deadline=Deadline.in_seconds(5),
+    )
+    first, second = result.suites
+    statuses = {c.name: (c.status, c.message) for c in first.checks}
+    assert statuses["explodes"] == (Status.ERROR, "check raised KeyError: 'missing field'")
+    assert statuses["fine"][0] is Status.PASSED
+    assert second.error == "suite 'bad-plugin-suite' (custom) raised RuntimeError: plugin bug"
+    assert not decide(result.suites).succeeded

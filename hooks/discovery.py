@@ -234,7 +234,8 @@ class Discovery:
         """Wait until every green target is healthy; raise naming the ones that are not."""
         if not target_groups or timeout <= 0:
             return
-        until = Deadline(min(deadline.at, time.monotonic() + timeout))
+        started = time.monotonic()
+        until = Deadline(min(deadline.at, started + timeout))
         attempt = 0
         while True:
             attempt += 1
@@ -245,18 +246,19 @@ class Discovery:
                 )["TargetHealthDescriptions"]
                 problems += _unhealthy(arn, health)
             if not problems:
-                log.info("green targets are healthy", extra={"attempts": attempt})
+                log.info("green targets are healthy", extra={"checks": attempt})
                 return
-            if until.remaining() <= interval:
+            if until.expired():
                 raise TargetNotReadyError(
-                    f"green targets not healthy after {attempt} checks "
-                    f"({timeout:g}s readiness timeout or the deadline): " + "; ".join(problems)
+                    f"green targets not healthy after {attempt} checks in "
+                    f"{time.monotonic() - started:.0f}s (readiness timeout {timeout:g}s, or the "
+                    f"deadline): " + "; ".join(problems)
                 )
             log.info(
-                "waiting for green targets to be healthy",
-                extra={"attempt": attempt, "not_ready": problems},
+                "waiting for the green targets to be healthy",
+                extra={"check": attempt, "not_ready": problems},
             )
-            sleep(interval)
+            sleep(min(interval, until.remaining()))
 
 
 def _forward_targets(listener: Mapping[str, Any]) -> tuple[str, ...]:

@@ -48,6 +48,9 @@ class CheckSession(requests.Session):
         if self.deadline is not None:
             timeout = self.deadline.clamp(float(timeout))
         kwargs["timeout"] = timeout
+        # Per request, so REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE in the environment cannot
+        # replace the target's own CA bundle (requests prefers them to session.verify).
+        kwargs.setdefault("verify", self.verify)
         return super().request(method, url, *args, **kwargs)
 
 

@@ -60,9 +60,15 @@ def line_of(text: str, keys: Sequence[str | int]) -> int | None:
     return line
 
 
-def located(path: Path, text: str, keys: Sequence[str | int], message: str) -> ConfigError:
+def located(
+    path: Path,
+    text: str,
+    keys: Sequence[str | int],
+    message: str,
+    line_keys: Sequence[str | int] | None = None,
+) -> ConfigError:
     """A :class:`ConfigError` reading ``file:line: at <key path>: message``."""
-    line = line_of(text, keys)
+    line = line_of(text, keys if line_keys is None else line_keys)
     where = f"{path}:{line}" if line else str(path)
     dotted = _dotted(keys)
     return ConfigError(f"{where}: {'at ' + dotted + ': ' if dotted else ''}{message}")
@@ -110,7 +116,11 @@ def validate(
             if extra:
                 known = ", ".join(sorted(allowed))
                 raise located(
-                    path, text, [*keys, extra[0]], f"unknown key {extra[0]!r} (allowed: {known})"
+                    path,
+                    text,
+                    keys,
+                    f"unknown key {extra[0]!r} (allowed: {known})",
+                    line_keys=[*keys, extra[0]],
                 ) from None
         raise located(path, text, keys, message) from None
 

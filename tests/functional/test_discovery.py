@@ -172,7 +172,7 @@ def test_a_deployment_group_without_load_balancer_info_says_what_to_fix() -> Non
     topology = build(lb_info=False)
     discovery = topology.discovery()
     with pytest.raises(
-        DiscoveryError, match="has no loadBalancerInfo.targetGroupPairInfoList"
+        DiscoveryError, match=r"has no loadBalancerInfo\.targetGroupPairInfoList"
     ) as info:
         discovery.stack(discovery.deployment(topology.deployment_id))
     assert "GREENLIGHT_TARGET_URL" in str(info.value)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from hooks.version import __version__
 
@@ -36,11 +36,11 @@ class Target:
             raise ValueError(f"target URL must be http(s)://host[:port][/path], got {self.url!r}")
 
     def resolve(self, path_or_url: str, *, prod: bool = False) -> str:
-        """A full URL from a path (joined to the base) or a full URL (used as given)."""
-        if urlsplit(path_or_url).scheme in ("http", "https"):
+        """A full URL (used as given), or a path appended to the base URL (and its path)."""
+        if path_or_url.startswith(("http://", "https://")):
             return path_or_url
-        base = (self.prod_url if prod and self.prod_url else self.url).rstrip("/") + "/"
-        return urljoin(base, path_or_url.lstrip("/"))
+        base = self.prod_url if prod and self.prod_url else self.url
+        return f"{base.rstrip('/')}/{path_or_url.lstrip('/')}"
 
     @property
     def tls_verify(self) -> bool | str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Mapping
@@ -19,7 +20,7 @@ from hooks.suites.base import (
     SuiteKind,
     parse_events,
 )
-from hooks.suites.http.assertions import Response, evaluate, search
+from hooks.suites.http.assertions import QUERIES, Response, evaluate, search
 from hooks.suites.http.template import UnknownVariableError, render
 from hooks.yamlfile import load_yaml, located, validate
 
@@ -53,6 +54,8 @@ class HttpCheck:
     retry_interval: float
     timeout: float
     headers: Mapping[str, Any] = field(default_factory=dict)
+    #: Whether any string of the check uses ``${...}`` (else rendering is skipped).
+    templated: bool = True
 
     def execute(self, ctx: SuiteContext, scope: dict[str, str]) -> CheckResult:
         started = time.perf_counter()
@@ -82,16 +85,17 @@ class HttpCheck:
     ) -> tuple[list[str], Evidence | None, Response | None]:
         from hooks.http import describe_error
 
-        try:
-            request = render(dict(self.request), scope)
-            headers = {k: str(v) for k, v in render(dict(self.headers), scope).items()}
-            assertions = render(list(self.assertions), scope)
-        except UnknownVariableError as exc:
-            return [str(exc)], None, None
+        request, defaults, assertions = self.request, self.headers, self.assertions
+        if self.templated:
+            try:
+                request, defaults, assertions = render([request, defaults, assertions], scope)
+            except UnknownVariableError as exc:
+                return [str(exc)], None, None
         method = request.get("method", "GET")
         url = ctx.target.resolve(
             request.get("url") or request.get("path") or "/", prod=request.get("listener") == "prod"
         )
+        headers = {k: str(v) for k, v in defaults.items()}
         headers.update({k: str(v) for k, v in request.get("headers", {}).items()})
         line = f"{method} {url}"
         t0 = time.perf_counter()
@@ -113,10 +117,12 @@ class HttpCheck:
                 None,
             )
         response = Response(
-            raw.status_code, raw.headers, raw.text, (time.perf_counter() - t0) * 1000
+            raw.status_code, raw.headers, lambda: raw.text, (time.perf_counter() - t0) * 1000
         )
         failures = [f for assertion in assertions for f in evaluate(assertion, response)]
-        evidence = Evidence(line, raw.status_code, cut(raw.text) if failures else None, attempt)
+        evidence = Evidence(
+            line, raw.status_code, cut(response.text) if failures else None, attempt
+        )
         return failures, evidence, response
 
     def _capture(self, response: Response, scope: dict[str, str]) -> list[str]:
@@ -142,8 +148,6 @@ class HttpCheck:
 
 
 def _text(value: Any) -> str:
-    import json
-
     return json.dumps(value) if isinstance(value, dict | list | bool) else str(value)
 
 
@@ -192,10 +196,6 @@ class HttpSuiteKind(SuiteKind):
 
 
 def _hint(keys: list[str], rule: str) -> str | None:
-    if rule == "oneOf" and len(keys) >= 2 and keys[-2] == "assert":
-        return "an assertion needs exactly one query: status, header, jmespath, body or duration"
-    if rule == "oneOf" and len(keys) >= 2 and keys[-2] == "capture":
-        return "a capture needs exactly one of jmespath, header or regex"
     if rule == "not" and keys and keys[-1] == "request":
         return "a request has either 'json' or 'body', not both"
     return None
@@ -215,6 +215,11 @@ def _build(data: Mapping[str, Any], path: Path, text: str) -> HttpSuite:
         _check_expressions(spec, path, text, where)
         _check_references(spec, known, path, text, where)
         known |= set(spec.get("capture", {}))
+        written = {
+            "request": spec["request"],
+            "assert": spec.get("assert"),
+            "headers": defaults.get("headers"),
+        }
         checks.append(
             HttpCheck(
                 name=spec["name"],
@@ -227,6 +232,7 @@ def _build(data: Mapping[str, Any], path: Path, text: str) -> HttpSuite:
                 ),
                 timeout=float(spec["request"].get("timeout", defaults.get("timeout", 10.0))),
                 headers=defaults.get("headers", {}),
+                templated="${" in json.dumps(written),
             )
         )
     flow = any(c.captures for c in checks)
@@ -255,8 +261,21 @@ def _check_expressions(spec: Mapping[str, Any], path: Path, text: str, where: li
     items: list[tuple[list[Any], Mapping[str, Any]]] = [
         ([*where, "assert", i], a) for i, a in enumerate(spec.get("assert", []))
     ]
-    items += [([*where, "capture", name], c) for name, c in spec.get("capture", {}).items()]
     for keys, item in items:
+        if sum(query in item for query in QUERIES) != 1:
+            raise located(
+                path,
+                text,
+                keys,
+                "an assertion needs exactly one query: status, header, jmespath, body or duration",
+            )
+    captures = [([*where, "capture", name], c) for name, c in spec.get("capture", {}).items()]
+    for keys, item in captures:
+        if len(item) != 1:
+            raise located(
+                path, text, keys, "a capture needs exactly one of jmespath, header or regex"
+            )
+    for keys, item in items + captures:
         for key in ("matches", "regex"):
             if key in item and "${" not in item[key]:
                 try:

@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 from hooks.results import cut
@@ -19,17 +18,32 @@ QUERIES = ("status", "header", "jmespath", "body", "duration")
 _MISSING = object()
 
 
-@dataclass(frozen=True)
 class Response:
-    """What assertions and captures look at."""
+    """What assertions and captures look at. The body is decoded and parsed only if used."""
 
-    status: int
-    headers: Mapping[str, str]  # case-insensitive mapping from requests
-    text: str
-    elapsed_ms: float
+    def __init__(
+        self,
+        status: int,
+        headers: Mapping[str, str],  # case-insensitive, from requests
+        text: str | Callable[[], str],
+        elapsed_ms: float,
+    ) -> None:
+        self.status = status
+        self.headers = headers
+        self._text = text
+        self.elapsed_ms = elapsed_ms
+
+    @cached_property
+    def text(self) -> str:
+        return self._text if isinstance(self._text, str) else self._text()
+
+    @cached_property
+    def document(self) -> Any:
+        """The body parsed as JSON; raises ValueError when it is not JSON."""
+        return json.loads(self.text)
 
     def json(self) -> Any:
-        return json.loads(self.text)
+        return self.document
 
 
 @lru_cache(maxsize=512)

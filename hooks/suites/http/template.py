@@ -23,7 +23,7 @@ def render(value: Any, variables: Mapping[str, str]) -> Any:
         if "${" not in value:
             return value
         return _VARIABLE.sub(lambda m: _lookup(m, variables), value)
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return [render(item, variables) for item in value]
     if isinstance(value, dict):
         return {key: render(item, variables) for key, item in value.items()}

@@ -126,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     appspec.add_argument("--json", action="store_true", help="JSON instead of YAML")
 
     sub.add_parser("demo", help="rehearse a good and a broken release of a sample service")
+
+    sample = sub.add_parser("serve-sample", help="serve the demo's sample service on loopback")
+    sample.add_argument("--release", choices=["blue", "green", "broken"], default="green")
+    sample.add_argument("--port", type=int, default=8080)
     return parser
 
 
@@ -141,6 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "validate": cmd_validate,
         "appspec": cmd_appspec,
         "demo": cmd_demo,
+        "serve-sample": cmd_serve_sample,
     }
     try:
         return commands[args.command](args)
@@ -330,6 +335,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from hooks.cli.demo import demo
 
     return demo(Console())
+
+
+def cmd_serve_sample(args: argparse.Namespace) -> int:
+    import time
+
+    from hooks.cli.sample_service import SampleService
+
+    try:
+        service = SampleService(args.release, args.port).start()
+    except OSError as exc:
+        raise UsageError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}") from exc
+    print(
+        f"sample service {args.release} ({service.version}) on {service.url}; Ctrl-C stops it",
+        flush=True,
+    )
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        service.stop()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -347,3 +347,41 @@ def test_make_demo_shows_both_outcomes_and_exits_0() -> None:
     assert "1. good build:   traffic shifted to green" in out
     assert "2. broken build: rolled back at AfterAllowTestTraffic" in out
     assert "status: expected to be 200, got 500" in out
+
+
+def test_serve_sample_serves_until_stopped() -> None:
+    import signal
+    import socket
+    import time
+
+    import requests
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GREENLIGHT_")}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hooks.cli.main",
+            "serve-sample",
+            "--release",
+            "broken",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        assert f"on http://127.0.0.1:{port}" in process.stdout.readline()
+        response = requests.get(f"http://127.0.0.1:{port}/orders/ord-1", timeout=5)
+        assert response.status_code == 500
+    finally:
+        process.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        assert process.wait(10) == 130
+        assert time.monotonic() - started < 10

@@ -198,16 +198,16 @@ def evaluate(assertion: Mapping[str, Any], response: Response) -> list[str]:
             continue
         if ok == negate:
             want = f"{'not ' if negate else ''}{verb}"
-            target = (
-                ""
-                if key == "exists"
-                else f" {show(expected) if key != 'status' else _status_text(expected)}"
-            )
+            target = "" if key == "exists" else f" {_expected_text(key, expected)}"
             failures.append(f"{label}: expected to {want}{target}, got {show(actual)}")
     return failures
 
 
-def _status_text(expected: Any) -> str:
-    if isinstance(expected, list):
-        return " or ".join(str(code) for code in expected)
-    return str(expected)
+def _expected_text(key: str, expected: Any) -> str:
+    if key == "status":
+        if isinstance(expected, list):
+            return " or ".join(str(code) for code in expected)
+        return str(expected)
+    if key == "matches":
+        return f"/{expected}/"  # the pattern as written, without repr's doubled backslashes
+    return show(expected)

@@ -144,25 +144,28 @@ class Discovery:
             role = group_info.get("serviceRoleArn")
         return Deployment(deployment_id, application, group, lb_info, role)
 
-    def tags(self, deployment: Deployment, region: str, account: str | None) -> dict[str, str]:
-        """The deployment group's tags (for plans chosen by service teams)."""
-        if account is None and deployment.service_role_arn:
-            account = deployment.service_role_arn.split(":")[4]
-        if account is None:
-            group = self._call(
+    def tags(self, deployment: Deployment, region: str) -> dict[str, str]:
+        """The deployment group's tags (for plans chosen by service teams).
+
+        The group's ARN needs the account id: it comes from the group's service role.
+        """
+        role = deployment.service_role_arn
+        if role is None:
+            info = self._call(
                 self.codedeploy,
                 "codedeploy",
                 "GetDeploymentGroup",
                 applicationName=deployment.application,
                 deploymentGroupName=deployment.deployment_group,
             )
-            role = group["deploymentGroupInfo"].get("serviceRoleArn", "")
-            account = role.split(":")[4] if role.count(":") >= 5 else None
-        if not account:
-            log.warning("cannot tell the account id: deployment group tags are not read")
+            role = info["deploymentGroupInfo"].get("serviceRoleArn")
+        account = account_from_arn(role)
+        if account is None:
+            log.warning("the deployment group has no service role ARN: its tags are not read")
             return {}
+        partition = (role or "arn:aws").split(":")[1]
         arn = (
-            f"arn:aws:codedeploy:{region}:{account}:deploymentgroup:"
+            f"arn:{partition}:codedeploy:{region}:{account}:deploymentgroup:"
             f"{deployment.application}/{deployment.deployment_group}"
         )
         tags = self._call(self.codedeploy, "codedeploy", "ListTagsForResource", ResourceArn=arn)

@@ -44,7 +44,7 @@ def evaluate(
         deployment = runtime.discovery.deployment(invocation.deployment_id)
         if settings.use_tags:
             progress.set("reading the deployment group's tags")
-            tags = runtime.discovery.tags(deployment, runtime.region, None)
+            tags = runtime.discovery.tags(deployment, runtime.region)
 
     application = deployment.application if deployment else settings.application
     group = deployment.deployment_group if deployment else settings.deployment_group

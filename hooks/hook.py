@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hooks.deadline import DEFAULT_SAFETY_MARGIN, Deadline, HasRemainingTime
 from hooks.discovery import Discovery
@@ -25,6 +25,12 @@ from hooks.protocol import ReportOutcome, ReportState, StatusProtocol
 from hooks.results import CheckResult, Status
 from hooks.settings import Settings
 from hooks.verdict import Verdict
+
+if TYPE_CHECKING:
+    from hooks.plan import Plan
+    from hooks.runner import RunResult
+    from hooks.suites.registry import Catalog
+    from hooks.target import Target
 
 log = logging.getLogger(__name__)
 
@@ -63,16 +69,16 @@ class Runtime:
     env: Mapping[str, str] | None = None
     reporters: Sequence[Reporter] = ()
     on_check: Callable[[Any, CheckResult], None] | None = None
-    catalogs: dict[Path, Any] = field(default_factory=dict)
+    catalogs: dict[Path, Catalog] = field(default_factory=dict)
 
 
 @dataclass
 class RunSummary:
     invocation: HookInvocation
     verdict: Verdict
-    run: Any = None  # hooks.runner.RunResult, when suites ran
-    plan: Any = None  # hooks.plan.Plan, when it was resolved
-    target: Any = None  # hooks.target.Target, when it was found
+    run: RunResult | None = None  # when suites ran
+    plan: Plan | None = None  # when it was resolved
+    target: Target | None = None  # when it was found
     report: ReportOutcome | None = None
     duration: float = 0.0
 

@@ -20,6 +20,16 @@ def summary_to_json(summary: RunSummary) -> dict[str, Any]:
     return data
 
 
+class CaptureReport:
+    """Keeps the last run's summary, for output after the handler returns."""
+
+    def __init__(self) -> None:
+        self.summary: RunSummary | None = None
+
+    def publish(self, summary: RunSummary) -> None:
+        self.summary = summary
+
+
 class JsonReport:
     """Writes the whole run as JSON."""
 

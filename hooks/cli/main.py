@@ -162,9 +162,8 @@ def _given(values: dict[str, Any]) -> dict[str, str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from hooks.cli.local import LocalContext, attach, import_handler, patched_env, prepare_aws
-    from hooks.cli.rehearse import _Capture
     from hooks.plan import PlanFile
-    from hooks.reports import JsonReport, JUnitReport
+    from hooks.reports import CaptureReport, JsonReport, JUnitReport
     from hooks.settings import Settings
     from hooks.suites.registry import discover
     from hooks.target import Target
@@ -196,7 +195,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     f"(suites: {', '.join(known) or 'none'})"
                 )
         prepare_aws("local")
-        capture = _Capture()
+        capture = CaptureReport()
         reporters: list[Any] = [capture]
         reporters += [JUnitReport(args.junit)] if args.junit else []
         reporters += [JsonReport(args.json)] if args.json else []
@@ -262,7 +261,8 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     from hooks.cli.rehearse import rehearse
     from hooks.target import Target
 
-    Target(url=args.prod_url), Target(url=args.test_url)
+    for url in (args.prod_url, args.test_url):
+        Target(url=url)  # a malformed URL is a usage error
     result = rehearse(
         args.prod_url,
         args.test_url,

@@ -11,18 +11,11 @@ from hooks.cli.local import LocalContext, attach, import_handler, patched_env, p
 from hooks.evaluate import planned_events
 from hooks.lifecycle import LifecycleEvent
 from hooks.plan import PlanFile
+from hooks.reports import CaptureReport
 from hooks.settings import Settings
 from hooks.suites.registry import discover
 
 REHEARSAL_DEPLOYMENT = "d-REHEARSAL"
-
-
-class _Capture:
-    def __init__(self) -> None:
-        self.summary: Any = None
-
-    def publish(self, summary: Any) -> None:
-        self.summary = summary
 
 
 @dataclass
@@ -87,7 +80,7 @@ def rehearse(
                 console.line(f"{event.value:<22} no suites planned: CodeDeploy goes on")
                 continue
             green_on_prod = event.green_on_prod_listener
-            capture = _Capture()
+            capture = CaptureReport()
             attach(console.on_check, [capture])
             console.line(console.bold(f"{event.value:<22}") + " running hook...")
             event_data = {
@@ -113,7 +106,8 @@ def rehearse(
                 f"({result['checks']} checks in {result['duration']:.2f}s; suites: {suites or '-'})"
             )
             if step.failed:
-                console.failures(capture.summary)
+                if capture.summary is not None:
+                    console.failures(capture.summary)
                 order = list(LifecycleEvent)
                 remaining = [e.value for e in order[order.index(event) + 1 :]]
                 if remaining:

@@ -15,8 +15,8 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
-import yaml
 
+from hooks.cli.template import Template
 from tests.helpers import ROOT, closed_port_url, http_server, reply
 
 SCRIPT = """
@@ -34,13 +34,8 @@ print("RESULT " + json.dumps(handler(event, Context(float(sys.argv[3])))))
 
 
 def template_handler(logical_id: str) -> str:
-    class Loader(yaml.SafeLoader):
-        pass
-
-    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
-    template = yaml.load((ROOT / "template.yaml").read_text(), Loader=Loader)
-    handler: str = template["Resources"][logical_id]["Properties"]["Handler"]
-    return handler
+    """The handler the template names for the function (the template is the source)."""
+    return Template(ROOT / "template.yaml").function(logical_id).handler
 
 
 class FakeCodeDeploy:

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
+from hooks.cli.template import load_template
 from hooks.lifecycle import LifecycleEvent
 from tests.functional.test_wire import SCRIPT, FakeCodeDeploy
 from tests.helpers import ROOT, http_server, reply
@@ -19,27 +19,9 @@ from tests.helpers import ROOT, http_server, reply
 pytestmark = pytest.mark.slow
 
 
-class _CfnLoader(yaml.SafeLoader):
-    pass
-
-
-def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    return {f"Fn::{suffix}" if suffix not in ("Ref", "Condition") else suffix: value}
-
-
-_CfnLoader.add_multi_constructor("!", _tag)
-
-
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.load((ROOT / "template.yaml").read_text(), Loader=_CfnLoader)
-    return loaded
+    return load_template(ROOT / "template.yaml")
 
 
 def functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:

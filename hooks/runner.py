@@ -25,7 +25,6 @@ from hooks.target import Target
 log = logging.getLogger(__name__)
 
 DEFAULT_CONCURRENCY = 16
-DEFAULT_SUITE_CONCURRENCY = 4
 
 
 @dataclass(frozen=True)
@@ -88,14 +87,15 @@ def run_suites(
     deployment: DeploymentInfo,
     deadline: Deadline,
     concurrency: int = DEFAULT_CONCURRENCY,
-    suite_concurrency: int = DEFAULT_SUITE_CONCURRENCY,
+    suite_concurrency: int | None = None,
     request_timeout: float = 10.0,
     on_check: Callable[[Suite, CheckResult], None] | None = None,
 ) -> RunResult:
     """Run ``suites`` and return their results by the deadline, whatever the suites do."""
     started = time.monotonic()
     pool = WorkerPool(concurrency, name="greenlight-check")
-    slots = threading.BoundedSemaphore(max(suite_concurrency, 1))
+    # One bound for both: suites at once, and checks at once across all suites.
+    slots = threading.BoundedSemaphore(max(suite_concurrency or concurrency, 1))
     runs = [_SuiteRun(suite) for suite in suites]
 
     def execute(run: _SuiteRun) -> None:

@@ -320,3 +320,28 @@ def test_summary_is_json_and_every_log_line_carries_the_ids(
     summary = lines[-1]
     assert summary["message"].startswith("greenlight Succeeded")
     assert summary["verdict"] == "Succeeded"
+
+
+def test_a_planned_suite_that_does_not_exist_fails_listing_those_that_do(
+    codedeploy: tuple[Any, Stubber], callback: CodeDeployCallback, tmp_path: Path
+) -> None:
+    (tmp_path / "smoke.yaml").write_text(
+        "name: smoke\nchecks:\n  - {name: a, request: {path: /}}\n"
+    )
+    _, stubber = codedeploy
+    expect_report(stubber, "Failed")
+    with ok_server() as url:
+        result = run(
+            callback,
+            {
+                "GREENLIGHT_SUITES_DIR": str(tmp_path),
+                "GREENLIGHT_TARGET_URL": url,
+                "GREENLIGHT_SUITES": "smoke,smoek",
+            },
+        )
+    assert result["reason"] == "suites failed: smoek"
+    (line,) = result["failed"]
+    assert "planned suite 'smoek' does not exist (source: env GREENLIGHT_SUITES)" in line
+    assert "suites found in" in line
+    assert line.endswith("reachability, smoke")
+    assert result["counts"]["passed"] == 1  # smoke itself ran and passed

@@ -198,3 +198,19 @@ def test_a_check_that_raises_is_an_error_naming_the_check_and_others_still_run()
     assert statuses["fine"][0] is Status.PASSED
     assert second.error == "suite 'bad-plugin-suite' (custom) raised RuntimeError: plugin bug"
     assert not decide(result.suites).succeeded
+
+
+def test_suites_run_concurrently_under_the_same_bound(tmp_path: Path) -> None:
+    server = InFlight(delay=0.15)
+    with http_server(server) as url:
+        suites = [s for i in range(6) for s in suite_file(tmp_path, f"s{i}", checks(1))]
+        result = run_suites(
+            suites,
+            target=Target(url),
+            deployment=INFO,
+            deadline=Deadline.in_seconds(30),
+            concurrency=3,
+        )
+    assert server.total == 6
+    assert server.peak == 3
+    assert all(s.passed for s in result.suites)

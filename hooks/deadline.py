@@ -16,6 +16,19 @@ class HasRemainingTime(Protocol):
     def get_remaining_time_in_millis(self) -> int: ...
 
 
+#: Lambda's longest run, assumed when a caller passes no usable context.
+LAMBDA_MAX_SECONDS = 900.0
+
+
+def remaining_seconds(context: object) -> float:
+    """The context's remaining time; Lambda's maximum when the context cannot tell."""
+    method = getattr(context, "get_remaining_time_in_millis", None)
+    try:
+        return max(float(method()), 0.0) / 1000 if callable(method) else LAMBDA_MAX_SECONDS
+    except (TypeError, ValueError):
+        return LAMBDA_MAX_SECONDS
+
+
 @dataclass(frozen=True)
 class Deadline:
     """A point on the monotonic clock; ``remaining()`` is never negative."""
@@ -28,10 +41,10 @@ class Deadline:
 
     @classmethod
     def from_context(
-        cls, context: HasRemainingTime, safety_margin: float = DEFAULT_SAFETY_MARGIN
+        cls, context: object, safety_margin: float = DEFAULT_SAFETY_MARGIN
     ) -> Deadline:
         """Remaining Lambda time minus the margin (at most a third of a short remainder)."""
-        remaining = max(context.get_remaining_time_in_millis(), 0) / 1000
+        remaining = remaining_seconds(context)
         margin = min(max(safety_margin, 0.0), remaining * MAX_MARGIN_SHARE)
         return cls.in_seconds(remaining - margin)
 

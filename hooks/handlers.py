@@ -20,19 +20,18 @@ def runtime() -> Runtime:
     from botocore.config import Config
 
     from hooks.discovery import Discovery
-    from hooks.protocol import CodeDeployCallback
+    from hooks.protocol import CodeDeployCallback, report_client_config
 
-    config = Config(
+    lookups = Config(
         retries={"mode": "standard", "max_attempts": 4},
         connect_timeout=3,
         read_timeout=10,
         user_agent_extra="greenlight",
     )
-    codedeploy = boto3.client("codedeploy", config=config)
-    elbv2 = boto3.client("elbv2", config=config)
+    codedeploy = boto3.client("codedeploy", config=lookups)
     return Runtime(
-        protocol=CodeDeployCallback(codedeploy),
-        discovery=Discovery(codedeploy, elbv2),
+        protocol=CodeDeployCallback(boto3.client("codedeploy", config=report_client_config())),
+        discovery=Discovery(codedeploy, boto3.client("elbv2", config=lookups)),
         region=codedeploy.meta.region_name,
     )
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from hooks.deadline import DEFAULT_SAFETY_MARGIN, Deadline, HasRemainingTime
+from hooks.deadline import DEFAULT_SAFETY_MARGIN, Deadline, HasRemainingTime, remaining_seconds
 from hooks.discovery import Discovery
 from hooks.exceptions import ConfigError
 from hooks.lifecycle import HookInvocation, LifecycleEvent, parse_event
@@ -132,7 +132,7 @@ def handle(
     else:
         summary = _guarded(invocation, settings, deadline, runtime)
 
-    budget = Deadline.in_seconds(context.get_remaining_time_in_millis() / 1000 - _REPORT_RESERVE)
+    budget = Deadline.in_seconds(remaining_seconds(context) - _REPORT_RESERVE)
     try:
         summary.report = runtime.protocol.report(invocation, summary.verdict.status, budget)
     except Exception as exc:

@@ -41,6 +41,22 @@ RETRYABLE_CODES = frozenset(
 ALREADY_COMPLETED = "LifecycleEventAlreadyCompletedException"
 
 
+def report_client_config() -> Any:
+    """botocore settings for the reporting client: short attempts, no retries of its own.
+
+    :class:`CodeDeployCallback` retries, checking the remaining time between attempts, so
+    one slow endpoint cannot outlast the safety margin.
+    """
+    from botocore.config import Config
+
+    return Config(
+        retries={"mode": "standard", "max_attempts": 1},
+        connect_timeout=2,
+        read_timeout=4,
+        user_agent_extra="greenlight",
+    )
+
+
 class ReportState(StrEnum):
     REPORTED = "reported"
     ALREADY_COMPLETED = "already_completed"
@@ -68,6 +84,11 @@ class CodeDeployCallback:
     def __init__(self, client: Any, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self.client = client
         self._sleep = sleep
+        config = getattr(getattr(client, "meta", None), "config", None)
+        #: The longest one attempt can take: another starts only if it can finish in time.
+        self.attempt_time = float(getattr(config, "connect_timeout", 2) or 2) + float(
+            getattr(config, "read_timeout", 4) or 4
+        )
 
     def report(
         self, invocation: HookInvocation, status: VerdictStatus, budget: Deadline
@@ -123,7 +144,7 @@ class CodeDeployCallback:
                 )
                 retryable = True
             pause = min(0.2 * 2 ** (attempt - 1), 2.0) * (0.5 + random.random() / 2)
-            if not retryable or budget.remaining() <= pause:
+            if not retryable or budget.remaining() <= pause + self.attempt_time:
                 log.error(
                     "could not report %s to CodeDeploy: %s",
                     status.value,

@@ -7,7 +7,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from hooks.protocol import CodeDeployCallback
+from hooks.protocol import CodeDeployCallback, report_client_config
 
 
 @pytest.fixture(autouse=True)
@@ -28,7 +28,7 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def codedeploy() -> Iterator[tuple[Any, Stubber]]:
     """A real CodeDeploy client whose calls are checked against the service model."""
-    client = boto3.client("codedeploy", region_name="us-east-1")
+    client = boto3.client("codedeploy", region_name="us-east-1", config=report_client_config())
     with Stubber(client) as stubber:
         yield client, stubber
         stubber.assert_no_pending_responses()

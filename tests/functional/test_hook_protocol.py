@@ -345,3 +345,18 @@ def test_a_planned_suite_that_does_not_exist_fails_listing_those_that_do(
     assert "suites found in" in line
     assert line.endswith("reachability, smoke")
     assert result["counts"]["passed"] == 1  # smoke itself ran and passed
+
+
+def test_a_caller_without_a_lambda_context_still_gets_a_report(
+    codedeploy: tuple[Any, Stubber], callback: CodeDeployCallback, reachability_env: dict[str, str]
+) -> None:
+    _, stubber = codedeploy
+    expect_report(stubber, "Succeeded")
+    with ok_server() as url:
+        result = handle(
+            EVENT,
+            None,
+            AATT,
+            Runtime(protocol=callback, env={**reachability_env, "GREENLIGHT_TARGET_URL": url}),
+        )
+    assert result["report"] == "reported"

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from hooks.cli.template import Template
-from tests.helpers import ROOT, closed_port_url, http_server, reply
+from tests.helpers import ROOT, closed_port_url, http_server, reply, silent_server
 
 SCRIPT = """
 import json, sys, time, importlib
@@ -41,14 +41,17 @@ def template_handler(logical_id: str) -> str:
 class FakeCodeDeploy:
     """Answers PutLifecycleEventHookExecutionStatus; records every request."""
 
-    def __init__(self, error: str | None = None) -> None:
+    def __init__(self, error: str | None = None, server_errors: int = 0) -> None:
         self.requests: list[dict[str, Any]] = []
         self.error = error
+        self.server_errors = server_errors  # answer this many requests with a 500 first
 
     def __call__(self, handler: BaseHTTPRequestHandler) -> None:
         body = json.loads(handler.rfile.read(int(handler.headers["Content-Length"])))
         self.requests.append({"target": handler.headers["X-Amz-Target"], "body": body})
-        if self.error:
+        if len(self.requests) <= self.server_errors:
+            reply(handler, 500, {"__type": "InternalFailure", "message": "try again"})
+        elif self.error:
             reply(handler, 400, {"__type": self.error, "message": "already completed"})
         else:
             reply(
@@ -121,3 +124,18 @@ def test_already_completed_on_the_wire_returns_normally(target_status: int) -> N
         result, _ = invoke(endpoint, target)
     assert len(fake.requests) == 1
     assert result["report"] == "already_completed"
+
+
+def test_server_errors_on_the_report_are_retried_on_the_wire() -> None:
+    fake = FakeCodeDeploy(server_errors=2)
+    with http_server(fake) as endpoint, http_server(lambda h: reply(h, 200, {})) as target:
+        result, _ = invoke(endpoint, target)
+    assert [r["body"]["status"] for r in fake.requests] == ["Succeeded"] * 3
+    assert result["report"] == "reported"
+
+
+def test_a_codedeploy_endpoint_that_never_answers_cannot_outlast_the_function() -> None:
+    with silent_server() as endpoint, http_server(lambda h: reply(h, 200, {})) as target:
+        result, elapsed = invoke(endpoint, target, seconds=12)
+    assert result["report"] == "failed"
+    assert elapsed < 12

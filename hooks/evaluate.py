@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from hooks.deadline import Deadline
@@ -130,17 +129,21 @@ def _target(
 
 
 def select(catalog: Catalog, plan: Plan, settings: Settings) -> list[Suite]:
-    """The suites planned for the event; a planned suite that does not exist fails the gate."""
+    """The suites planned for the event; a planned suite that does not exist fails the gate.
+
+    A planned name ``tag:NAME`` stands for every suite carrying that tag (at least one).
+    """
     event: LifecycleEvent = plan.event
     if plan.suites is None:
-        chosen: Sequence[Suite] = [s for s in catalog.suites if s.runs_at(event)]
+        chosen: list[Suite] = [s for s in catalog.suites if s.runs_at(event)]
     else:
         by_name = catalog.by_name()
         chosen = []
         for name in plan.suites:
-            if name in by_name:
-                chosen.extend(by_name[name])
-            else:
+            tagged = [s for s in catalog.suites if name.startswith("tag:") and name[4:] in s.tags]
+            found = tagged or by_name.get(name, [])
+            chosen.extend(s for s in found if s not in chosen)
+            if not found:
                 known = ", ".join(catalog.names()) or "none"
                 chosen.append(
                     BrokenSuite(

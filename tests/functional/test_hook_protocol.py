@@ -360,3 +360,23 @@ def test_a_caller_without_a_lambda_context_still_gets_a_report(
             Runtime(protocol=callback, env={**reachability_env, "GREENLIGHT_TARGET_URL": url}),
         )
     assert result["report"] == "reported"
+
+
+def test_suites_can_be_planned_by_tag(
+    codedeploy: tuple[Any, Stubber], callback: CodeDeployCallback, tmp_path: Path
+) -> None:
+    for name, tags in (("a", "[smoke]"), ("b", "[smoke, api]"), ("c", "[api]")):
+        (tmp_path / f"{name}.yaml").write_text(
+            f"name: {name}\ntags: {tags}\nchecks:\n  - {{name: x, request: {{path: /}}}}\n"
+        )
+    _, stubber = codedeploy
+    expect_report(stubber, "Succeeded")
+    expect_report(stubber, "Failed")
+    env = {"GREENLIGHT_SUITES_DIR": str(tmp_path)}
+    with ok_server() as url:
+        env["GREENLIGHT_TARGET_URL"] = url
+        tagged = run(callback, {**env, "GREENLIGHT_SUITES": "tag:smoke"})
+        missing = run(callback, {**env, "GREENLIGHT_SUITES": "tag:nightly"})
+    assert tagged["suites"] == 2
+    assert tagged["checks"] == 2
+    assert "planned suite 'tag:nightly' does not exist" in missing["failed"][0]

@@ -203,3 +203,20 @@ def test_a_suite_file_that_does_not_parse_fails_alone(tmp_path: Path) -> None:
     assert by_name["fine"].passed
     assert by_name["broken"].error == broken.error
     assert not result.deadline_reached
+
+
+def test_every_built_in_kind_and_suite_has_tests_of_its_own() -> None:
+    """Meta-test: a new built-in entry point needs a test module that exercises it."""
+    from importlib.metadata import distribution
+
+    tests_text = "\n".join(
+        p.read_text() for p in Path(__file__).resolve().parent.parent.rglob("test_*.py")
+    )
+    entry_points = [
+        ep
+        for ep in distribution("greenlight-hooks").entry_points
+        if ep.group == "greenlight.suites"
+    ]
+    assert entry_points
+    for ep in entry_points:
+        assert ep.value.split(":")[1] in tests_text, f"no test uses {ep.value}"

@@ -83,11 +83,8 @@ class RunSummary:
     duration: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        counts = {status.value: 0 for status in Status}
         suites = self.run.suites if self.run is not None else ()
-        for suite in suites:
-            for check in suite.checks:
-                counts[check.status.value] += 1
+        counts = {status.value: sum(s.counts[status.value] for s in suites) for status in Status}
         return {
             "verdict": self.verdict.status.value,
             "reason": self.verdict.reason,

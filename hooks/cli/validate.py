@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from hooks.exceptions import ConfigError
 from hooks.lifecycle import LifecycleEvent
@@ -42,32 +44,29 @@ def validate_dir(root: Path) -> tuple[list[str], Catalog, PlanFile | None]:
     except ConfigError as exc:
         problems.append(str(exc))
     if plan_file is not None:
-        problems += _unknown_names(plan_file, set(seen))
+        tags = {tag for suite in catalog.suites for tag in suite.tags}
+        problems += _unknown_names(plan_file, set(seen), tags)
     return problems, catalog, plan_file
 
 
-def _unknown_names(plan: PlanFile, known: set[str]) -> list[str]:
+def _unknown_names(plan: PlanFile, known: set[str], tags: set[str]) -> list[str]:
+    """Suites (or ``tag:NAME``) the plan names that no suite answers to."""
     problems = []
-    entries: list[tuple[list[str | int], dict[str, object]]] = []
+    entries: list[tuple[list[str | int], Mapping[str, Any]]] = []
     if "defaults" in plan.data:
-        entries.append((["defaults"], dict(plan.data["defaults"])))
-    for index, group in enumerate(plan.data.get("groups", [])):
-        entries.append((["groups", index], dict(group)))
+        entries.append((["defaults"], plan.data["defaults"]))
+    entries += [(["groups", i], group) for i, group in enumerate(plan.data.get("groups", []))]
     listing = ", ".join(sorted(known)) or "none"
     for keys, entry in entries:
-        suites = entry.get("suites", {})
-        assert isinstance(suites, dict)
-        for event, names in suites.items():
+        for event, names in entry.get("suites", {}).items():
             for index, name in enumerate(names):
-                if name not in known:
+                if name not in known and not (name.startswith("tag:") and name[4:] in tags):
                     line = line_of(plan.text, [*keys, "suites", event, index])
                     problems.append(
                         f"{plan.path}:{line}: suite {name!r} planned at {event} does not exist "
                         f"(suites: {listing})"
                     )
-        policy = entry.get("policy", {})
-        assert isinstance(policy, dict)
-        for name in policy:
+        for name in entry.get("policy", {}):
             if name not in known:
                 line = line_of(plan.text, [*keys, "policy", name])
                 problems.append(f"{plan.path}:{line}: policy for unknown suite {name!r}")

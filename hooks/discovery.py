@@ -278,7 +278,8 @@ def _forward_targets(listener: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def _unhealthy(arn: str, health: list[Mapping[str, Any]]) -> list[str]:
-    name = arn.split(":")[-1]
+    resource = arn.split(":")[-1]  # targetgroup/<name>/<id>
+    name = resource.split("/")[1] if resource.startswith("targetgroup/") else resource
     active = [h for h in health if h.get("TargetHealth", {}).get("State") != "draining"]
     if not active:
         return [f"{name} has no registered targets"]

@@ -6,6 +6,8 @@ listener on 8443, two target groups, a BLUE_GREEN / WITH_TRAFFIC_CONTROL deploym
 
 from __future__ import annotations
 
+import io
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from hooks.discovery import Discovery
 from hooks.exceptions import DiscoveryError, TargetNotReadyError
 from hooks.hook import Runtime, handle
 from hooks.lifecycle import LifecycleEvent
+from hooks.log import get_logger
 from hooks.protocol import CodeDeployCallback
 from tests.functional.test_hook_protocol import expect_report
 from tests.helpers import FakeContext
@@ -243,6 +246,8 @@ def test_an_unhealthy_green_stack_fails_the_hook_within_the_deadline(
     _, stubber = codedeploy
     event = {"DeploymentId": topology.deployment_id, "LifecycleEventHookExecutionId": "exec-1"}
     expect_report(stubber, "Failed", event)
+    stream = io.StringIO()
+    get_logger(stream=stream, level="INFO")
     result = handle(
         event,
         FakeContext(6),
@@ -255,8 +260,15 @@ def test_an_unhealthy_green_stack_fails_the_hook_within_the_deadline(
     )
     assert result["verdict"] == "Failed"
     assert "TargetNotReadyError" in result["reason"]
-    assert "sample-springboot-app-qa-tg1" in result["reason"]
+    assert "sample-springboot-app-qa-tg1 has no registered targets" in result["reason"]
     assert result["duration"] < 6
+    waiting = [
+        json.loads(line)
+        for line in stream.getvalue().splitlines()
+        if "waiting for the green targets" in line
+    ]
+    assert waiting  # the wait is visible in the log, with what is not ready
+    assert waiting[0]["not_ready"] == ["sample-springboot-app-qa-tg1 has no registered targets"]
 
 
 @pytest.mark.usefixtures("aws")

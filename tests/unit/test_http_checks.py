@@ -226,3 +226,34 @@ def test_the_order_of_results_is_stable_per_check_name(tmp_path: Path, sequentia
     assert sorted(c.name for c in suite.checks) == [f"c{i}" for i in range(5)]
     if sequential:
         assert [c.name for c in suite.checks] == [f"c{i}" for i in range(5)]
+
+
+@responses.activate
+def test_request_timeouts_come_from_the_check_then_the_suite_then_the_plan(
+    tmp_path: Path,
+) -> None:
+    for name in ("own", "suite", "plan"):
+        responses.get(f"{URL}/{name}", json={})
+    path = tmp_path / "suite.yaml"
+    path.write_text("""\
+name: s
+checks:
+  - {name: own, request: {path: /own, timeout: 3}}
+  - {name: plan, request: {path: /plan}}
+""")
+    path2 = tmp_path / "defaults.yaml"
+    path2.write_text(
+        "name: d\ndefaults: {timeout: 4}\nchecks:\n  - {name: suite, request: {path: /suite}}\n"
+    )
+    kind = HttpSuiteKind()
+    run_suites(
+        kind.load(path) + kind.load(path2),
+        target=Target(URL),
+        deployment=INFO,
+        deadline=Deadline.in_seconds(30),
+        request_timeout=2.5,
+    )
+    timeouts = {
+        c.request.url.rsplit("/", 1)[1]: c.request.req_kwargs["timeout"] for c in responses.calls
+    }
+    assert timeouts == {"own": 3, "suite": 4, "plan": 2.5}

@@ -52,7 +52,8 @@ class HttpCheck:
     captures: Mapping[str, Mapping[str, str]]
     retry: int
     retry_interval: float
-    timeout: float
+    #: Seconds to wait for the response; None: the plan's request_timeout.
+    timeout: float | None
     headers: Mapping[str, Any] = field(default_factory=dict)
     #: Whether any string of the check uses ``${...}`` (else rendering is skipped).
     templated: bool = True
@@ -107,7 +108,7 @@ class HttpCheck:
                 headers=headers or None,
                 json=request.get("json"),
                 data=request.get("body"),
-                timeout=request.get("timeout", self.timeout),
+                timeout=self.timeout,
                 allow_redirects=request.get("allow_redirects", False),
             )
         except Exception as exc:  # requests' errors: refused, timeout, TLS...
@@ -230,7 +231,7 @@ def _build(data: Mapping[str, Any], path: Path, text: str) -> HttpSuite:
                 retry_interval=float(
                     spec.get("retry_interval", defaults.get("retry_interval", 1.0))
                 ),
-                timeout=float(spec["request"].get("timeout", defaults.get("timeout", 10.0))),
+                timeout=spec["request"].get("timeout", defaults.get("timeout")),
                 headers=defaults.get("headers", {}),
                 templated="${" in json.dumps(written),
             )

@@ -27,19 +27,21 @@ class WorkerPool:
         )
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
-        self._idle = 0
 
     def submit(self, fn: Callable[[], T]) -> Future[T]:
+        """Queue ``fn``; a new worker starts for each task until there are ``max_workers``.
+
+        Callers submit their independent checks together, so this starts exactly the
+        threads they can use, and a run's pool lives for that run only.
+        """
         future: Future[T] = Future()
         with self._lock:
-            if self._idle == 0 and len(self._threads) < self.max_workers:
+            if len(self._threads) < self.max_workers:
                 thread = threading.Thread(
                     target=self._work, daemon=True, name=f"{self._name}-{len(self._threads)}"
                 )
                 self._threads.append(thread)
                 thread.start()
-            else:
-                self._idle -= 1 if self._idle else 0
         self._queue.put((future, fn))
         return future
 
@@ -54,8 +56,6 @@ class WorkerPool:
                     future.set_result(fn())
                 except BaseException as exc:
                     future.set_exception(exc)
-            with self._lock:
-                self._idle += 1
 
     def shutdown(self) -> None:
         """Let idle workers exit; busy ones finish their task and exit (never joined)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,22 +19,6 @@ SUITES = ROOT / "test_suites"
 def load_event(name: str) -> dict[str, Any]:
     """A sample event from events/ (the same files sam local invoke uses)."""
     return json.loads((EVENTS / f"{name}.json").read_text())
-
-
-class FakeContext:
-    """A Lambda context whose remaining time runs down in real time."""
-
-    def __init__(self, seconds: float, function_name: str = "CodeDeployHook_test") -> None:
-        self._end = time.monotonic() + seconds
-        self.function_name = function_name
-        self.invoked_function_arn = (
-            f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
-        )
-        self.aws_request_id = "req-1"
-        self.memory_limit_in_mb = 512
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(int((self._end - time.monotonic()) * 1000), 0)
 
 
 Handler = Callable[[BaseHTTPRequestHandler], None]

@@ -65,9 +65,9 @@ def _entry_points() -> list[EntryPoint]:
     return sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: (ep.name, ep.value))
 
 
-def load_plugins(catalog: Catalog, eps: Iterable[EntryPoint] | None = None) -> None:
+def load_plugins(catalog: Catalog) -> None:
     """Load every entry point of the group: a kind (class or instance) or a ready suite."""
-    for ep in _entry_points() if eps is None else eps:
+    for ep in _entry_points():
         where = f"plugin {ep.name!r} ({ep.value})"
         try:
             obj = ep.load()
@@ -126,10 +126,10 @@ def load_suites_dir(catalog: Catalog, root: Path) -> None:
             catalog.suites.append(BrokenSuite(path.stem, kind.name, message, source=str(path)))
 
 
-def discover(suites_dir: Path | None, eps: Iterable[EntryPoint] | None = None) -> Catalog:
+def discover(suites_dir: Path | None) -> Catalog:
     """Built-in and installed kinds and suites, plus the suites under ``suites_dir``."""
     catalog = Catalog()
-    load_plugins(catalog, eps)
+    load_plugins(catalog)
     if suites_dir is not None:
         load_suites_dir(catalog, suites_dir)
     return catalog

@@ -19,6 +19,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from hooks.cli.local import LocalContext
 from hooks.deadline import Deadline
 from hooks.discovery import Discovery
 from hooks.exceptions import DiscoveryError, TargetNotReadyError
@@ -27,7 +28,6 @@ from hooks.lifecycle import LifecycleEvent
 from hooks.log import get_logger
 from hooks.protocol import CodeDeployCallback
 from tests.functional.test_hook_protocol import expect_report
-from tests.helpers import FakeContext
 
 REGION = "us-east-1"
 APP = "AppECS-sample-springboot-app-qa-bg"
@@ -250,7 +250,7 @@ def test_an_unhealthy_green_stack_fails_the_hook_within_the_deadline(
     get_logger(stream=stream, level="INFO")
     result = handle(
         event,
-        FakeContext(6),
+        LocalContext(6),
         LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC,
         Runtime(
             protocol=callback,
@@ -287,7 +287,7 @@ def test_the_hook_hands_the_discovered_urls_and_tagged_plan_to_the_suites(
     expect_report(stubber, "Succeeded", event)
     result = handle(
         event,
-        FakeContext(30),
+        LocalContext(30),
         LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC,
         Runtime(
             protocol=callback,

@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 
+from hooks.cli.local import LocalContext
 from hooks.exceptions import InvalidEventError
 from hooks.hook import Runtime, handle
 from hooks.lifecycle import LifecycleEvent
 from hooks.log import get_logger
 from hooks.protocol import CodeDeployCallback
 from tests.helpers import (
-    FakeContext,
     closed_port_url,
     http_server,
     load_event,
@@ -55,7 +55,10 @@ def run(
     **runtime: Any,
 ) -> dict[str, Any]:
     return handle(
-        event, FakeContext(seconds), lifecycle_event, Runtime(protocol=callback, env=env, **runtime)
+        event,
+        LocalContext(seconds),
+        lifecycle_event,
+        Runtime(protocol=callback, env=env, **runtime),
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 
+from hooks.cli.local import LocalContext
 from hooks.deadline import Deadline
 from hooks.hook import Runtime, handle
 from hooks.lifecycle import LifecycleEvent
@@ -23,7 +24,7 @@ from hooks.suites.base import DeploymentInfo
 from hooks.suites.registry import discover
 from hooks.target import Target
 from tests.functional.test_hook_protocol import expect_report
-from tests.helpers import FakeContext, http_server, load_event, reply
+from tests.helpers import http_server, load_event, reply
 
 INFO = DeploymentInfo("d-PLUGIN", "exec", LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC)
 
@@ -165,7 +166,7 @@ def test_the_hook_still_reports_when_a_plugin_is_broken(
     with http_server(lambda h: reply(h, 200, {})) as url:
         result = handle(
             load_event("after_allow_test_traffic"),
-            FakeContext(30),
+            LocalContext(30),
             LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC,
             Runtime(
                 protocol=callback,

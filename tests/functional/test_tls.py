@@ -17,12 +17,13 @@ import pytest
 import trustme
 from botocore.stub import Stubber
 
+from hooks.cli.local import LocalContext
 from hooks.hook import Runtime, handle
 from hooks.lifecycle import LifecycleEvent
 from hooks.log import get_logger
 from hooks.protocol import CodeDeployCallback
 from tests.functional.test_hook_protocol import expect_report
-from tests.helpers import FakeContext, load_event
+from tests.helpers import load_event
 
 HOST = "shop.example.test"
 EVENT = load_event("after_allow_test_traffic")
@@ -76,7 +77,7 @@ def run(callback: CodeDeployCallback, tmp_path: Path, **env: str) -> dict[str, A
     suites.mkdir(exist_ok=True)
     return handle(
         EVENT,
-        FakeContext(30),
+        LocalContext(30),
         LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC,
         Runtime(protocol=callback, env={"GREENLIGHT_SUITES_DIR": str(suites), **env}),
     )

@@ -4,10 +4,11 @@ import time
 
 import pytest
 
+from hooks.cli.local import LocalContext
 from hooks.deadline import Deadline
 from hooks.exceptions import InvalidEventError
 from hooks.lifecycle import LifecycleEvent, parse_event
-from tests.helpers import FakeContext, load_event
+from tests.helpers import load_event
 
 
 def test_parse_a_sample_event() -> None:
@@ -46,12 +47,12 @@ def test_events_in_codedeploy_order_and_rollback() -> None:
 
 
 def test_deadline_keeps_the_safety_margin() -> None:
-    deadline = Deadline.from_context(FakeContext(60), safety_margin=10)
+    deadline = Deadline.from_context(LocalContext(60), safety_margin=10)
     assert 49 < deadline.remaining() <= 50
 
 
 def test_a_short_context_keeps_at_most_a_third_for_reporting() -> None:
-    deadline = Deadline.from_context(FakeContext(3), safety_margin=10)
+    deadline = Deadline.from_context(LocalContext(3), safety_margin=10)
     assert 1.9 < deadline.remaining() <= 2.0
 
 

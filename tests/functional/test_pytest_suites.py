@@ -73,22 +73,19 @@ def test_a_failing_assertion_becomes_the_check_message(tmp_path: Path) -> None:
 
 
 def test_nothing_is_written_next_to_the_suite(tmp_path: Path) -> None:
-    # The Lambda code directory is read-only: no bytecode, no .pytest_cache.
+    # The Lambda code directory is read-only: no bytecode, no .pytest_cache. The folder is
+    # left writable, so a write would show up below rather than fail unseen.
     folder = tmp_path / "checkout"
     folder.mkdir()
     (folder / "test_cart.py").write_text("def test_ok(target):\n    assert target.url\n")
-    os.chmod(folder, 0o555)
-    try:
-        (suite,) = KIND.load(folder)
-        assert KIND.claims(folder)
-        result = run_suites(
-            [suite],
-            target=Target("http://127.0.0.1:9"),
-            deployment=INFO,
-            deadline=Deadline.in_seconds(30),
-        )
-    finally:
-        os.chmod(folder, 0o755)
+    (suite,) = KIND.load(folder)
+    assert KIND.claims(folder)
+    result = run_suites(
+        [suite],
+        target=Target("http://127.0.0.1:9"),
+        deployment=INFO,
+        deadline=Deadline.in_seconds(30),
+    )
     assert suite.name == "checkout"
     assert [c.status for c in result.suites[0].checks] == [Status.PASSED]
     assert sorted(p.name for p in folder.iterdir()) == ["test_cart.py"]

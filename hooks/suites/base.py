@@ -32,7 +32,7 @@ import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -79,6 +79,8 @@ class SuiteContext:
     pool: WorkerPool
     emit: Callable[[CheckResult], None] = lambda result: None
     request_timeout: float = 10.0
+    #: Variables of this run (a suite's own, then captures), for suites that template.
+    scope: dict[str, str] = field(default_factory=dict)
 
     @cached_property
     def session(self) -> CheckSession:

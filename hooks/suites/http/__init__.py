@@ -43,8 +43,11 @@ _REFERENCE = re.compile(r"(?<!\$)\$\{([^}]*)\}")
 
 
 @dataclass
-class HttpCheck:
-    """One check of a declarative suite, as written in the file (after validation)."""
+class HttpCheck(Check):
+    """One check of a declarative suite, as written in the file (after validation).
+
+    It reads and sets variables in ``ctx.scope``, which lives for one run of its suite.
+    """
 
     name: str
     request: Mapping[str, Any]
@@ -58,7 +61,8 @@ class HttpCheck:
     #: Whether any string of the check uses ``${...}`` (else rendering is skipped).
     templated: bool = True
 
-    def execute(self, ctx: SuiteContext, scope: dict[str, str]) -> CheckResult:
+    def run(self, ctx: SuiteContext) -> CheckResult:
+        scope = ctx.scope
         started = time.perf_counter()
         attempts = 0
         while True:
@@ -152,32 +156,16 @@ def _text(value: Any) -> str:
     return json.dumps(value) if isinstance(value, dict | list | bool) else str(value)
 
 
-class _Bound(Check):
-    def __init__(self, check: HttpCheck, scope: dict[str, str]) -> None:
-        self.name = check.name
-        self._check = check
-        self._scope = scope
-
-    def run(self, ctx: SuiteContext) -> CheckResult:
-        return self._check.execute(ctx, self._scope)
-
-
 class HttpSuite(CheckSuite):
-    """A declarative suite; its variables and captures live for one run."""
+    """A declarative suite: its variables seed each run's scope."""
 
-    def __init__(
-        self, *, variables: Mapping[str, str], http_checks: list[HttpCheck], **kwargs: Any
-    ) -> None:
-        super().__init__(checks=[], **kwargs)
+    def __init__(self, *, variables: Mapping[str, str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.variables = dict(variables)
-        self.http_checks = http_checks
-
-    def check_names(self) -> list[str]:
-        return [check.name for check in self.http_checks]
 
     def run(self, ctx: SuiteContext) -> None:
-        scope = {**ctx.variables(), **self.variables}
-        ctx.run_checks([_Bound(c, scope) for c in self.http_checks], sequential=self.sequential)
+        ctx.scope.update({**ctx.variables(), **self.variables})
+        super().run(ctx)
 
 
 class HttpSuiteKind(SuiteKind):
@@ -240,7 +228,7 @@ def _build(data: Mapping[str, Any], path: Path, text: str) -> HttpSuite:
     return HttpSuite(
         name=data["name"],
         kind="http",
-        http_checks=checks,
+        checks=checks,
         variables=variables,
         sequential=bool(data.get("sequential", False) or flow),
         description=data.get("description", ""),

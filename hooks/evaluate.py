@@ -1,8 +1,12 @@
-"""The work of one run: plan -> target -> suites -> verdict (imported on first use)."""
+"""The work of one run: plan -> target -> suites (in workers) -> verdict (imported on first use).
+
+This is the supervisor's side: it never imports, loads or runs suite code.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from hooks.deadline import Deadline
@@ -10,10 +14,11 @@ from hooks.discovery import Deployment
 from hooks.exceptions import ConfigError
 from hooks.lifecycle import LifecycleEvent
 from hooks.plan import Plan, PlanFile, resolve_plan
-from hooks.runner import run_suites
+from hooks.results import Policy
+from hooks.runner import RunResult
 from hooks.settings import Settings
-from hooks.suites.base import DeploymentInfo, Suite
-from hooks.suites.registry import BrokenSuite, Catalog, discover
+from hooks.suites.registry import Catalog, check_suites_dir
+from hooks.supervisor import SupervisedRun, run_supervised
 from hooks.target import Target
 from hooks.verdict import decide
 
@@ -62,27 +67,56 @@ def evaluate(
             plan.sources.get("verify"),
         )
 
-    progress.set(f"loading suites from {settings.suites_dir}")
-    catalog = runtime.catalogs.get(settings.suites_dir)
-    if catalog is None:
-        catalog = runtime.catalogs[settings.suites_dir] = discover(settings.suites_dir)
-    suites = select(catalog, plan, settings)
-    names = ", ".join(s.name for s in suites)
-    progress.set(f"running suites {names}")
-    info = DeploymentInfo(
-        invocation.deployment_id, invocation.execution_id, event, application, group
+    check_suites_dir(settings.suites_dir)
+    progress.set(f"running suites from {settings.suites_dir} in worker processes")
+    started = time.monotonic()
+    from hooks import redact
+
+    redact.register(*plan.headers.values())
+    job = {
+        "suites_dir": str(settings.suites_dir),
+        "event": event.value,
+        "planned": list(plan.suites) if plan.suites is not None else None,
+        "planned_source": plan.sources.get("suites", "default"),
+        "policies": {name: _policy(p) for name, p in plan.policies.items()},
+        "target": {
+            "url": target.url,
+            "prod_url": target.prod_url,
+            "host": target.host,
+            "verify": target.verify,
+            "ca_bundle": target.ca_bundle,
+            "headers": dict(target.headers),
+        },
+        "deployment": {
+            "deployment_id": invocation.deployment_id,
+            "execution_id": invocation.execution_id,
+            "application": application,
+            "deployment_group": group,
+        },
+        "concurrency": plan.concurrency,
+        "request_timeout": plan.request_timeout,
+        "max_body_bytes": plan.max_body_bytes,
+        "secrets": redact.secrets(),
+        "log_keys": invocation.log_keys(),
+        **_worker_logging(),
+    }
+    results, cut_short = run_supervised(
+        SupervisedRun(job, deadline, settings.memory_mb, on_check=runtime.on_check)
     )
-    run = run_suites(
-        suites,
-        target=target,
-        deployment=info,
-        deadline=deadline,
-        concurrency=plan.concurrency,
-        request_timeout=plan.request_timeout,
-        on_check=runtime.on_check,
-    )
+    run = RunResult(tuple(results), cut_short, time.monotonic() - started)
     summary.run = run
     summary.verdict = decide(run.suites, deadline_reached=run.deadline_reached)
+
+
+def _worker_logging() -> dict[str, object]:
+    """Workers log as this process does: JSON at its level, or the command line's text."""
+    package = logging.getLogger("hooks")
+    plain = any(type(h.formatter) is logging.Formatter for h in package.handlers)
+    return {"log_plain": plain, "log_level": logging.getLevelName(package.getEffectiveLevel())}
+
+
+def _policy(policy: Policy) -> dict[str, object]:
+    return {"report_only": policy.report_only, "failure_limit": policy.failure_limit}
 
 
 def _target(
@@ -126,35 +160,6 @@ def _target(
         ca_bundle=plan.ca_bundle,
         headers=dict(plan.headers),
     )
-
-
-def select(catalog: Catalog, plan: Plan, settings: Settings) -> list[Suite]:
-    """The suites planned for the event; a planned suite that does not exist fails the gate.
-
-    A planned name ``tag:NAME`` stands for every suite carrying that tag (at least one).
-    """
-    event: LifecycleEvent = plan.event
-    if plan.suites is None:
-        chosen: list[Suite] = [s for s in catalog.suites if s.runs_at(event)]
-    else:
-        by_name = catalog.by_name()
-        chosen = []
-        for name in plan.suites:
-            tagged = [s for s in catalog.suites if name.startswith("tag:") and name[4:] in s.tags]
-            found = tagged or by_name.get(name, [])
-            chosen.extend(s for s in found if s not in chosen)
-            if not found:
-                known = ", ".join(catalog.names()) or "none"
-                chosen.append(
-                    BrokenSuite(
-                        name,
-                        "missing",
-                        f"planned suite {name!r} does not exist "
-                        f"(source: {plan.sources['suites']}); suites found in "
-                        f"{settings.suites_dir} and installed plugins: {known}",
-                    )
-                )
-    return [s.with_policy(plan.policies[s.name]) if s.name in plan.policies else s for s in chosen]
 
 
 def planned_events(

@@ -2,7 +2,8 @@
 
 Everything after the event is parsed runs inside a guard: an exception becomes a
 ``Failed`` verdict with its reason, and the work runs in a daemon thread that the hook
-stops waiting for at the deadline, so the report always goes out in time.
+stops waiting for at the deadline, so the report always goes out in time. Suites run in
+worker processes (:mod:`hooks.supervisor`): this process never runs suite code.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from hooks import redact
 from hooks.deadline import DEFAULT_SAFETY_MARGIN, Deadline, HasRemainingTime, remaining_seconds
 from hooks.discovery import Discovery
-from hooks.exceptions import ConfigError
+from hooks.exceptions import GreenlightError
 from hooks.lifecycle import HookInvocation, LifecycleEvent, parse_event
 from hooks.log import get_logger
 from hooks.protocol import ReportOutcome, ReportState, StatusProtocol
@@ -29,7 +30,6 @@ from hooks.verdict import Verdict
 if TYPE_CHECKING:
     from hooks.plan import Plan
     from hooks.runner import RunResult
-    from hooks.suites.registry import Catalog
     from hooks.target import Target
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,6 @@ class Runtime:
     env: Mapping[str, str] | None = None
     reporters: Sequence[Reporter] = ()
     on_check: Callable[[Any, CheckResult], None] | None = None
-    catalogs: dict[Path, Catalog] = field(default_factory=dict)
 
 
 @dataclass
@@ -81,6 +80,8 @@ class RunSummary:
     target: Target | None = None  # when it was found
     report: ReportOutcome | None = None
     duration: float = 0.0
+    #: The verdict is Failed because of the configuration (settings, plan, suite files).
+    configuration_error: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         suites = self.run.suites if self.run is not None else ()
@@ -96,6 +97,7 @@ class RunSummary:
             "checks": sum(counts.values()),
             "counts": counts,
             "failed": list(self.verdict.failed),
+            "configuration_error": self.configuration_error,
             "report": self.report.state.value if self.report else None,
             "duration": round(self.duration, 3),
         }
@@ -113,18 +115,20 @@ def handle(
         logger.exception("invalid hook event: nothing can be reported without both ids")
         raise
     logger.append_keys(**invocation.log_keys())
+    redact.reset()  # a warm container: the last invocation's secrets are not this one's
     settings: Settings | None = None
-    settings_error: Exception | None = None
+    settings_error = ""
     try:
         settings = Settings.from_env(runtime.env)
-    except ConfigError as exc:
-        settings_error = exc
+    except Exception as exc:  # whatever reading settings raises, the hook still reports
+        settings_error = str(exc) if isinstance(exc, GreenlightError) else repr(exc)
     margin = settings.safety_margin if settings else DEFAULT_SAFETY_MARGIN
     deadline = Deadline.from_context(context, margin)
 
     summary = RunSummary(invocation, Verdict.failure("not run"))
     if settings is None:
-        summary.verdict = Verdict.failure(f"invalid configuration: {settings_error}")
+        summary.verdict = Verdict.failure(f"configuration error: {settings_error}")
+        summary.configuration_error = True
         logger.error(summary.verdict.reason)
     else:
         summary = _guarded(invocation, settings, deadline, runtime)
@@ -141,7 +145,7 @@ def handle(
             reporter.publish(summary)
         except Exception:
             logger.exception("reporter %s failed (the verdict stands)", type(reporter).__name__)
-    result = summary.to_dict()
+    result: dict[str, Any] = redact.redact_data(summary.to_dict())
     logger.info(f"greenlight {result['verdict']}: {result['reason']}", extra=result)
     for key in invocation.log_keys():
         logger.remove_keys([key])
@@ -158,9 +162,14 @@ def _guarded(
 
     def work() -> None:
         from hooks.evaluate import evaluate
+        from hooks.exceptions import ConfigError
 
         try:
             evaluate(summary, settings, deadline.earlier(_HANDOVER), runtime, progress)
+        except ConfigError as exc:
+            log.error("configuration error while %s: %s", progress.stage, exc)
+            summary.verdict = Verdict.failure(f"configuration error: {exc}")
+            summary.configuration_error = True
         except Exception as exc:
             log.error("the hook failed while %s\n%s", progress.stage, traceback.format_exc())
             summary.verdict = Verdict.failure(f"{type(exc).__name__} while {progress.stage}: {exc}")

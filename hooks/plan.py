@@ -23,12 +23,14 @@ from typing import Any
 from hooks.lifecycle import LifecycleEvent
 from hooks.results import Policy
 from hooks.runner import DEFAULT_CONCURRENCY
-from hooks.settings import Settings
+from hooks.settings import Settings, check_number
 from hooks.yamlfile import line_of, load_yaml, validate
 
 SCHEMA_PATH = Path(__file__).with_name("plan_schema.json")
 DEFAULT_READINESS_TIMEOUT = 60.0
 DEFAULT_REQUEST_TIMEOUT = 10.0
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+_NUMBERS = ("readiness_timeout", "concurrency", "request_timeout", "max_body_bytes")
 TAG_SUITES = "greenlight:suites"
 TAG_HOST = "greenlight:host"
 TAG_REPORT_ONLY = "greenlight:report-only"
@@ -48,6 +50,7 @@ class Plan:
     readiness_timeout: float = DEFAULT_READINESS_TIMEOUT
     concurrency: int = DEFAULT_CONCURRENCY
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     headers: Mapping[str, str] = field(default_factory=dict)
     policies: Mapping[str, Policy] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict)
@@ -65,6 +68,8 @@ class Plan:
             "readiness_timeout": self.readiness_timeout,
             "concurrency": self.concurrency,
             "request_timeout": self.request_timeout,
+            "max_body_bytes": self.max_body_bytes,
+            "headers": {name: "***" for name in self.headers},
             "policies": {k: vars(v) for k, v in self.policies.items()},
             "sources": dict(self.sources),
         }
@@ -149,6 +154,7 @@ def resolve_plan(
             "readiness_timeout",
             "concurrency",
             "request_timeout",
+            "max_body_bytes",
         ):
             put(key, entry.get(key), source)
         tls = entry.get("tls", {})
@@ -184,6 +190,10 @@ def resolve_plan(
     put("concurrency", settings.concurrency, "env GREENLIGHT_CONCURRENCY")
     put("readiness_timeout", settings.readiness_timeout, "env GREENLIGHT_READINESS_TIMEOUT")
     put("request_timeout", settings.request_timeout, "env GREENLIGHT_REQUEST_TIMEOUT")
+    put("max_body_bytes", settings.max_body_bytes, "env GREENLIGHT_MAX_BODY_BYTES")
+    for key in _NUMBERS:  # the schema cannot refuse .nan: every number is checked here
+        if key in values:
+            check_number(key, values[key], f"{key} (source: {sources[key]})")
 
     for key in (
         "suites",
@@ -195,6 +205,7 @@ def resolve_plan(
         "readiness_timeout",
         "concurrency",
         "request_timeout",
+        "max_body_bytes",
     ):
         sources.setdefault(key, "default")
     return Plan(event=event, headers=headers, policies=policies, sources=sources, **values)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,13 +45,14 @@ ALREADY_COMPLETED = "LifecycleEventAlreadyCompletedException"
 def report_client_config() -> Any:
     """botocore settings for the reporting client: short attempts, no retries of its own.
 
-    :class:`CodeDeployCallback` retries, checking the remaining time between attempts, so
-    one slow endpoint cannot outlast the safety margin.
+    ``total_max_attempts`` counts the first request (botocore's ``max_attempts`` counts
+    retries: 1 would mean two requests). :class:`CodeDeployCallback` retries, and waits for
+    each attempt no longer than the budget allows, so no endpoint can outlast the function.
     """
     from botocore.config import Config
 
     return Config(
-        retries={"mode": "standard", "max_attempts": 1},
+        retries={"mode": "standard", "total_max_attempts": 1},
         connect_timeout=2,
         read_timeout=4,
         user_agent_extra="greenlight",
@@ -108,11 +110,7 @@ class CodeDeployCallback:
         while True:
             attempt += 1
             try:
-                self.client.put_lifecycle_event_hook_execution_status(
-                    deploymentId=invocation.deployment_id,
-                    lifecycleEventHookExecutionId=invocation.execution_id,
-                    status=status.value,
-                )
+                self._attempt(invocation, status, budget)
                 log.info("reported %s to CodeDeploy", status.value, extra={"attempts": attempt})
                 return ReportOutcome(ReportState.REPORTED, attempt)
             except ClientError as exc:
@@ -137,6 +135,7 @@ class CodeDeployCallback:
                 ConnectTimeoutError,
                 ReadTimeoutError,
                 ConnectionError,
+                _AttemptTimeoutError,
             ) as exc:
                 detail = (
                     f"{type(exc).__name__}: {exc} (a function in a VPC needs a route to "
@@ -156,3 +155,33 @@ class CodeDeployCallback:
                 "reporting to CodeDeploy failed, retrying: %s", detail, extra={"attempt": attempt}
             )
             self._sleep(pause)
+
+    def _attempt(self, invocation: HookInvocation, status: VerdictStatus, budget: Deadline) -> None:
+        """One request, waited for no longer than the budget (it may finish unseen later)."""
+        outcome: list[BaseException | None] = []
+        done = threading.Event()
+
+        def call() -> None:
+            try:
+                self.client.put_lifecycle_event_hook_execution_status(
+                    deploymentId=invocation.deployment_id,
+                    lifecycleEventHookExecutionId=invocation.execution_id,
+                    status=status.value,
+                )
+                outcome.append(None)
+            except BaseException as exc:
+                outcome.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=call, name="greenlight-report", daemon=True).start()
+        if not done.wait(min(self.attempt_time, budget.remaining())):
+            raise _AttemptTimeoutError(
+                f"no answer within {min(self.attempt_time, budget.remaining()):.1f}s"
+            )
+        if outcome[0] is not None:
+            raise outcome[0]
+
+
+class _AttemptTimeoutError(Exception):
+    """A report attempt did not answer within the time it was given."""

@@ -1,8 +1,9 @@
-"""Run suites concurrently under a bound, every check under the deadline.
+"""Run suites concurrently under a bound, every check under the deadline (in the worker).
 
 Each suite runs in its own daemon thread and emits check results as they complete. At the
 deadline the runner stops waiting: the checks a suite had not reported become
-``timed_out`` results naming them, and ``deadline_reached`` is set.
+``timed_out`` results naming them, and ``deadline_reached`` is set. Whatever a suite
+raises (``KeyboardInterrupt`` and ``SystemExit`` included) becomes its error.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from hooks.deadline import Deadline
 from hooks.pool import WorkerPool
@@ -39,6 +40,18 @@ class RunResult:
             "duration": round(self.duration, 4),
             "suites": [s.to_dict() for s in self.suites],
         }
+
+
+class RunListener(Protocol):
+    """Told of each suite's start and end and of each check result, as they happen."""
+
+    def started(self, suite: Suite) -> None: ...
+
+    def expected(self, suite: Suite, names: list[str]) -> None: ...
+
+    def check(self, suite: Suite, result: CheckResult) -> None: ...
+
+    def finished(self, suite: Suite, error: str | None) -> None: ...
 
 
 @dataclass
@@ -90,6 +103,8 @@ def run_suites(
     suite_concurrency: int | None = None,
     request_timeout: float = 10.0,
     on_check: Callable[[Suite, CheckResult], None] | None = None,
+    listener: RunListener | None = None,
+    max_body_bytes: int | None = None,
 ) -> RunResult:
     """Run ``suites`` and return their results by the deadline, whatever the suites do."""
     started = time.monotonic()
@@ -103,15 +118,23 @@ def run_suites(
             return  # never started: the runner reports it as timed out
         try:
             run.started = time.monotonic()
+            if listener is not None:
+                listener.started(run.suite)
 
             def emit(result: CheckResult) -> None:
                 with run.lock:
                     run.results.append(result)
-                if on_check is not None:
+                for callback in (on_check, listener.check if listener else None):
+                    if callback is None:
+                        continue
                     try:
-                        on_check(run.suite, result)
+                        callback(run.suite, result)
                     except Exception:  # progress output must never break a run
                         log.exception("progress callback failed")
+
+            def expect(names: list[str]) -> None:
+                if listener is not None:
+                    listener.expected(run.suite, list(names))
 
             ctx = SuiteContext(
                 target=target,
@@ -120,9 +143,11 @@ def run_suites(
                 pool=pool,
                 emit=emit,
                 request_timeout=request_timeout,
+                expect=expect,
+                max_body_bytes=max_body_bytes,
             )
             run.suite.run(ctx)
-        except Exception as exc:
+        except BaseException as exc:  # a suite must not end the worker's run, whatever it does
             log.error("suite %r raised\n%s", run.suite.name, traceback.format_exc())
             run.error = (
                 f"suite {run.suite.name!r} ({run.suite.kind}) raised {type(exc).__name__}: {exc}"
@@ -140,12 +165,16 @@ def run_suites(
             return
         run.finished = time.monotonic()
         run.done.set()
+        if listener is not None:
+            listener.finished(run.suite, run.error)
 
     for run in runs:
         if isinstance(run.suite, BrokenSuite):  # could not load: nothing to run
             run.error = run.suite.error
             run.started = run.finished = time.monotonic()
             run.done.set()
+            if listener is not None:
+                listener.finished(run.suite, run.error)
             continue
         threading.Thread(
             target=execute, args=(run,), daemon=True, name=f"greenlight-suite-{run.suite.name}"

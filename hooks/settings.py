@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,7 +15,28 @@ DEFAULT_SUITES_DIR_NAME = "test_suites"
 PLAN_FILE_NAME = "greenlight.yaml"
 
 
-def _float(env: Mapping[str, str], name: str, minimum: float = 0.0) -> float | None:
+#: (minimum, maximum) of every numeric setting; the same bounds apply in the plan file.
+LIMITS: dict[str, tuple[float, float]] = {
+    "concurrency": (1, 256),
+    "readiness_timeout": (0, 900),
+    "request_timeout": (0.001, 900),
+    "safety_margin": (0, 300),
+    "max_body_bytes": (1024, 256 * 1024 * 1024),
+    "memory_mb": (128, 10240),
+}
+
+
+def check_number(key: str, value: float, where: str) -> float:
+    """``value`` when finite and within ``LIMITS[key]``; else an error naming ``where``."""
+    low, high = LIMITS[key]
+    if isinstance(value, bool) or not math.isfinite(value):
+        raise ConfigError(f"{where}={value!r} must be a finite number from {low:g} to {high:g}")
+    if not low <= value <= high:
+        raise ConfigError(f"{where}={value!r} must be from {low:g} to {high:g}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, key: str) -> float | None:
     raw = env.get(name, "").strip()
     if not raw:
         return None
@@ -22,9 +44,18 @@ def _float(env: Mapping[str, str], name: str, minimum: float = 0.0) -> float | N
         value = float(raw)
     except ValueError:
         raise ConfigError(f"environment variable {name}={raw!r} is not a number") from None
-    if value < minimum:
-        raise ConfigError(f"environment variable {name}={raw!r} must be at least {minimum:g}")
-    return value
+    return check_number(key, value, f"environment variable {name}")
+
+
+def _int(env: Mapping[str, str], name: str, key: str) -> int | None:
+    value = _float(env, name, key)
+    if value is None:
+        return None
+    if value != int(value):
+        raise ConfigError(
+            f"environment variable {name}={env[name].strip()!r} is not a whole number"
+        )
+    return int(value)
 
 
 def _bool(env: Mapping[str, str], name: str) -> bool | None:
@@ -72,13 +103,15 @@ class Settings:
     #: Names for plan matching when the deployment is not looked up (a fixed target URL).
     application: str | None = None
     deployment_group: str | None = None
+    max_body_bytes: int | None = None
+    #: The function's memory (Lambda sets AWS_LAMBDA_FUNCTION_MEMORY_SIZE): workers stay below.
+    memory_mb: int | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         suites_dir = default_suites_dir(env)
-        concurrency = _float(env, "GREENLIGHT_CONCURRENCY", minimum=1)
-        margin = _float(env, "GREENLIGHT_SAFETY_MARGIN")
+        margin = _float(env, "GREENLIGHT_SAFETY_MARGIN", "safety_margin")
         use_tags = _bool(env, "GREENLIGHT_USE_TAGS")
         return cls(
             suites_dir=suites_dir,
@@ -89,9 +122,11 @@ class Settings:
             suites=_names(env.get("GREENLIGHT_SUITES")),
             tls_verify=_bool(env, "GREENLIGHT_TLS_VERIFY"),
             ca_bundle=env.get("GREENLIGHT_CA_BUNDLE", "").strip() or None,
-            concurrency=int(concurrency) if concurrency is not None else None,
-            readiness_timeout=_float(env, "GREENLIGHT_READINESS_TIMEOUT"),
-            request_timeout=_float(env, "GREENLIGHT_REQUEST_TIMEOUT", minimum=0.001),
+            concurrency=_int(env, "GREENLIGHT_CONCURRENCY", "concurrency"),
+            readiness_timeout=_float(env, "GREENLIGHT_READINESS_TIMEOUT", "readiness_timeout"),
+            request_timeout=_float(env, "GREENLIGHT_REQUEST_TIMEOUT", "request_timeout"),
+            max_body_bytes=_int(env, "GREENLIGHT_MAX_BODY_BYTES", "max_body_bytes"),
+            memory_mb=_int(env, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "memory_mb"),
             safety_margin=DEFAULT_SAFETY_MARGIN if margin is None else margin,
             use_tags=True if use_tags is None else use_tags,
             application=env.get("GREENLIGHT_APPLICATION", "").strip() or None,

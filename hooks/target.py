@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -50,10 +51,29 @@ class Target:
         return self.ca_bundle or True
 
     def default_headers(self, deployment_id: str | None) -> dict[str, str]:
+        """Headers for every request; ``Host`` is added per request, for the target's origins."""
         headers = {"User-Agent": USER_AGENT}
         if deployment_id:
-            headers[DEPLOYMENT_HEADER] = deployment_id
-        if self.host:
-            headers["Host"] = self.host
-        headers.update(self.headers)
+            headers[DEPLOYMENT_HEADER] = header_value(deployment_id)
+        headers.update({k: header_value(str(v)) for k, v in self.headers.items()})
         return headers
+
+
+def origin(url: str) -> str:
+    """``scheme://host:port`` of ``url``, with the scheme's default port made explicit."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    port = port or {"http": 80, "https": 443}.get(scheme)
+    return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+_UNSAFE_HEADER_CHARS = re.compile(r"[^\x20-\x7e]")
+
+
+def header_value(value: str) -> str:
+    """``value`` as a valid header value: control and non-ASCII characters percent-encoded."""
+    return _UNSAFE_HEADER_CHARS.sub(lambda m: "".join(f"%{b:02X}" for b in m[0].encode()), value)

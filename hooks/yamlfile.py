@@ -13,6 +13,8 @@ import yaml
 from hooks.exceptions import ConfigError
 
 Validator = Callable[[Any], Any]
+#: The most nodes a file may expand to once aliases are followed ("billion laughs").
+MAX_EXPANDED_NODES = 100_000
 
 
 def load_yaml(path: Path) -> tuple[Any, str]:
@@ -24,14 +26,46 @@ def load_yaml(path: Path) -> tuple[Any, str]:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text: {exc}") from exc
     try:
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        return yaml.load(text, Loader=loader), text
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
+        try:
+            node = loader.get_single_node()
+            if node is not None:
+                size = _expanded_size(node, {})
+                if size > MAX_EXPANDED_NODES:
+                    raise ConfigError(
+                        f"{path}: the document expands to more than {MAX_EXPANDED_NODES:,} "
+                        f"values through its aliases (&anchors and *references)"
+                    )
+            return (loader.construct_document(node) if node is not None else None), text
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise ConfigError(f"{where}: YAML syntax error: {exc.problem or exc}") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: YAML error: {exc}") from exc
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """Nodes in the document with every alias followed; each shared node is counted once."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    sizes[id(node)] = MAX_EXPANDED_NODES + 1  # a cycle counts as too large
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            total += _expanded_size(item, sizes)
+            if total > MAX_EXPANDED_NODES:
+                break
+    elif isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            total += _expanded_size(key, sizes) + _expanded_size(value, sizes)
+            if total > MAX_EXPANDED_NODES:
+                break
+    sizes[id(node)] = total
+    return total
 
 
 def line_of(text: str, keys: Sequence[str | int]) -> int | None:

@@ -81,6 +81,10 @@ class SuiteContext:
     request_timeout: float = 10.0
     #: Variables of this run (a suite's own, then captures), for suites that template.
     scope: dict[str, str] = field(default_factory=dict)
+    #: Declares checks learned while running (pytest after collection): each must report.
+    expect: Callable[[list[str]], None] = lambda names: None
+    #: Largest response body a request may read (decompressed); None: the default.
+    max_body_bytes: int | None = None
 
     @cached_property
     def session(self) -> CheckSession:
@@ -93,6 +97,7 @@ class SuiteContext:
             deadline=self.deadline,
             timeout=self.request_timeout,
             pool_size=self.pool.max_workers,
+            max_body_bytes=self.max_body_bytes,
         )
 
     def variables(self) -> dict[str, str]:
@@ -127,7 +132,7 @@ def run_guarded(check: Check, ctx: SuiteContext) -> CheckResult:
     started = time.perf_counter()
     try:
         return check.run(ctx)
-    except Exception as exc:
+    except BaseException as exc:  # KeyboardInterrupt, SystemExit: still this check's error
         log.error("check %r raised\n%s", check.name, traceback.format_exc())
         return CheckResult(
             check.name,
@@ -158,6 +163,9 @@ class Suite(ABC):
     events: frozenset[LifecycleEvent] = frozenset()
     policy: Policy = Policy()
     source: str | None = None
+    #: Where the registry found it (kind and file, or entry point), to load it again in a
+    #: worker of its own. Set by the registry.
+    origin: dict[str, str] | None = None
 
     def check_names(self) -> list[str]:
         """Names of the checks, when known before running (to name the ones that time out)."""

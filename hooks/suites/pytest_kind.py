@@ -1,8 +1,10 @@
-"""pytest suites: an ordinary pytest file or folder, run in-process inside the hook.
+"""pytest suites: an ordinary pytest file or folder, run in a worker process of its own.
 
 ``test_*.py`` / ``*_test.py`` files and folders holding them are suites; a suite's name is
 the file's stem without ``test_`` (``test_orders.py`` -> ``orders``) or the folder's name.
 Each test item becomes one check; a failed assertion's message is the check's message.
+Every collected test must report: the ones an interrupted session (``KeyboardInterrupt``,
+``pytest.exit()``, ``-x``-like plugins) never ran are failures named "did not run".
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ class PytestSuite(Suite):
         from hooks.suites.pytest_plugin import CONTEXT_KEY
 
         suite = self
+        interrupted: list[str] = []
+        reported: set[str] = set()
 
         class Collector:
             @pytest.hookimpl(tryfirst=True)
@@ -74,10 +78,15 @@ class PytestSuite(Suite):
 
             def pytest_collection_finish(self, session: pytest.Session) -> None:
                 suite._collected = [item.nodeid for item in session.items]
+                ctx.expect(list(suite._collected))
+
+            def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[Any]) -> None:
+                interrupted.append(f"{excinfo.typename}: {excinfo.value}".rstrip(": "))
 
             def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
                 result = _to_result(report)
                 if result is not None:
+                    reported.add(report.nodeid)
                     ctx.emit(result)
 
             def pytest_collectreport(self, report: pytest.CollectReport) -> None:
@@ -99,21 +108,23 @@ class PytestSuite(Suite):
                 code = pytest.main(args, plugins=[Collector(), pytest_plugin])
             finally:
                 sys.dont_write_bytecode = previous
-        code = pytest.ExitCode(code)
+        try:
+            code = pytest.ExitCode(code)
+        except ValueError:  # pytest.exit(returncode=N) with a code of its own
+            code = pytest.ExitCode.INTERRUPTED
         if code == pytest.ExitCode.NO_TESTS_COLLECTED:
             ctx.emit(
                 CheckResult(
                     "(collection)", Status.ERROR, message=f"no tests collected from {self.path}"
                 )
             )
-        elif code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR):
-            ctx.emit(
-                CheckResult(
-                    "(pytest)",
-                    Status.ERROR,
-                    message=f"pytest exited with {code.name} for {self.path}",
-                )
-            )
+        elif code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            cause = f": {interrupted[0]}" if interrupted else ""
+            ended = f"pytest ended with {code.name} for {self.path}{cause}"
+            for nodeid in self._collected:
+                if nodeid not in reported:
+                    ctx.emit(CheckResult(nodeid, Status.ERROR, message=f"did not run: {ended}"))
+            ctx.emit(CheckResult("(pytest)", Status.ERROR, message=ended))
 
 
 def _longrepr(report: Any) -> str:

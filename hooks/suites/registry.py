@@ -8,13 +8,17 @@ naming the plugin or file and the cause. The other suites still load and run.
 from __future__ import annotations
 
 import logging
+import os
 import traceback
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
+from typing import Any
 
-from hooks.results import CheckResult, Status
+from hooks.exceptions import ConfigError
+from hooks.lifecycle import LifecycleEvent
+from hooks.results import CheckResult, Policy, Status
 from hooks.suites.base import Suite, SuiteContext, SuiteKind
 
 log = logging.getLogger(__name__)
@@ -78,6 +82,7 @@ def load_plugins(catalog: Catalog) -> None:
                     raise TypeError("a SuiteKind must have a non-empty 'name'")
                 catalog.kinds[obj.name] = obj
             elif isinstance(obj, Suite):
+                obj.origin = {"entry_point": ep.name, "name": obj.name}
                 catalog.suites.append(obj)
             else:
                 raise TypeError(
@@ -112,18 +117,118 @@ def candidate_paths(
             yield from candidate_paths(path, kinds, top=False)
 
 
+def check_suites_dir(root: Path) -> None:
+    """A suites directory that is missing, not a directory or unreadable is a config error."""
+    setting = "GREENLIGHT_SUITES_DIR / --suites-dir"
+    if not root.exists():
+        raise ConfigError(f"the suites directory {root} does not exist (set by {setting})")
+    if not root.is_dir():
+        raise ConfigError(f"the suites directory {root} is not a directory (set by {setting})")
+    try:
+        next(iter(os.scandir(root)), None)
+    except OSError as exc:
+        raise ConfigError(
+            f"the suites directory {root} cannot be read: {exc.strerror or exc}"
+        ) from exc
+
+
 def load_suites_dir(catalog: Catalog, root: Path) -> None:
     """Load every suite under ``root``; a file that fails becomes a broken suite."""
-    if not root.is_dir():
-        log.warning("suites directory %s does not exist", root)
-        return
+    check_suites_dir(root)
     for path, kind in candidate_paths(root, catalog.kinds.values()):
         try:
-            catalog.suites.extend(kind.load(path))
+            loaded = kind.load(path)
         except Exception as exc:
             log.error("failed to load %s\n%s", path, traceback.format_exc())
             message = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
-            catalog.suites.append(BrokenSuite(path.stem, kind.name, message, source=str(path)))
+            catalog.suites.append(
+                BrokenSuite(_declared_name(path), kind.name, message, source=str(path))
+            )
+            continue
+        for suite in loaded:
+            suite.origin = {"kind": kind.name, "path": str(path), "name": suite.name}
+        catalog.suites.extend(loaded)
+
+
+def _declared_name(path: Path) -> str:
+    """The ``name:`` a broken YAML file declares, when it can be read; else the file's stem."""
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        try:
+            import yaml
+
+            data = yaml.safe_load(path.read_text(encoding="utf-8")[:100_000])
+            name = data.get("name") if isinstance(data, dict) else None
+            if isinstance(name, str) and name:
+                return name
+        except Exception:  # the file's own error is reported; this is only a name
+            pass
+    return path.stem
+
+
+def load_one(origin: Mapping[str, Any]) -> Suite:
+    """Load the one suite ``origin`` names (a file of a kind, or a plugin's entry point)."""
+    catalog = Catalog()
+    load_plugins(catalog)
+    name = origin.get("name")
+    if "entry_point" in origin:
+        found = [s for s in catalog.suites if s.origin and s.origin == dict(origin)]
+    else:
+        kind = catalog.kinds.get(str(origin.get("kind")))
+        if kind is None:
+            raise ConfigError(f"suite kind {origin.get('kind')!r} is not installed")
+        path = Path(str(origin["path"]))
+        found = [s for s in kind.load(path) if s.name == name]
+        for suite in found:
+            suite.origin = dict(origin)
+    if len(found) != 1:
+        raise ConfigError(f"cannot load suite {name!r} again from {dict(origin)}")
+    return found[0]
+
+
+def select_suites(
+    catalog: Catalog,
+    event: LifecycleEvent,
+    planned: tuple[str, ...] | None,
+    policies: Mapping[str, Policy],
+    *,
+    planned_source: str,
+    suites_dir: Path | None,
+) -> list[Suite]:
+    """The suites to run at ``event``: the planned ones, or every one that runs there.
+
+    A planned name ``tag:NAME`` stands for every suite carrying that tag (at least one). A
+    planned suite that does not exist fails the gate, and so does every suite file or
+    plugin that did not load, planned or not: it may be the one that should have run.
+    """
+    broken = catalog.broken
+    if planned is None:
+        chosen: list[Suite] = [s for s in catalog.suites if s.runs_at(event)]
+    else:
+        by_name = catalog.by_name()
+        chosen = []
+        for name in planned:
+            tagged = [s for s in catalog.suites if name.startswith("tag:") and name[4:] in s.tags]
+            found = tagged or by_name.get(name, [])
+            chosen.extend(s for s in found if s not in chosen)
+            if not found:
+                known = ", ".join(n for n in catalog.names() if n not in {b.name for b in broken})
+                hint = (
+                    "; it may be in a file or plugin that did not load: "
+                    + "; ".join(b.error for b in broken)
+                    if broken
+                    else ""
+                )
+                chosen.append(
+                    BrokenSuite(
+                        name,
+                        "missing",
+                        f"planned suite {name!r} does not exist (source: {planned_source}); "
+                        f"suites found in {suites_dir} and installed plugins: "
+                        f"{known or 'none'}{hint}",
+                    )
+                )
+    chosen.extend(b for b in broken if b not in chosen)
+    return [s.with_policy(policies[s.name]) if s.name in policies else s for s in chosen]
 
 
 def discover(suites_dir: Path | None) -> Catalog:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 
 import pytest
@@ -155,11 +157,34 @@ def test_a_missing_plan_file_is_no_plan(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
-        ("GREENLIGHT_CONCURRENCY", "0", "must be at least 1"),
-        ("GREENLIGHT_TLS_VERIFY", "maybe", "must be true or false"),
-        ("GREENLIGHT_READINESS_TIMEOUT", "soon", "is not a number"),
+        ("GREENLIGHT_CONCURRENCY", "0", "=0.0 must be from 1 to 256"),
+        ("GREENLIGHT_CONCURRENCY", "nan", "=nan must be a finite number"),
+        ("GREENLIGHT_CONCURRENCY", "inf", "=inf must be a finite number"),
+        ("GREENLIGHT_CONCURRENCY", "2.5", "='2.5' is not a whole number"),
+        ("GREENLIGHT_CONCURRENCY", "100000", "=100000.0 must be from 1 to 256"),
+        ("GREENLIGHT_REQUEST_TIMEOUT", "-1", "=-1.0 must be from"),
+        ("GREENLIGHT_REQUEST_TIMEOUT", "1e308", "=1e+308 must be from 0.001 to 900"),
+        ("GREENLIGHT_SAFETY_MARGIN", "-inf", "=-inf must be a finite number"),
+        ("GREENLIGHT_MAX_BODY_BYTES", "10", "=10.0 must be from 1024"),
+        ("GREENLIGHT_TLS_VERIFY", "maybe", "='maybe' must be true or false"),
+        ("GREENLIGHT_READINESS_TIMEOUT", "soon", "='soon' is not a number"),
     ],
 )
 def test_invalid_environment_values_are_named(name: str, value: str, message: str) -> None:
-    with pytest.raises(ConfigError, match=f"{name}={value!r} {message}"):
+    with pytest.raises(ConfigError, match=re.escape(f"{name}{message}")):
         Settings.from_env({name: value})
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-1", "100000"])
+def test_plan_file_numbers_out_of_range_are_errors_naming_key_and_file(
+    tmp_path: Path, value: str
+) -> None:
+    plan = tmp_path / "greenlight.yaml"
+    plan.write_text(f"version: 1\ndefaults:\n  request_timeout: {value}\n")
+    with pytest.raises(ConfigError, match="request_timeout") as raised:
+        resolve_plan(
+            LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC,
+            Settings.from_env({}),
+            PlanFile.load(plan),
+        )
+    assert str(plan) in str(raised.value)

@@ -20,7 +20,14 @@ from hooks.suites.base import (
     SuiteKind,
     parse_events,
 )
-from hooks.suites.http.assertions import QUERIES, Response, evaluate, search
+from hooks.suites.http.assertions import (
+    QUERIES,
+    PatternError,
+    Response,
+    compile_pattern,
+    evaluate,
+    search,
+)
 from hooks.suites.http.template import UnknownVariableError, render
 from hooks.yamlfile import load_yaml, located, validate
 
@@ -142,7 +149,11 @@ class HttpCheck(Check):
             elif "header" in spec:
                 value = response.headers.get(spec["header"])
             else:
-                found = re.search(spec["regex"], response.text)
+                try:
+                    found = compile_pattern(spec["regex"]).search(response.text)
+                except PatternError as exc:
+                    failures.append(f"capture {variable}: invalid regular expression: {exc}")
+                    continue
                 value = (found.group(1) if found.groups() else found.group(0)) if found else None
             if value is None:
                 how = ", ".join(f"{k} {v!r}" for k, v in spec.items())
@@ -268,8 +279,8 @@ def _check_expressions(spec: Mapping[str, Any], path: Path, text: str, where: li
         for key in ("matches", "regex"):
             if key in item and "${" not in item[key]:
                 try:
-                    re.compile(item[key])
-                except re.error as exc:
+                    compile_pattern(item[key])
+                except PatternError as exc:
                     raise located(
                         path, text, [*keys, key], f"invalid regular expression {item[key]!r}: {exc}"
                     ) from None

@@ -16,6 +16,43 @@ from hooks.results import cut
 
 QUERIES = ("status", "header", "jmespath", "body", "duration")
 _MISSING = object()
+#: Bounds on a regular expression: its length, nesting and repetition counts.
+MAX_PATTERN_LENGTH = 1000
+MAX_PATTERN_NESTING = 32
+MAX_REPEAT = 10_000
+_REPEAT_COUNTS = re.compile(r"(?<!\\)\{(\d+)(?:,(\d*))?\}")
+
+
+class PatternError(ValueError):
+    """A regular expression that does not compile, or is larger than the bounds allow."""
+
+
+@lru_cache(maxsize=512)
+def compile_pattern(pattern: str) -> re.Pattern[str]:
+    """``pattern`` compiled, or a :class:`PatternError` saying what is wrong with it."""
+    if len(pattern) > MAX_PATTERN_LENGTH:
+        raise PatternError(f"longer than {MAX_PATTERN_LENGTH} characters")
+    depth = deepest = 0
+    escaped = False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char == ")":
+            depth -= 1
+    if deepest > MAX_PATTERN_NESTING:
+        raise PatternError(f"groups nested deeper than {MAX_PATTERN_NESTING}")
+    for low, high in _REPEAT_COUNTS.findall(pattern):
+        if int(low) > MAX_REPEAT or (high and int(high) > MAX_REPEAT):
+            raise PatternError(f"a repetition count above {MAX_REPEAT}")
+    try:
+        return re.compile(pattern)
+    except (re.error, OverflowError, RecursionError, MemoryError) as exc:
+        raise PatternError(str(exc) or type(exc).__name__) from None
 
 
 class Response:
@@ -132,7 +169,7 @@ def _contains(actual: Any, expected: Any) -> bool:
 
 
 def _matches(actual: Any, pattern: str) -> bool:
-    return isinstance(actual, str) and re.search(pattern, actual) is not None
+    return isinstance(actual, str) and compile_pattern(pattern).search(actual) is not None
 
 
 def _compare(op: Callable[[float, float], bool]) -> Callable[[Any, Any], bool]:
@@ -193,7 +230,7 @@ def evaluate(assertion: Mapping[str, Any], response: Response) -> list[str]:
     for key, verb, expected, predicate in checks:
         try:
             ok = predicate(actual, expected)
-        except re.error as exc:
+        except PatternError as exc:
             failures.append(f"{label}: invalid regular expression {expected!r}: {exc}")
             continue
         if ok == negate:

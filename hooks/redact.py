@@ -1,0 +1,109 @@
+"""Secrets never leave: values registered here are replaced in every text that goes out.
+
+Registered are the values of ``${env:...}`` references, of credential-bearing headers
+(``Authorization``, ``Cookie``, ``X-Api-Key``, ... and any header a suite marks secret) and
+of the plan's headers. Every message, log line, report and record passes through
+:func:`redact` on its way out; each value is also replaced in the forms it takes in URLs
+and quoted text (percent-encoded, JSON-escaped, without surrounding white space).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+MASK = "***"
+#: Headers whose values are credentials, whatever a suite says.
+CREDENTIAL_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-api-key",
+        "x-auth-token",
+        "x-amz-security-token",
+        "x-csrf-token",
+    }
+)
+
+_lock = threading.Lock()
+_values: set[str] = set()
+_pattern: re.Pattern[str] | None = None
+
+
+def _forms(value: str) -> set[str]:
+    forms = {value, value.strip()}
+    for form in list(forms):
+        forms |= {quote(form, safe=""), quote_plus(form), json.dumps(form)[1:-1]}
+        forms.add(repr(form)[1:-1])
+    return {f for f in forms if f}
+
+
+def register(*values: Any) -> None:
+    """Treat each value (and its encoded forms) as a secret from now on."""
+    global _pattern
+    added = False
+    with _lock:
+        for value in values:
+            if value is None:
+                continue
+            for form in _forms(str(value)):
+                if form not in _values:
+                    _values.add(form)
+                    added = True
+        if added:
+            # Longest first, so a secret that contains another is masked whole.
+            alternatives = sorted(_values, key=len, reverse=True)
+            _pattern = re.compile("|".join(re.escape(v) for v in alternatives))
+
+
+def register_headers(headers: Mapping[str, Any] | None, secret: Iterable[str] = ()) -> None:
+    """Register the values of credential-bearing headers and of those named in ``secret``."""
+    if not headers:
+        return
+    marked = {name.lower() for name in secret}
+    register(
+        *(
+            value
+            for name, value in headers.items()
+            if name.lower() in CREDENTIAL_HEADERS or name.lower() in marked
+        )
+    )
+
+
+def secrets() -> list[str]:
+    with _lock:
+        return sorted(_values)
+
+
+def reset() -> None:
+    """Forget every secret (a new invocation in a warm container; tests)."""
+    global _pattern
+    with _lock:
+        _values.clear()
+        _pattern = None
+
+
+def redact(text: str) -> str:
+    pattern = _pattern
+    if pattern is None or not text:
+        return text
+    return pattern.sub(MASK, text)
+
+
+def redact_data(data: Any) -> Any:
+    """``data`` (JSON-like) with every string redacted, keys included."""
+    if _pattern is None:
+        return data
+    if isinstance(data, str):
+        return redact(data)
+    if isinstance(data, Mapping):
+        return {redact(str(k)): redact_data(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [redact_data(item) for item in data]
+    return data

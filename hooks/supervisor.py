@@ -1,0 +1,390 @@
+"""The supervisor: runs suites in worker processes and decides from what they report.
+
+The hook's process never loads or runs suite code. For each invocation it starts a fresh
+*catalog* worker, which finds and selects the suites, lists them (with the checks each
+must report) and runs the declarative ones; every suite that runs user code (pytest,
+plugins) gets a worker of its own, a bounded number at a time. Workers stream
+:mod:`hooks.messages` records over a pipe.
+
+At the deadline every worker's process group is killed. Then each listed suite is
+assembled from its records: a check it had to report and did not is a failure that says
+why ("did not run: ..."): the deadline, the worker's death (exit code or signal), or the
+suite returning early. A worker that ends before listing its suites fails the gate.
+Nothing a suite does — patch a library, hold a lock, spin in a regex, allocate without
+bound, call ``os._exit`` — reaches this process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from hooks import messages
+from hooks.deadline import Deadline
+from hooks.exceptions import ConfigError
+from hooks.results import CheckResult, Policy, Status, SuiteResult
+
+log = logging.getLogger(__name__)
+
+#: Workers finish this much before the supervisor's deadline, to say what they have.
+WORKER_LEAD = 0.25
+#: Memory kept for the supervisor (and the report) out of the function's memory.
+SUPERVISOR_RESERVE_MB = 128
+#: The least memory a worker is started with.
+MIN_WORKER_MB = 96
+#: Workers of their own running at once, at most (besides the catalog worker).
+MAX_PARALLEL = 4
+
+
+@dataclass
+class ListedSuite:
+    """A suite as the catalog worker listed it, and what its workers said since."""
+
+    id: int
+    name: str
+    kind: str
+    source: str | None
+    policy: Policy
+    own_worker: bool
+    origin: dict[str, Any] | None
+    expected: list[str] = field(default_factory=list)
+    results: list[CheckResult] = field(default_factory=list)
+    error: str | None = None
+    started: float | None = None
+    finished: float | None = None
+    worker: Worker | None = None
+
+
+@dataclass
+class Worker:
+    """One worker process and what it said about itself."""
+
+    label: str
+    process: subprocess.Popen[bytes]
+    reader: threading.Thread | None = None
+    eof: threading.Event = field(default_factory=threading.Event)
+    done: bool = False
+    error: str | None = None
+    config_error: str | None = None
+    protocol_errors: list[str] = field(default_factory=list)
+    killed_at_deadline: bool = False
+    #: When its record stream ended (monotonic clock).
+    ended_at: float = float("inf")
+
+    def ending(self) -> str:
+        """How the process ended, in words."""
+        if self.killed_at_deadline:
+            return "was stopped at the deadline"
+        code = self.process.poll()
+        if code is None:
+            return "was still running"
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            hint = " (out of memory?)" if -code == signal.SIGKILL else ""
+            return f"was killed by {name}{hint}"
+        if self.error:
+            return f"failed: {self.error}"
+        if code != 0:
+            return f"exited with code {code}"
+        return "exited" if self.done else "exited without finishing its work"
+
+
+@dataclass
+class SupervisedRun:
+    """The job every worker gets (without its mode), and where results go."""
+
+    job: dict[str, Any]
+    deadline: Deadline
+    memory_mb: int | None = None
+    on_check: Callable[[Any, CheckResult], None] | None = None
+
+
+def _spawn(label: str, job: dict[str, Any]) -> tuple[Worker, IO[bytes]]:
+    read_fd, write_fd = os.pipe()
+    env = dict(os.environ)
+    # The worker imports what this process imports, wherever that came from.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["MALLOC_ARENA_MAX"] = "2"  # fewer malloc arenas: memory the limit can account for
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "hooks.worker", str(write_fd)],
+            stdin=subprocess.PIPE,
+            stdout=2,  # suites that print do not reach the record pipe
+            pass_fds=(write_fd,),
+            start_new_session=True,  # its own process group, killed whole
+            env=env,
+        )
+    finally:
+        os.close(write_fd)
+    worker = Worker(label, process)
+    try:
+        assert process.stdin is not None
+        process.stdin.write(json.dumps({**job, "label": label}).encode())
+        process.stdin.close()
+    except OSError:  # it died at once: its ending says how
+        pass
+    return worker, os.fdopen(read_fd, "rb")
+
+
+def _kill(worker: Worker) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(worker.process.pid, signal.SIGKILL)
+    try:
+        worker.process.wait(timeout=2)
+    except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL is not ignored
+        log.error("worker %s did not end after SIGKILL", worker.label)
+
+
+class Supervisor:
+    def __init__(self, run: SupervisedRun) -> None:
+        self.run = run
+        self.suites: dict[int, ListedSuite] = {}
+        self.listed = threading.Event()
+        self.changed = threading.Condition()
+        self.workers: list[Worker] = []
+
+    # ---- records ----
+
+    def _read(self, worker: Worker, stream: IO[bytes]) -> None:
+        try:
+            while True:
+                line = stream.readline(messages.MAX_RECORD_BYTES)
+                if not line:
+                    break
+                if not line.endswith(b"\n"):
+                    worker.protocol_errors.append("a record longer than the limit")
+                    stream.readline()  # drop the rest of it
+                    continue
+                try:
+                    self._handle(worker, messages.decode(line))
+                except (messages.ProtocolError, KeyError, ValueError, TypeError) as exc:
+                    worker.protocol_errors.append(str(exc))
+                    log.error("worker %s sent a bad record: %s", worker.label, exc)
+        finally:
+            stream.close()
+            worker.ended_at = time.monotonic()
+            worker.eof.set()
+            with self.changed:
+                self.changed.notify_all()
+
+    def _handle(self, worker: Worker, record: dict[str, Any]) -> None:
+        kind = record["type"]
+        now = time.monotonic()
+        if kind == "suites":
+            with self.changed:
+                for item in record["suites"]:
+                    suite = ListedSuite(
+                        id=int(item["id"]),
+                        name=str(item["name"]),
+                        kind=str(item["kind"]),
+                        source=item.get("source"),
+                        policy=messages.policy_from_record(item.get("policy")),
+                        own_worker=bool(item.get("own_worker")),
+                        origin=item.get("origin"),
+                        expected=[str(n) for n in item.get("checks") or ()],
+                        error=item.get("error"),
+                    )
+                    if not suite.own_worker:
+                        suite.worker = worker
+                    self.suites[suite.id] = suite
+            self.listed.set()
+            return
+        if kind == "done":
+            worker.done = True
+            return
+        if kind == "error":
+            if record.get("kind") == "config":
+                worker.config_error = str(record.get("message"))
+            else:
+                worker.error = str(record.get("message"))
+            return
+        suite = self.suites[int(record["suite"])]
+        if kind == "start":
+            suite.started = now
+        elif kind == "expect":
+            suite.expected.extend(n for n in record["checks"] if n not in suite.expected)
+        elif kind == "check":
+            result = messages.check_from_record(record["result"])
+            suite.results.append(result)
+            if self.run.on_check is not None:
+                try:
+                    self.run.on_check(suite, result)
+                except Exception:  # progress output never breaks a run
+                    log.exception("progress callback failed")
+        elif kind == "finish":
+            suite.finished = now
+            suite.error = record.get("error") or suite.error
+        else:
+            raise messages.ProtocolError(f"unknown record type {kind!r}")
+
+    # ---- processes ----
+
+    def _start(self, label: str, job: dict[str, Any]) -> Worker:
+        worker, stream = _spawn(label, job)
+        worker.reader = threading.Thread(
+            target=self._read, args=(worker, stream), daemon=True, name=f"greenlight-{label}"
+        )
+        worker.reader.start()
+        self.workers.append(worker)
+        return worker
+
+    def _job(self, mode: str, memory_mb: int | None, **extra: Any) -> dict[str, Any]:
+        remaining = max(self.run.deadline.remaining() - WORKER_LEAD, 0.0)
+        return {
+            **self.run.job,
+            "mode": mode,
+            "deadline_in": remaining,
+            "memory_mb": memory_mb,
+            **extra,
+        }
+
+    def _wait(self, until: Callable[[], bool]) -> bool:
+        """Wait until ``until()`` or the deadline; True when ``until()`` came true."""
+        with self.changed:
+            while not until():
+                remaining = self.run.deadline.remaining()
+                if remaining <= 0:
+                    return False
+                self.changed.wait(min(remaining, 0.05))
+        return True
+
+    def execute(self) -> tuple[list[SuiteResult], bool]:
+        """Run every planned suite; the results and whether the deadline cut the run short."""
+        memory = self.run.memory_mb
+        budget = None if memory is None else max(memory - SUPERVISOR_RESERVE_MB, MIN_WORKER_MB)
+        catalog = self._start("catalog", self._job("catalog", budget))
+        try:
+            self._wait(lambda: self.listed.is_set() or catalog.eof.is_set())
+            if catalog.config_error:
+                raise ConfigError(catalog.config_error)
+            if not self.listed.is_set():
+                return self._unlisted(catalog), self.run.deadline.expired()
+            own = [s for s in self.suites.values() if s.own_worker]
+            parallel = min(len(own), MAX_PARALLEL)
+            if budget is not None and own:
+                parallel = max(1, min(parallel, budget // MIN_WORKER_MB - 1))
+            share = None if budget is None else max(budget // (parallel + 1), MIN_WORKER_MB // 2)
+            queue = list(own)
+            running: list[Worker] = []
+            while queue or running or not catalog.eof.is_set():
+                running = [w for w in running if not w.eof.is_set()]
+                while queue and len(running) < parallel and not self.run.deadline.expired():
+                    suite = queue.pop(0)
+                    suite.worker = self._start(
+                        f"suite-{suite.id}",
+                        self._job("suite", share, suite=suite.id, origin=suite.origin),
+                    )
+                    running.append(suite.worker)
+                if self.run.deadline.expired():
+                    break
+                self._wait(_any_ended([*running, catalog]))
+                if catalog.eof.is_set() and not queue and all(w.eof.is_set() for w in running):
+                    break
+        finally:
+            for worker in self.workers:
+                if worker.process.poll() is None and not worker.eof.is_set():
+                    worker.killed_at_deadline = self.run.deadline.expired()
+                _kill(worker)  # its whole group: whatever its suites left running
+            for worker in self.workers:
+                if worker.reader is not None:
+                    worker.reader.join(timeout=1)
+        return self._assemble()
+
+    # ---- the results ----
+
+    def _unlisted(self, catalog: Worker) -> list[SuiteResult]:
+        if self.run.deadline.expired():
+            catalog.killed_at_deadline = True
+        return [
+            SuiteResult(
+                "(suites)",
+                "worker",
+                error=f"the suite worker {catalog.ending()} before it listed the suites"
+                + _protocol_note(catalog),
+            )
+        ]
+
+    def _assemble(self) -> tuple[list[SuiteResult], bool]:
+        now = time.monotonic()
+        results: list[SuiteResult] = []
+        cut_short = False
+        for suite in sorted(self.suites.values(), key=lambda s: s.id):
+            checks = list(suite.results)
+            reported = {c.name for c in checks}
+            missing = [n for n in suite.expected if n not in reported]
+            worker = suite.worker
+            if suite.finished is not None:
+                if missing and suite.error is None:
+                    for name in missing:
+                        checks.append(
+                            CheckResult(
+                                name,
+                                Status.ERROR,
+                                message="did not run: the suite returned without reporting it",
+                            )
+                        )
+            else:
+                at_deadline = (
+                    worker is None
+                    or worker.killed_at_deadline
+                    or worker.ended_at >= self.run.deadline.at - WORKER_LEAD - 0.05
+                )
+                cut_short = cut_short or at_deadline
+                status = Status.TIMED_OUT if at_deadline else Status.ERROR
+                when = (
+                    "while the suite was running" if suite.started else "before the suite started"
+                )
+                if at_deadline:
+                    cause = f"deadline reached {when}"
+                else:
+                    assert worker is not None
+                    cause = f"its worker process {worker.ending()} {when}"
+                    cause += _protocol_note(worker)
+                for name in missing:
+                    checks.append(CheckResult(name, status, message=f"did not run: {cause}"))
+                if not missing:
+                    checks.append(
+                        CheckResult("(suite)", status, message=f"did not finish: {cause}")
+                    )
+            start = suite.started if suite.started is not None else now
+            results.append(
+                SuiteResult(
+                    name=suite.name,
+                    kind=suite.kind,
+                    checks=tuple(checks),
+                    error=suite.error,
+                    policy=suite.policy,
+                    duration=(suite.finished or now) - start,
+                    source=suite.source,
+                )
+            )
+        return results, cut_short
+
+
+def _any_ended(workers: list[Worker]) -> Callable[[], bool]:
+    return lambda: any(w.eof.is_set() for w in workers)
+
+
+def _protocol_note(worker: Worker) -> str:
+    if not worker.protocol_errors:
+        return ""
+    return f" (and sent {len(worker.protocol_errors)} bad records: {worker.protocol_errors[0]})"
+
+
+def run_supervised(run: SupervisedRun) -> tuple[list[SuiteResult], bool]:
+    """Run the job's suites in workers; every listed suite's result, and whether cut short."""
+    return Supervisor(run).execute()

@@ -1,0 +1,241 @@
+"""The worker process: loads and runs suites for a supervisor, streaming results.
+
+Started as ``python -m hooks.worker FD`` with a job (JSON) on standard input; writes
+:mod:`hooks.messages` records to the pipe ``FD``. Suites may print to stdout (it goes to
+the supervisor's stderr), patch any library, hang or crash this process: the supervisor
+owns the deadline and the verdict, and decides from the records it received.
+
+Two modes:
+
+``catalog``  find every suite (plugins and the suites directory), select the planned ones,
+             list them, and run those that share this worker (declarative suites);
+``suite``    load and run one suite that needs a process of its own (pytest, plugins).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import IO, Any
+
+from hooks import messages, redact
+from hooks.deadline import Deadline
+from hooks.exceptions import ConfigError
+from hooks.lifecycle import LifecycleEvent
+from hooks.results import CheckResult, Policy
+from hooks.suites.base import DeploymentInfo, Suite
+from hooks.target import Target
+
+log = logging.getLogger("hooks.worker")
+
+#: Stack of each thread the worker starts: the memory limit counts thread stacks.
+THREAD_STACK_BYTES = 4 * 1024 * 1024
+EXIT_OK, EXIT_CONFIG, EXIT_CRASH = 0, 3, 4
+
+
+class RecordWriter:
+    """Writes records to the supervisor's pipe, one whole line at a time, redacted."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def send(self, record_type: str, **fields: Any) -> None:
+        line = messages.encode(record_type, **redact.redact_data(fields))
+        with self._lock:
+            try:
+                self._stream.write(line)
+                self._stream.flush()
+            except (BrokenPipeError, ValueError):  # the supervisor stopped listening
+                pass
+
+
+class RecordListener:
+    """Turns the runner's events into records for suites known by their ids."""
+
+    def __init__(self, writer: RecordWriter, ids: dict[int, int]) -> None:
+        self._writer = writer
+        self._ids = ids
+
+    def started(self, suite: Suite) -> None:
+        self._writer.send("start", suite=self._ids[id(suite)])
+
+    def expected(self, suite: Suite, names: list[str]) -> None:
+        self._writer.send("expect", suite=self._ids[id(suite)], checks=names)
+
+    def check(self, suite: Suite, result: CheckResult) -> None:
+        self._writer.send(
+            "check", suite=self._ids[id(suite)], result=messages.check_to_record(result)
+        )
+
+    def finished(self, suite: Suite, error: str | None) -> None:
+        self._writer.send("finish", suite=self._ids[id(suite)], error=error)
+
+
+def needs_own_worker(suite: Suite) -> bool:
+    """Suites that run user code (pytest, plugins) get a process of their own.
+
+    Only Greenlight's declarative suites and built-in checks share the catalog worker: a
+    suite that can patch a library or hold a lock must not change what another one sees.
+    """
+    from hooks.suites.base import CheckSuite
+    from hooks.suites.http import HttpSuite
+    from hooks.suites.registry import BrokenSuite
+
+    if type(suite) in (HttpSuite, BrokenSuite):
+        return False
+    if type(suite) is CheckSuite:
+        return not all(type(c).__module__.startswith("hooks.suites.") for c in suite.checks)
+    return True
+
+
+def describe(index: int, suite: Suite) -> dict[str, Any]:
+    from hooks.suites.registry import BrokenSuite
+
+    return {
+        "id": index,
+        "name": suite.name,
+        "kind": suite.kind,
+        "source": suite.source,
+        "checks": suite.check_names(),
+        "policy": {
+            "report_only": suite.policy.report_only,
+            "failure_limit": suite.policy.failure_limit,
+        },
+        "own_worker": needs_own_worker(suite),
+        "origin": getattr(suite, "origin", None),
+        "error": suite.error if isinstance(suite, BrokenSuite) else None,
+    }
+
+
+def _policies(job: dict[str, Any]) -> dict[str, Policy]:
+    return {name: messages.policy_from_record(p) for name, p in job.get("policies", {}).items()}
+
+
+def run(job: dict[str, Any], deadline: Deadline, writer: RecordWriter) -> None:
+    from hooks.runner import run_suites
+    from hooks.suites.registry import discover, load_one, select_suites
+
+    event = LifecycleEvent(job["event"])
+    policies = _policies(job)
+    if job["mode"] == "catalog":
+        suites_dir = Path(job["suites_dir"])
+        catalog = discover(suites_dir)
+        planned = job.get("planned")
+        suites = select_suites(
+            catalog,
+            event,
+            tuple(planned) if planned is not None else None,
+            policies,
+            planned_source=job.get("planned_source", "the plan"),
+            suites_dir=suites_dir,
+        )
+        listing = [describe(i, s) for i, s in enumerate(suites)]
+        writer.send("suites", suites=listing)
+        ids = {id(s): i for i, s in enumerate(suites)}
+        mine = [s for s in suites if not needs_own_worker(s)]
+    else:
+        suite = load_one(job["origin"])
+        if suite.name in policies:
+            suite = suite.with_policy(policies[suite.name])
+        ids = {id(suite): int(job["suite"])}
+        mine = [suite]
+    if not mine:
+        return
+    target = Target(**job["target"])
+    info = job["deployment"]
+    deployment = DeploymentInfo(
+        info["deployment_id"],
+        info["execution_id"],
+        event,
+        info.get("application"),
+        info.get("deployment_group"),
+    )
+    run_suites(
+        mine,
+        target=target,
+        deployment=deployment,
+        deadline=deadline,
+        concurrency=int(job["concurrency"]),
+        request_timeout=float(job["request_timeout"]),
+        listener=RecordListener(writer, ids),
+        max_body_bytes=job.get("max_body_bytes"),
+    )
+
+
+def limit_memory(megabytes: int | None, threads: int) -> None:
+    """Cap this process's data (heap, mappings, thread stacks) at ``megabytes`` plus stacks."""
+    threading.stack_size(THREAD_STACK_BYTES)
+    if not megabytes:
+        return
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Linux or macOS
+        return
+    limit = megabytes * 1024 * 1024 + (threads + 8) * THREAD_STACK_BYTES
+    try:
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+    except (ValueError, OSError) as exc:  # pragma: no cover - a platform without it
+        log.warning("cannot limit the worker's memory: %s", exc)
+
+
+class _Redacting(logging.Formatter):
+    """Formats as ``inner`` does, then masks every registered secret."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self._inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact.redact(self._inner.format(record))
+
+
+def _configure_logging(job: dict[str, Any]) -> None:
+    from hooks.log import configure_for_cli, get_logger
+
+    if job.get("log_plain"):
+        configure_for_cli(verbose=False)
+    else:
+        logger = get_logger(stream=sys.stderr, level=job.get("log_level") or "INFO")
+        logger.append_keys(**job.get("log_keys", {}), worker=job.get("label", "worker"))
+    for handler in logging.getLogger("hooks").handlers:
+        handler.setFormatter(_Redacting(handler.formatter or logging.Formatter()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    started = time.monotonic()
+    out = os.fdopen(int(argv[0]), "wb", buffering=0)
+    writer = RecordWriter(out)
+    code = EXIT_OK
+    try:
+        job = json.load(sys.stdin)
+        deadline = Deadline(started + float(job["deadline_in"]))
+        limit_memory(job.get("memory_mb"), int(job.get("concurrency", 16)))
+        redact.register(*job.get("secrets", []))
+        _configure_logging(job)
+        run(job, deadline, writer)
+        writer.send("done")
+    except ConfigError as exc:
+        writer.send("error", kind="config", message=str(exc))
+        code = EXIT_CONFIG
+    except BaseException as exc:
+        log.error("the worker failed\n%s", traceback.format_exc())
+        writer.send("error", kind="crash", message=f"{type(exc).__name__}: {exc}")
+        code = EXIT_CRASH
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    # Threads of hung checks may still run: end the process without waiting for them.
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

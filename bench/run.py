@@ -7,7 +7,10 @@
 2. overhead per check: 2,000 sequential checks against a server that answers at once,
    against a bare requests.Session loop;
 3. cold start: importing a handler module in a fresh process, against ``import boto3``;
-4. peak memory of the 200-check run (a fresh process, boto3 clients built as in Lambda).
+4. peak memory of the 200-check run (a fresh process, boto3 clients built as in Lambda);
+5. worker start: a supervisor starting a suite worker that finds, lists and runs no suite,
+   until the worker has exited (the cost every invocation pays for its isolation), against
+   ``import boto3`` in a fresh process.
 
 The last lines read ``bench <name>: <measured> (target <target>) ok|MISS``.
 """
@@ -176,6 +179,32 @@ def import_time(statement: str) -> float:
     return float(done.stdout.strip())
 
 
+WORKER_START = textwrap.dedent("""
+    import sys, tempfile, time
+    from hooks.deadline import Deadline
+    from hooks.supervisor import SupervisedRun, run_supervised
+    job = {"suites_dir": tempfile.mkdtemp(), "event": "AfterAllowTestTraffic", "planned": [],
+           "policies": {}, "target": {"url": "http://127.0.0.1:9"},
+           "deployment": {"deployment_id": "d-BENCH", "execution_id": "bench"},
+           "concurrency": 16, "request_timeout": 10, "secrets": [], "log_plain": True}
+    t0 = time.perf_counter()
+    results, _ = run_supervised(SupervisedRun(job, Deadline.in_seconds(60), 512))
+    print(time.perf_counter() - t0)
+""")
+
+
+def worker_start() -> float:
+    done = subprocess.run(
+        [PYTHON, "-c", WORKER_START], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def spread(values: list[float]) -> str:
+    """min-max of a series, in milliseconds."""
+    return f"{min(values) * 1000:.0f}-{max(values) * 1000:.0f} ms"
+
+
 def line(name: str, measured: str, target: str, ok: bool) -> str:
     return f"bench {name}: {measured} (target {target}) {'ok' if ok else 'MISS'}"
 
@@ -244,6 +273,17 @@ def main() -> int:
             f"cold start: import hooks.handlers {h * 1000:.0f} ms, import boto3 {f * 1000:.0f} ms"
         )
         results.append(line("cold-start-import", f"{h / f:.2f}x", "<= 1.5x", h / f <= 1.5))
+
+        workers, floor = [], []
+        for _ in range(7):  # interleaved, median of each
+            workers.append(worker_start())
+            floor.append(import_time("import boto3"))
+        w, f = statistics.median(workers), statistics.median(floor)
+        print(
+            f"worker start: {w * 1000:.0f} ms median ({spread(workers)}) from spawn to exit; "
+            f"import boto3 {f * 1000:.0f} ms ({spread(floor)})"
+        )
+        results.append(line("worker-start-vs-import-boto3", f"{w / f:.2f}x", "<= 2x", w / f <= 2))
         results.append(line("peak-memory-200-checks", f"{peak:.0f} MB", "< 128 MB", peak < 128))
     print()
     for result in results:

@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -289,11 +290,13 @@ class CheckSession(requests.Session):
                 **kwargs,
             )
             _read_capped(response, max_body)
-        except (requests.exceptions.RequestException, OSError) as exc:
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             if watch.fired:
                 raise ResponseTimeoutError(
                     f"no complete response within {timeout:g}s (connect, headers and body)"
                 ) from exc
+            if isinstance(exc, urllib3.exceptions.HTTPError):  # read outside requests' wrapping
+                raise requests.exceptions.ConnectionError(exc) from exc
             raise
         if watch.fired:
             raise ResponseTimeoutError(

@@ -20,7 +20,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from hooks.results import CheckResult, Evidence, Policy, Status
+from hooks.results import CheckResult, Evidence, Policy, Status, cut
 
 VERSION = 1
 #: A record longer than this is cut off and treated as a protocol error.
@@ -50,14 +50,23 @@ def check_to_record(result: CheckResult) -> dict[str, Any]:
     return result.to_dict()
 
 
+#: What the supervisor keeps of one check: its texts are cut, its failures counted.
+MAX_TEXT = 4000
+MAX_FAILURES = 20
+
+
 def check_from_record(data: Mapping[str, Any]) -> CheckResult:
     evidence = data.get("evidence")
+    failures = [cut(str(f), MAX_TEXT) for f in list(data.get("failures") or ())[:MAX_FAILURES]]
+    extra = len(data.get("failures") or ()) - MAX_FAILURES
+    if extra > 0:
+        failures.append(f"... and {extra} more failures")
     return CheckResult(
-        name=str(data["name"]),
+        name=cut(str(data["name"]), 500),
         status=Status(data["status"]),
         duration=float(data.get("duration") or 0.0),
-        message=str(data.get("message") or ""),
-        failures=tuple(str(f) for f in data.get("failures") or ()),
+        message=cut(str(data.get("message") or ""), MAX_TEXT),
+        failures=tuple(failures),
         evidence=Evidence(**evidence) if isinstance(evidence, dict) else None,
     )
 

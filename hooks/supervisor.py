@@ -44,6 +44,8 @@ SUPERVISOR_RESERVE_MB = 128
 MIN_WORKER_MB = 96
 #: Workers of their own running at once, at most (besides the catalog worker).
 MAX_PARALLEL = 4
+#: The most a worker may send; past it, it is stopped (this process's memory stays bounded).
+MAX_WORKER_OUTPUT_BYTES = 64 * 1024 * 1024
 
 
 @dataclass
@@ -78,6 +80,9 @@ class Worker:
     config_error: str | None = None
     protocol_errors: list[str] = field(default_factory=list)
     killed_at_deadline: bool = False
+    #: Why the supervisor stopped it before the deadline, if it did.
+    stopped: str | None = None
+    received: int = 0
     #: When its record stream ended (monotonic clock).
     ended_at: float = float("inf")
 
@@ -85,6 +90,8 @@ class Worker:
         """How the process ended, in words."""
         if self.killed_at_deadline:
             return "was stopped at the deadline"
+        if self.stopped:
+            return f"was stopped: {self.stopped}"
         code = self.process.poll()
         if code is None:
             return "was still running"
@@ -164,6 +171,13 @@ class Supervisor:
             while True:
                 line = stream.readline(messages.MAX_RECORD_BYTES)
                 if not line:
+                    break
+                worker.received += len(line)
+                if worker.received > MAX_WORKER_OUTPUT_BYTES:
+                    worker.stopped = (
+                        f"it sent more than {MAX_WORKER_OUTPUT_BYTES >> 20} MiB of results"
+                    )
+                    _kill(worker)
                     break
                 if not line.endswith(b"\n"):
                     worker.protocol_errors.append("a record longer than the limit")

@@ -156,6 +156,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def exit_code(result: dict[str, Any]) -> int:
+    """0 Succeeded, 1 Failed, 2 Failed because of the configuration (settings, plan, files)."""
+    if result.get("verdict") == "Succeeded":
+        return EXIT_OK
+    return EXIT_USAGE if result.get("configuration_error") else EXIT_FAILED
+
+
 def _given(values: dict[str, Any]) -> dict[str, str]:
     return {k: str(v) for k, v in values.items() if v not in (None, "", False)}
 
@@ -165,7 +172,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from hooks.plan import PlanFile
     from hooks.reports import CaptureReport, JsonReport, JUnitReport
     from hooks.settings import Settings
-    from hooks.suites.registry import discover
+    from hooks.suites.registry import check_suites_dir, discover
     from hooks.target import Target
 
     Target(url=args.url)  # a malformed URL is a usage error
@@ -185,6 +192,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     console = Console()
     with patched_env(env):
         settings = Settings.from_env()
+        check_suites_dir(settings.suites_dir)
         PlanFile.load(settings.plan_file)
         if args.suite:
             known = discover(settings.suites_dir).names()
@@ -210,7 +218,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if capture.summary is not None:
         console.failures(capture.summary)
         console.summary(capture.summary)
-    return EXIT_OK if result["verdict"] == "Succeeded" else EXIT_FAILED
+    return exit_code(result)
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
@@ -254,7 +262,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         console.line(json.dumps(call, indent=2))
     console.line(console.bold("Handler returned:"))
     console.line(json.dumps(result, indent=2))
-    return EXIT_OK if result.get("verdict") == "Succeeded" else EXIT_FAILED
+    return exit_code(result)
 
 
 def cmd_rehearse(args: argparse.Namespace) -> int:

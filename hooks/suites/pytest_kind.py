@@ -70,6 +70,7 @@ class PytestSuite(Suite):
         suite = self
         interrupted: list[str] = []
         reported: set[str] = set()
+        collection_failed: list[str] = []
 
         class Collector:
             @pytest.hookimpl(tryfirst=True)
@@ -91,6 +92,7 @@ class PytestSuite(Suite):
 
             def pytest_collectreport(self, report: pytest.CollectReport) -> None:
                 if report.failed:
+                    collection_failed.append(report.nodeid)
                     ctx.emit(
                         CheckResult(
                             report.nodeid or suite.name,
@@ -118,7 +120,9 @@ class PytestSuite(Suite):
                     "(collection)", Status.ERROR, message=f"no tests collected from {self.path}"
                 )
             )
-        elif code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        elif code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) and not (
+            collection_failed and not self._collected
+        ):  # a collection error already says why nothing ran
             cause = f": {interrupted[0]}" if interrupted else ""
             ended = f"pytest ended with {code.name} for {self.path}{cause}"
             for nodeid in self._collected:

@@ -144,6 +144,32 @@ def test_run_usage_errors_exit_2_without_a_traceback(args: list[str], message: s
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize("which", ["missing", "a file"])
+def test_run_with_a_suites_dir_that_is_not_a_directory_exits_2(tmp_path: Path, which: str) -> None:
+    path = tmp_path / "suites"
+    if which == "a file":
+        path.write_text("")
+    done = greenlight("run", "--url", "http://127.0.0.1:9", "--suites-dir", str(path))
+    assert done.returncode == 2
+    expected = "does not exist" if which == "missing" else "is not a directory"
+    assert f"the suites directory {path} {expected}" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_invoke_with_an_invalid_setting_exits_2_naming_it(green: str) -> None:
+    done = greenlight(
+        "invoke",
+        "AfterAllowTestTrafficHook",
+        "--event",
+        str(ROOT / "events" / "after_allow_test_traffic.json"),
+        "--target-url",
+        green,
+        env={"GREENLIGHT_CONCURRENCY": "nan"},
+    )
+    assert done.returncode == 2
+    assert "GREENLIGHT_CONCURRENCY=nan must be a finite number" in done.stdout
+
+
 def test_run_with_an_invalid_plan_exits_2_naming_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "greenlight.yaml").write_text("version: 1\ndefaults:\n  suites: {Sometime: [a]}\n")
     done = greenlight("run", "--url", "http://127.0.0.1:9", "--suites-dir", str(tmp_path))

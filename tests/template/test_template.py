@@ -13,8 +13,8 @@ import pytest
 
 from hooks.cli.template import load_template
 from hooks.lifecycle import LifecycleEvent
-from tests.functional.test_wire import SCRIPT, FakeCodeDeploy
 from tests.helpers import ROOT, http_server, reply
+from tests.wire import SCRIPT, FakeCodeDeploy
 
 pytestmark = pytest.mark.slow
 
@@ -176,6 +176,7 @@ def test_built_handler_runs_in_python313_and_reports(
                 "hooks.handlers.after_allow_test_traffic",
                 str(ROOT / "events" / "after_allow_test_traffic.json"),
                 "20",
+                "1",
             ],
             cwd=artifact,
             env=env,
@@ -185,6 +186,6 @@ def test_built_handler_runs_in_python313_and_reports(
             check=False,
         )
     assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout.split("RESULT ", 1)[1])
+    result = json.loads(done.stdout.split("RESULT ", 1)[1])["result"]
     assert result["verdict"] == "Succeeded", result
     assert [r["body"]["status"] for r in fake.requests] == ["Succeeded"]

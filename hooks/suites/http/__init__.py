@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hooks import redact
 from hooks.exceptions import ConfigError
 from hooks.results import CheckResult, Evidence, Policy, Status, cut
 from hooks.suites.base import (
@@ -67,6 +68,8 @@ class HttpCheck(Check):
     headers: Mapping[str, Any] = field(default_factory=dict)
     #: Whether any string of the check uses ``${...}`` (else rendering is skipped).
     templated: bool = True
+    #: Headers the suite marks secret (their values are redacted everywhere).
+    secret_headers: frozenset[str] = frozenset()
 
     def run(self, ctx: SuiteContext) -> CheckResult:
         scope = ctx.scope
@@ -109,6 +112,7 @@ class HttpCheck(Check):
         )
         headers = {k: str(v) for k, v in defaults.items()}
         headers.update({k: str(v) for k, v in request.get("headers", {}).items()})
+        redact.register_headers(headers, self.secret_headers)
         line = f"{method} {url}"
         t0 = time.perf_counter()
         try:
@@ -121,6 +125,7 @@ class HttpCheck(Check):
                 data=request.get("body"),
                 timeout=self.timeout,
                 allow_redirects=request.get("allow_redirects", False),
+                max_body_bytes=request.get("max_body_bytes"),
             )
         except Exception as exc:  # requests' errors: refused, timeout, TLS...
             return (
@@ -233,6 +238,7 @@ def _build(data: Mapping[str, Any], path: Path, text: str) -> HttpSuite:
                 timeout=spec["request"].get("timeout", defaults.get("timeout")),
                 headers=defaults.get("headers", {}),
                 templated="${" in json.dumps(written),
+                secret_headers=frozenset(data.get("secret_headers", [])),
             )
         )
     flow = any(c.captures for c in checks)

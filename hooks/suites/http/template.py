@@ -38,7 +38,11 @@ def _lookup(match: re.Match[str], variables: Mapping[str, str]) -> str:
         env_name = name[4:]
         if env_name not in os.environ:
             raise UnknownVariableError(f"environment variable {env_name!r} is not set")
-        return os.environ[env_name]
+        from hooks import redact
+
+        value = os.environ[env_name]
+        redact.register(value)  # values from the environment are treated as secrets
+        return value
     if name not in variables:
         known = ", ".join(sorted(variables)) or "none"
         raise UnknownVariableError(f"unknown variable ${{{name}}} (known: {known})")

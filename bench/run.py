@@ -183,12 +183,13 @@ WORKER_START = textwrap.dedent("""
     import sys, tempfile, time
     from hooks.deadline import Deadline
     from hooks.supervisor import SupervisedRun, run_supervised
-    job = {"suites_dir": tempfile.mkdtemp(), "event": "AfterAllowTestTraffic", "planned": [],
-           "policies": {}, "target": {"url": "http://127.0.0.1:9"},
+    setup = {"suites_dir": tempfile.mkdtemp(), "log_plain": True}
+    job = {"event": "AfterAllowTestTraffic", "planned": [], "policies": {},
+           "target": {"url": "http://127.0.0.1:9"},
            "deployment": {"deployment_id": "d-BENCH", "execution_id": "bench"},
-           "concurrency": 16, "request_timeout": 10, "secrets": [], "log_plain": True}
+           "concurrency": 16, "request_timeout": 10, "secrets": []}
     t0 = time.perf_counter()
-    results, _ = run_supervised(SupervisedRun(job, Deadline.in_seconds(60), 512))
+    results, _ = run_supervised(SupervisedRun(setup, 512), job, Deadline.in_seconds(60))
     print(time.perf_counter() - t0)
 """)
 

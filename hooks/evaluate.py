@@ -18,7 +18,7 @@ from hooks.results import Policy
 from hooks.runner import RunResult
 from hooks.settings import Settings
 from hooks.suites.registry import Catalog, check_suites_dir
-from hooks.supervisor import SupervisedRun, run_supervised
+from hooks.supervisor import SupervisedRun, Supervisor
 from hooks.target import Target
 from hooks.verdict import decide
 
@@ -35,7 +35,33 @@ def evaluate(
     runtime: Runtime,
     progress: Progress,
 ) -> None:
-    """Fill ``summary`` with the plan, the target, the results and the verdict."""
+    """Fill ``summary`` with the plan, the target, the results and the verdict.
+
+    The catalog worker starts first, so that its imports and suite loading overlap the plan
+    and discovery; it is ended whatever happens next.
+    """
+    check_suites_dir(settings.suites_dir)
+    setup = {
+        "suites_dir": str(settings.suites_dir),
+        "log_keys": summary.invocation.log_keys(),
+        **_worker_logging(),
+    }
+    supervisor = Supervisor(SupervisedRun(setup, settings.memory_mb, runtime.on_check))
+    progress.supervisor = supervisor.start()
+    try:
+        _evaluate(summary, settings, deadline, runtime, progress, supervisor)
+    finally:
+        supervisor.close()
+
+
+def _evaluate(
+    summary: RunSummary,
+    settings: Settings,
+    deadline: Deadline,
+    runtime: Runtime,
+    progress: Progress,
+    supervisor: Supervisor,
+) -> None:
     invocation = summary.invocation
     event = invocation.lifecycle_event
     progress.set(f"reading the plan file {settings.plan_file}")
@@ -67,14 +93,12 @@ def evaluate(
             plan.sources.get("verify"),
         )
 
-    check_suites_dir(settings.suites_dir)
     progress.set(f"running suites from {settings.suites_dir} in worker processes")
     started = time.monotonic()
     from hooks import redact
 
     redact.register(*plan.headers.values())
     job = {
-        "suites_dir": str(settings.suites_dir),
         "event": event.value,
         "planned": list(plan.suites) if plan.suites is not None else None,
         "planned_source": plan.sources.get("suites", "default"),
@@ -97,12 +121,8 @@ def evaluate(
         "request_timeout": plan.request_timeout,
         "max_body_bytes": plan.max_body_bytes,
         "secrets": redact.secrets(),
-        "log_keys": invocation.log_keys(),
-        **_worker_logging(),
     }
-    results, cut_short = run_supervised(
-        SupervisedRun(job, deadline, settings.memory_mb, on_check=runtime.on_check)
-    )
+    results, cut_short = supervisor.execute(job, deadline)
     run = RunResult(tuple(results), cut_short, time.monotonic() - started)
     summary.run = run
     summary.verdict = decide(run.suites, deadline_reached=run.deadline_reached)

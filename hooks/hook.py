@@ -52,6 +52,8 @@ class Progress:
 
     stage: str = "starting"
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: The run's supervisor, once started: ended at the deadline with its workers.
+    supervisor: Any = None
 
     def set(self, stage: str) -> None:
         with self.lock:
@@ -180,6 +182,8 @@ def _guarded(
     if not done.wait(timeout=deadline.remaining()):
         reason = f"deadline reached while {progress.stage}"
         log.error(reason)
+        if progress.supervisor is not None:
+            progress.supervisor.close()  # no worker outlives the invocation
         return RunSummary(
             invocation, Verdict.failure(reason), plan=summary.plan, target=summary.target
         )

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from hooks import messages
-from hooks.deadline import Deadline
+from hooks.deadline import LAMBDA_MAX_SECONDS, Deadline
 from hooks.exceptions import ConfigError
 from hooks.results import CheckResult, Policy, Status, SuiteResult
 
@@ -111,15 +111,25 @@ class Worker:
 
 @dataclass
 class SupervisedRun:
-    """The job every worker gets (without its mode), and where results go."""
+    """What every worker is set up with, the function's memory, and where results go.
 
-    job: dict[str, Any]
-    deadline: Deadline
+    ``setup`` holds what is known as the invocation begins: ``suites_dir`` and how to log
+    (``log_plain``, ``log_level``, ``log_keys``). The job follows in :meth:`execute`.
+    """
+
+    setup: dict[str, Any]
     memory_mb: int | None = None
     on_check: Callable[[Any, CheckResult], None] | None = None
 
 
-def _spawn(label: str, job: dict[str, Any]) -> tuple[Worker, IO[bytes]]:
+def _line(data: dict[str, Any]) -> bytes:
+    return (json.dumps(data) + "\n").encode()
+
+
+def _spawn(
+    label: str, setup: dict[str, Any], job: dict[str, Any] | None
+) -> tuple[Worker, IO[bytes]]:
+    """A worker with its set-up on stdin, and its job too when given (else stdin stays open)."""
     read_fd, write_fd = os.pipe()
     env = dict(os.environ)
     # The worker imports what this process imports, wherever that came from.
@@ -140,11 +150,25 @@ def _spawn(label: str, job: dict[str, Any]) -> tuple[Worker, IO[bytes]]:
     worker = Worker(label, process)
     try:
         assert process.stdin is not None
-        process.stdin.write(json.dumps({**job, "label": label}).encode())
-        process.stdin.close()
+        process.stdin.write(_line({**setup, "label": label}))
+        process.stdin.flush()
+        if job is not None:
+            _send_job(worker, job)
     except OSError:  # it died at once: its ending says how
         pass
     return worker, os.fdopen(read_fd, "rb")
+
+
+def _send_job(worker: Worker, job: dict[str, Any] | None) -> None:
+    """The job line (or an empty one: no job), then end of input."""
+    stdin = worker.process.stdin
+    if stdin is None or stdin.closed:
+        return
+    try:
+        stdin.write(_line(job) if job is not None else b"\n")
+        stdin.close()
+    except OSError:  # it died already: its ending says how
+        pass
 
 
 def _kill(worker: Worker) -> None:
@@ -157,12 +181,41 @@ def _kill(worker: Worker) -> None:
 
 
 class Supervisor:
+    """Starts the catalog worker at once (:meth:`start`), runs the job (:meth:`execute`),
+    and always ends every worker (:meth:`close`)."""
+
     def __init__(self, run: SupervisedRun) -> None:
         self.run = run
         self.suites: dict[int, ListedSuite] = {}
         self.listed = threading.Event()
         self.changed = threading.Condition()
         self.workers: list[Worker] = []
+        self.deadline = Deadline.in_seconds(LAMBDA_MAX_SECONDS)
+        memory = run.memory_mb
+        #: Memory for all workers together, in MB (None: no limit).
+        self.budget = None if memory is None else max(memory - SUPERVISOR_RESERVE_MB, MIN_WORKER_MB)
+        self.catalog: Worker | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def start(self) -> Supervisor:
+        """Start the catalog worker now: it imports and loads suites while the plan is made."""
+        setup = {**self.run.setup, "mode": "catalog", "memory_mb": catalog_share(self.budget)}
+        self.catalog = self._start("catalog", setup, None)
+        return self
+
+    def close(self) -> None:
+        """End every worker's process group (idempotent); no worker outlives the invocation."""
+        with self._lock:
+            self._closed = True
+            workers = list(self.workers)
+        for worker in workers:
+            if worker.process.poll() is None and not worker.eof.is_set():
+                worker.killed_at_deadline = worker.killed_at_deadline or self.deadline.expired()
+            _kill(worker)  # its whole group: whatever its suites left running
+        for worker in workers:
+            if worker.reader is not None:
+                worker.reader.join(timeout=1)
 
     # ---- records ----
 
@@ -247,81 +300,80 @@ class Supervisor:
 
     # ---- processes ----
 
-    def _start(self, label: str, job: dict[str, Any]) -> Worker:
-        worker, stream = _spawn(label, job)
+    def _start(self, label: str, setup: dict[str, Any], job: dict[str, Any] | None) -> Worker:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the supervisor is closed")
+            worker, stream = _spawn(label, setup, job)
+            self.workers.append(worker)
         worker.reader = threading.Thread(
             target=self._read, args=(worker, stream), daemon=True, name=f"greenlight-{label}"
         )
         worker.reader.start()
-        self.workers.append(worker)
         return worker
 
-    def _job(self, mode: str, memory_mb: int | None, **extra: Any) -> dict[str, Any]:
-        remaining = max(self.run.deadline.remaining() - WORKER_LEAD, 0.0)
-        return {
-            **self.run.job,
-            "mode": mode,
-            "deadline_in": remaining,
-            "memory_mb": memory_mb,
-            **extra,
-        }
+    def _job(self, job: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        remaining = max(self.deadline.remaining() - WORKER_LEAD, 0.0)
+        return {**job, "deadline_in": remaining, **extra}
 
     def _wait(self, until: Callable[[], bool]) -> bool:
         """Wait until ``until()`` or the deadline; True when ``until()`` came true."""
         with self.changed:
             while not until():
-                remaining = self.run.deadline.remaining()
+                remaining = self.deadline.remaining()
                 if remaining <= 0:
                     return False
                 self.changed.wait(min(remaining, 0.05))
         return True
 
-    def execute(self) -> tuple[list[SuiteResult], bool]:
+    def execute(self, job: dict[str, Any], deadline: Deadline) -> tuple[list[SuiteResult], bool]:
         """Run every planned suite; the results and whether the deadline cut the run short."""
-        memory = self.run.memory_mb
-        budget = None if memory is None else max(memory - SUPERVISOR_RESERVE_MB, MIN_WORKER_MB)
-        catalog = self._start("catalog", self._job("catalog", budget))
+        self.deadline = deadline
+        if self.catalog is None:
+            self.start()
+        catalog = self.catalog
+        assert catalog is not None
+        budget = self.budget
         try:
+            _send_job(catalog, self._job(job, memory_mb=catalog_share(budget)))
             self._wait(lambda: self.listed.is_set() or catalog.eof.is_set())
             if catalog.config_error:
                 raise ConfigError(catalog.config_error)
             if not self.listed.is_set():
-                return self._unlisted(catalog), self.run.deadline.expired()
+                return self._unlisted(catalog), self.deadline.expired()
             own = [s for s in self.suites.values() if s.own_worker]
             parallel = min(len(own), MAX_PARALLEL)
+            share = None
             if budget is not None and own:
-                parallel = max(1, min(parallel, budget // MIN_WORKER_MB - 1))
-            share = None if budget is None else max(budget // (parallel + 1), MIN_WORKER_MB // 2)
+                rest = budget - (catalog_share(budget) or 0)
+                parallel = max(1, min(parallel, rest // MIN_WORKER_MB))
+                share = max(rest // parallel, MIN_WORKER_MB // 2)
             queue = list(own)
             running: list[Worker] = []
             while queue or running or not catalog.eof.is_set():
                 running = [w for w in running if not w.eof.is_set()]
-                while queue and len(running) < parallel and not self.run.deadline.expired():
+                while queue and len(running) < parallel and not self.deadline.expired():
                     suite = queue.pop(0)
+                    setup = {**self.run.setup, "mode": "suite", "memory_mb": share}
                     suite.worker = self._start(
                         f"suite-{suite.id}",
-                        self._job("suite", share, suite=suite.id, origin=suite.origin),
+                        setup,
+                        self._job(job, memory_mb=share, suite=suite.id, origin=suite.origin),
                     )
                     running.append(suite.worker)
-                if self.run.deadline.expired():
+                if self.deadline.expired():
                     break
                 self._wait(_any_ended([*running, catalog]))
                 if catalog.eof.is_set() and not queue and all(w.eof.is_set() for w in running):
                     break
         finally:
-            for worker in self.workers:
-                if worker.process.poll() is None and not worker.eof.is_set():
-                    worker.killed_at_deadline = self.run.deadline.expired()
-                _kill(worker)  # its whole group: whatever its suites left running
-            for worker in self.workers:
-                if worker.reader is not None:
-                    worker.reader.join(timeout=1)
+            self.close()
         return self._assemble()
 
     # ---- the results ----
 
     def _unlisted(self, catalog: Worker) -> list[SuiteResult]:
-        if self.run.deadline.expired():
+        if self.deadline.expired():
             catalog.killed_at_deadline = True
         return [
             SuiteResult(
@@ -355,7 +407,7 @@ class Supervisor:
                 at_deadline = (
                     worker is None
                     or worker.killed_at_deadline
-                    or worker.ended_at >= self.run.deadline.at - WORKER_LEAD - 0.05
+                    or worker.ended_at >= self.deadline.at - WORKER_LEAD - 0.05
                 )
                 cut_short = cut_short or at_deadline
                 status = Status.TIMED_OUT if at_deadline else Status.ERROR
@@ -399,6 +451,13 @@ def _protocol_note(worker: Worker) -> str:
     return f" (and sent {len(worker.protocol_errors)} bad records: {worker.protocol_errors[0]})"
 
 
-def run_supervised(run: SupervisedRun) -> tuple[list[SuiteResult], bool]:
+def catalog_share(budget: int | None) -> int | None:
+    """The catalog worker's memory: half the workers' budget (the rest for suites' own)."""
+    return None if budget is None else max(budget // 2, MIN_WORKER_MB)
+
+
+def run_supervised(
+    run: SupervisedRun, job: dict[str, Any], deadline: Deadline
+) -> tuple[list[SuiteResult], bool]:
     """Run the job's suites in workers; every listed suite's result, and whether cut short."""
-    return Supervisor(run).execute()
+    return Supervisor(run).start().execute(job, deadline)

@@ -1,9 +1,13 @@
 """The worker process: loads and runs suites for a supervisor, streaming results.
 
-Started as ``python -m hooks.worker FD`` with a job (JSON) on standard input; writes
-:mod:`hooks.messages` records to the pipe ``FD``. Suites may print to stdout (it goes to
-the supervisor's stderr), patch any library, hang or crash this process: the supervisor
-owns the deadline and the verdict, and decides from the records it received.
+Started as ``python -m hooks.worker FD``; reads two JSON lines on standard input and
+writes :mod:`hooks.messages` records to the pipe ``FD``. The first line prepares (memory
+limit, logging, the suites directory): the supervisor starts the worker as the invocation
+begins, so its imports and suite loading overlap the plan and discovery. The second line
+is the job (the plan's suites, the target, the deadline); an empty one means "no job".
+Suites may print to stdout (it goes to the supervisor's stderr), patch any library, hang or
+crash this process: the supervisor owns the deadline and the verdict, and decides from the
+records it received.
 
 Two modes:
 
@@ -119,15 +123,28 @@ def _policies(job: dict[str, Any]) -> dict[str, Policy]:
     return {name: messages.policy_from_record(p) for name, p in job.get("policies", {}).items()}
 
 
-def run(job: dict[str, Any], deadline: Deadline, writer: RecordWriter) -> None:
+def prepare(setup: dict[str, Any]) -> Any:
+    """Everything that does not need the plan: imports, and the catalog (catalog mode)."""
+    import hooks.http  # noqa: F401 - requests and urllib3, before the clock starts
+    from hooks.runner import run_suites  # noqa: F401
+    from hooks.suites.registry import discover
+
+    if setup["mode"] == "catalog":
+        return discover(Path(setup["suites_dir"]))
+    return None
+
+
+def run(
+    job: dict[str, Any], deadline: Deadline, writer: RecordWriter, prepared: Any = None
+) -> None:
     from hooks.runner import run_suites
-    from hooks.suites.registry import discover, load_one, select_suites
+    from hooks.suites.registry import load_one, select_suites
 
     event = LifecycleEvent(job["event"])
     policies = _policies(job)
     if job["mode"] == "catalog":
         suites_dir = Path(job["suites_dir"])
-        catalog = discover(suites_dir)
+        catalog = prepared
         planned = job.get("planned")
         suites = select_suites(
             catalog,
@@ -170,8 +187,12 @@ def run(job: dict[str, Any], deadline: Deadline, writer: RecordWriter) -> None:
     )
 
 
-def limit_memory(megabytes: int | None, threads: int) -> None:
-    """Cap this process's data (heap, mappings, thread stacks) at ``megabytes`` plus stacks."""
+def limit_memory(megabytes: int | None, threads: int, most_threads: int = 256) -> None:
+    """Cap this process's data (heap, mappings) at ``megabytes``, plus its thread stacks.
+
+    The hard limit allows ``most_threads`` stacks, the soft limit ``threads``: the job,
+    which knows its concurrency, lowers the soft limit again.
+    """
     threading.stack_size(THREAD_STACK_BYTES)
     if not megabytes:
         return
@@ -179,9 +200,14 @@ def limit_memory(megabytes: int | None, threads: int) -> None:
         import resource
     except ImportError:  # pragma: no cover - not on Linux or macOS
         return
-    limit = megabytes * 1024 * 1024 + (threads + 8) * THREAD_STACK_BYTES
+    base = megabytes * 1024 * 1024 + 8 * THREAD_STACK_BYTES
+    soft = base + threads * THREAD_STACK_BYTES
+    hard = max(base + most_threads * THREAD_STACK_BYTES, soft)
     try:
-        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+        _, current = resource.getrlimit(resource.RLIMIT_DATA)
+        if current != resource.RLIM_INFINITY:
+            hard, soft = min(hard, current), min(soft, current)
+        resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
     except (ValueError, OSError) as exc:  # pragma: no cover - a platform without it
         log.warning("cannot limit the worker's memory: %s", exc)
 
@@ -197,31 +223,68 @@ class _Redacting(logging.Formatter):
         return redact.redact(self._inner.format(record))
 
 
-def _configure_logging(job: dict[str, Any]) -> None:
-    from hooks.log import configure_for_cli, get_logger
+class _JsonFormatter(logging.Formatter):
+    """One JSON object per line, with the keys the supervisor's Powertools lines carry."""
 
-    if job.get("log_plain"):
-        configure_for_cli(verbose=False)
+    def __init__(self, keys: dict[str, Any]) -> None:
+        super().__init__()
+        self.keys = keys
+
+    def format(self, record: logging.LogRecord) -> str:
+        data = {
+            "level": record.levelname,
+            "location": f"{record.funcName}:{record.lineno}",
+            "message": record.getMessage(),
+            "timestamp": self.formatTime(record),
+            "service": os.environ.get("POWERTOOLS_SERVICE_NAME", "greenlight"),
+            **self.keys,
+        }
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return json.dumps(data, default=str)
+
+
+def _configure_logging(setup: dict[str, Any]) -> None:
+    """Plain text on a terminal's command line, else JSON lines: on stderr, redacted."""
+    keys = {**setup.get("log_keys", {}), "worker": setup.get("label", "worker")}
+    if setup.get("log_plain"):
+        inner = logging.Formatter("greenlight: %(levelname)s: %(message)s")
     else:
-        logger = get_logger(stream=sys.stderr, level=job.get("log_level") or "INFO")
-        logger.append_keys(**job.get("log_keys", {}), worker=job.get("label", "worker"))
-    for handler in logging.getLogger("hooks").handlers:
-        handler.setFormatter(_Redacting(handler.formatter or logging.Formatter()))
+        inner = _JsonFormatter(keys)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Redacting(inner))
+    package = logging.getLogger("hooks")
+    package.handlers = [handler]
+    package.propagate = False
+    package.setLevel(setup.get("log_level") or "INFO")
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    started = time.monotonic()
     out = os.fdopen(int(argv[0]), "wb", buffering=0)
     writer = RecordWriter(out)
     code = EXIT_OK
     try:
-        job = json.load(sys.stdin)
-        deadline = Deadline(started + float(job["deadline_in"]))
-        limit_memory(job.get("memory_mb"), int(job.get("concurrency", 16)))
-        redact.register(*job.get("secrets", []))
-        _configure_logging(job)
-        run(job, deadline, writer)
+        setup = json.loads(sys.stdin.readline() or "null")
+        if not isinstance(setup, dict):
+            raise ConfigError("the worker was started without its set-up")
+        limit_memory(setup.get("memory_mb"), 16)
+        _configure_logging(setup)
+        prepared: Any = None
+        prepare_error: ConfigError | None = None
+        try:
+            prepared = prepare(setup)
+        except ConfigError as exc:  # reported once the job asks for it
+            prepare_error = exc
+        line = sys.stdin.readline()
+        if line.strip():
+            job = {**setup, **json.loads(line)}
+            deadline = Deadline(time.monotonic() + float(job["deadline_in"]))
+            limit_memory(job.get("memory_mb"), int(job.get("concurrency", 16)))
+            redact.register(*job.get("secrets", []))
+            if prepare_error is not None:
+                raise prepare_error
+            run(job, deadline, writer, prepared)
         writer.send("done")
     except ConfigError as exc:
         writer.send("error", kind="config", message=str(exc))

@@ -1,9 +1,16 @@
-"""Find the green stack from the deployment: listeners, URLs, target health.
+"""Find the green stack from the deployment: listeners, URLs, target groups, targets.
 
 get_deployment -> (loadBalancerInfo, else get_deployment_group) -> test and production
-listener ARNs -> describe_listeners -> describe_load_balancers -> URLs. The green target
-group is the one the test listener forwards to. Every AWS error becomes a
+listener ARNs -> describe_listeners, describe_load_balancers, describe_rules (test
+listener) -> describe_target_groups (green) -> URLs. Every AWS error becomes a
 :class:`DiscoveryError` naming the call that failed and what to fix.
+
+**Which target group is green** comes from the deployment group's target-group pair and
+the production listener, never from the test listener alone: until AllowTraffic the
+production listener forwards to the original (blue) group, so green is the pair's other
+group; from AfterAllowTraffic on, production forwards to green. (At AfterInstall the test
+listener still forwards to blue: trusting it would test the old release.) The test
+listener is then *checked* against that answer before any suite runs through it.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from typing import Any
 
 from hooks.deadline import Deadline
@@ -60,6 +68,37 @@ class Listener:
 
 
 @dataclass(frozen=True)
+class TargetGroup:
+    arn: str
+    name: str
+    protocol: str = "HTTP"
+    port: int | None = None
+
+
+@dataclass(frozen=True)
+class GreenTarget:
+    """One registered green task, addressed directly (``ip:port``)."""
+
+    url: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A listener rule, reduced to what routing by host needs."""
+
+    arn: str
+    priority: str
+    hosts: tuple[str, ...]  # host-header values; () when the rule has no host condition
+    other_conditions: bool  # conditions besides host-header (path, header, ...)
+    forwards_to: tuple[str, ...]
+
+    @property
+    def is_default(self) -> bool:
+        return self.priority == "default"
+
+
+@dataclass(frozen=True)
 class Deployment:
     """What get_deployment (and get_deployment_group) say about the deployment."""
 
@@ -72,17 +111,73 @@ class Deployment:
 
 @dataclass(frozen=True)
 class Stack:
-    """The discovered target: URLs of both listeners and the green target groups."""
+    """The discovered target: both listeners, the green groups and the test listener's rules."""
 
     test: Listener
     prod: Listener | None
     green_target_groups: tuple[str, ...] = field(default_factory=tuple)
+    green: tuple[TargetGroup, ...] = ()
+    #: How green was told apart: "target-group pair and production listener", or a fallback.
+    green_source: str = ""
+    test_rules: tuple[Rule, ...] = ()
+    certificate_arn: str | None = None
 
     def urls(self, event: LifecycleEvent) -> tuple[str, str | None]:
-        """(green URL, production URL); after AllowTraffic production serves green too."""
+        """(green URL, production URL); after AllowTraffic production serves green too.
+
+        At BeforeInstall there is no green: both are the production listener's URL.
+        """
+        if event is LifecycleEvent.BEFORE_INSTALL:
+            if self.prod is None:
+                raise DiscoveryError(
+                    "BeforeInstall tests production only, and the deployment group has no "
+                    "production listener (prodTrafficRoute)"
+                )
+            return self.prod.url, self.prod.url
         if event.green_on_prod_listener and self.prod is not None:
             return self.prod.url, self.prod.url
         return self.test.url, self.prod.url if self.prod else None
+
+    def route(self, host: str | None) -> Rule | None:
+        """The test listener's rule that a request for ``host`` meets (the default: None host)."""
+        for rule in self.test_rules:
+            if rule.is_default or rule.other_conditions:
+                continue
+            if host and any(fnmatchcase(host.lower(), h.lower()) for h in rule.hosts):
+                return rule
+        return next((r for r in self.test_rules if r.is_default), None)
+
+    def prove_green(self, host: str | None) -> None:
+        """Raise unless the test listener sends ``host``'s requests to green, and only there."""
+        if not self.green:
+            return
+        green = {g.arn for g in self.green}
+        rule = self.route(host)
+        forwards = set(rule.forwards_to) if rule is not None else set(self.test.target_group_arns)
+        if forwards and forwards <= green:
+            return
+        what = "its default action" if rule is None or rule.is_default else f"rule {rule.arn}"
+        names = ", ".join(sorted(_name(a) for a in forwards)) or "no target group"
+        raise DiscoveryError(
+            f"the test listener {self.test.url} ({what}"
+            f"{f', host {host}' if host else ''}) forwards to {names}, not to this "
+            f"deployment's green target group {', '.join(g.name for g in self.green)} -> "
+            f"AllowTestTraffic did not complete, the listener was changed by hand, or a "
+            f"rollback is under way: testing it would judge the wrong release"
+        )
+
+    def derived_host(self) -> tuple[str, str] | None:
+        """A host name from the test listener's rules: one exact ``host-header`` value."""
+        hosts = {
+            r.hosts[0]
+            for r in self.test_rules
+            if not r.is_default and len(r.hosts) == 1 and not any(c in r.hosts[0] for c in "*?")
+        }
+        if len(hosts) == 1:
+            host = hosts.pop()
+            rule = next(r for r in self.test_rules if r.hosts == (host,))
+            return host, f"derived from the test listener's rule {rule.arn}"
+        return None
 
 
 def explain(service: str, operation: str, exc: Exception) -> DiscoveryError:
@@ -114,9 +209,17 @@ def explain(service: str, operation: str, exc: Exception) -> DiscoveryError:
 class Discovery:
     """Discovery calls, with clients built once per container and passed in."""
 
-    def __init__(self, codedeploy: Any, elbv2: Any) -> None:
+    def __init__(self, codedeploy: Any, elbv2: Any, acm: Any = None) -> None:
         self.codedeploy = codedeploy
         self.elbv2 = elbv2
+        #: An ACM client, or a callable that builds one on first use.
+        self._acm = acm
+
+    @property
+    def acm(self) -> Any:
+        if callable(self._acm) and not hasattr(self._acm, "describe_certificate"):
+            self._acm = self._acm()
+        return self._acm
 
     def _call(self, client: Any, service: str, operation: str, **kwargs: Any) -> Any:
         method = getattr(client, _snake(operation))
@@ -171,7 +274,11 @@ class Discovery:
         tags = self._call(self.codedeploy, "codedeploy", "ListTagsForResource", ResourceArn=arn)
         return {t["Key"]: t.get("Value", "") for t in tags.get("Tags", [])}
 
-    def stack(self, deployment: Deployment) -> Stack:
+    def stack(
+        self,
+        deployment: Deployment,
+        event: LifecycleEvent = LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC,
+    ) -> Stack:
         pairs = deployment.load_balancer_info.get("targetGroupPairInfoList") or []
         where = f"deployment group {deployment.application}/{deployment.deployment_group}"
         if not pairs:
@@ -219,11 +326,100 @@ class Discovery:
 
         test = listener(test_arns[0])
         prod = listener(prod_arns[0]) if prod_arns else None
-        if test.scheme == "internal":
-            log.info(
-                "the test listener is on an internal load balancer: the hook must run in its VPC"
+        pair_names = tuple(g["name"] for g in pair.get("targetGroups") or [] if g.get("name"))
+        green_names, source = _green_names(event, pair_names, test, prod)
+        green = self.target_groups(green_names) if green_names else ()
+        rules = self.rules(test.arn)
+        certificate = next(
+            (c.get("CertificateArn") for c in by_arn[test.arn].get("Certificates") or []), None
+        )
+        return Stack(
+            test,
+            prod,
+            tuple(g.arn for g in green) or test.target_group_arns,
+            green,
+            source,
+            rules,
+            certificate,
+        )
+
+    def target_groups(self, names: tuple[str, ...]) -> tuple[TargetGroup, ...]:
+        groups = self._call(
+            self.elbv2, "elasticloadbalancing", "DescribeTargetGroups", Names=list(names)
+        )["TargetGroups"]
+        return tuple(
+            TargetGroup(
+                g["TargetGroupArn"],
+                g["TargetGroupName"],
+                g.get("Protocol") or "HTTP",
+                g.get("Port"),
             )
-        return Stack(test, prod, test.target_group_arns)
+            for g in groups
+        )
+
+    def rules(self, listener_arn: str) -> tuple[Rule, ...]:
+        found = self._call(
+            self.elbv2, "elasticloadbalancing", "DescribeRules", ListenerArn=listener_arn
+        )["Rules"]
+        rules = []
+        for item in found:
+            hosts: list[str] = []
+            other = False
+            for condition in item.get("Conditions") or []:
+                if condition.get("Field") == "host-header":
+                    config = condition.get("HostHeaderConfig") or {}
+                    hosts += config.get("Values") or condition.get("Values") or []
+                else:
+                    other = True
+            rules.append(
+                Rule(
+                    item.get("RuleArn", ""),
+                    str(item.get("Priority", "default")),
+                    tuple(hosts),
+                    other,
+                    _forward_targets({"DefaultActions": item.get("Actions") or []}),
+                )
+            )
+        return tuple(rules)
+
+    def certificate_host(self, certificate_arn: str) -> tuple[str, str] | None:
+        """The certificate's domain name, or its first name that is not a wildcard."""
+        if self.acm is None:
+            return None
+        info = self._call(self.acm, "acm", "DescribeCertificate", CertificateArn=certificate_arn)[
+            "Certificate"
+        ]
+        names = [info.get("DomainName", ""), *(info.get("SubjectAlternativeNames") or [])]
+        host = next((n for n in names if n and "*" not in n), None)
+        return (
+            (host, f"derived from the test listener's certificate {certificate_arn}")
+            if host
+            else None
+        )
+
+    def green_targets(self, stack: Stack) -> list[GreenTarget]:
+        """Every healthy registered green task, each addressed directly by ``ip:port``."""
+        found: list[GreenTarget] = []
+        for group in stack.green:
+            health = self._call(
+                self.elbv2,
+                "elasticloadbalancing",
+                "DescribeTargetHealth",
+                TargetGroupArn=group.arn,
+            )["TargetHealthDescriptions"]
+            scheme = "https" if group.protocol.upper() == "HTTPS" else "http"
+            for item in health:
+                if item.get("TargetHealth", {}).get("State") != "healthy":
+                    continue
+                target = item.get("Target", {})
+                address, port = target.get("Id"), target.get("Port") or group.port
+                label = f"{address}:{port}"
+                host = f"[{address}]" if ":" in str(address) else address
+                found.append(GreenTarget(f"{scheme}://{host}:{port}", label))
+        if not found:
+            names = ", ".join(g.name for g in stack.green) or "no green target group"
+            raise DiscoveryError(f"no healthy registered target in {names} to test directly")
+        return sorted(found, key=lambda t: t.label)
 
     def wait_ready(
         self,
@@ -264,6 +460,39 @@ class Discovery:
             sleep(min(interval, until.remaining()))
 
 
+def _green_names(
+    event: LifecycleEvent, pair: tuple[str, ...], test: Listener, prod: Listener | None
+) -> tuple[tuple[str, ...], str]:
+    """Green's target-group names, and how they were told apart."""
+    if prod is not None and len(pair) == 2:
+        serving = {_name(a) for a in prod.target_group_arns} & set(pair)
+        if len(serving) == 1:
+            if event.green_on_prod_listener:
+                return tuple(serving), "the production listener (after AllowTraffic)"
+            return (
+                tuple(n for n in pair if n not in serving),
+                "the target-group pair, less the group the production listener serves",
+            )
+    if event in (LifecycleEvent.BEFORE_INSTALL, LifecycleEvent.AFTER_INSTALL):
+        raise DiscoveryError(
+            f"cannot tell the green target group at {event.value}: the deployment group's "
+            f"target-group pair ({', '.join(pair) or 'none'}) and production listener do not "
+            f"single it out"
+        )
+    names = tuple(_name(a) for a in test.target_group_arns)
+    log.warning(
+        "green told apart by the test listener's forward action alone (no target-group pair "
+        "with one group on the production listener)",
+        extra={"green": names},
+    )
+    return names, "the test listener's forward action"
+
+
+def _name(arn: str) -> str:
+    resource = arn.split(":")[-1]  # targetgroup/<name>/<id>
+    return resource.split("/")[1] if resource.startswith("targetgroup/") else resource
+
+
 def _forward_targets(listener: Mapping[str, Any]) -> tuple[str, ...]:
     arns: list[str] = []
     for action in listener.get("DefaultActions", []):
@@ -278,8 +507,7 @@ def _forward_targets(listener: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def _unhealthy(arn: str, health: list[Mapping[str, Any]]) -> list[str]:
-    resource = arn.split(":")[-1]  # targetgroup/<name>/<id>
-    name = resource.split("/")[1] if resource.startswith("targetgroup/") else resource
+    name = _name(arn)
     active = [h for h in health if h.get("TargetHealth", {}).get("State") != "draining"]
     if not active:
         return [f"{name} has no registered targets"]

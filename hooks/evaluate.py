@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from hooks.deadline import Deadline
-from hooks.discovery import Deployment
+from hooks.discovery import Deployment, Discovery, GreenTarget, Stack
 from hooks.exceptions import ConfigError
 from hooks.lifecycle import LifecycleEvent
 from hooks.plan import Plan, PlanFile, resolve_plan
@@ -84,8 +85,9 @@ def _evaluate(
     summary.plan = plan
     log.info("plan", extra={"plan": plan.describe()})
 
-    target = _target(plan, deployment, runtime, deadline, progress)
-    summary.target = target
+    resolved = _target(plan, deployment, runtime, deadline, progress, settings)
+    target, plan = resolved.target, resolved.plan
+    summary.target, summary.plan = target, plan
     if not target.verify:
         log.warning(
             "TLS certificate verification is disabled for %s (source: %s)",
@@ -121,11 +123,28 @@ def _evaluate(
         "request_timeout": plan.request_timeout,
         "max_body_bytes": plan.max_body_bytes,
         "secrets": redact.secrets(),
+        # AfterInstall tests every green task directly; later events when asked (per_target).
+        "green_targets": [{"url": t.url, "label": t.label} for t in resolved.green_targets],
+        "per_target_all": event is LifecycleEvent.AFTER_INSTALL or plan.per_target,
     }
     results, cut_short = supervisor.execute(job, deadline)
     run = RunResult(tuple(results), cut_short, time.monotonic() - started)
     summary.run = run
-    summary.verdict = decide(run.suites, deadline_reached=run.deadline_reached)
+    verdict = decide(run.suites, deadline_reached=run.deadline_reached)
+    if resolved.unreachable_hint and not verdict.succeeded and _cannot_connect(run):
+        verdict = replace(verdict, reason=f"{verdict.reason} ({resolved.unreachable_hint})")
+    summary.verdict = verdict
+
+
+_CONNECT_FAILURES = ("cannot connect", "connection timed out", "no complete response")
+
+
+def _cannot_connect(run: RunResult) -> bool:
+    return any(
+        any(text in check.message for text in _CONNECT_FAILURES)
+        for suite in run.suites
+        for check in suite.checks
+    )
 
 
 def _worker_logging() -> dict[str, object]:
@@ -139,40 +158,95 @@ def _policy(policy: Policy) -> dict[str, object]:
     return {"report_only": policy.report_only, "failure_limit": policy.failure_limit}
 
 
+@dataclass
+class Resolved:
+    """The target of this run, the plan as discovery completed it, and the green tasks."""
+
+    target: Target
+    plan: Plan
+    #: Each healthy green task, to test directly (AfterInstall, ``per_target``).
+    green_targets: list[GreenTarget] = field(default_factory=list)
+    #: The load balancer is internal and the function is not in a VPC.
+    unreachable_hint: str | None = None
+
+
 def _target(
     plan: Plan,
     deployment: Deployment | None,
     runtime: Runtime,
     deadline: Deadline,
     progress: Progress,
-) -> Target:
+    settings: Settings,
+) -> Resolved:
+    """What to test at this event (DESIGN.md, "what each event can test").
+
+    BeforeInstall: production only (no green exists). AfterInstall: each green task
+    directly (the test listener still routes to blue). AfterAllowTestTraffic and
+    BeforeAllowTraffic: the test listener, once proved to forward to green.
+    AfterAllowTraffic: the production listener, which now serves green.
+    """
+    event = plan.event
     url, prod_url = plan.target_url, plan.prod_url
+    green: list[GreenTarget] = []
+    hint = None
     if url is None:
         if deployment is None or runtime.discovery is None:
             raise ConfigError(
                 "no target: set GREENLIGHT_TARGET_URL (or target_url in the plan), "
                 "or run with discovery"
             )
-        progress.set("finding the test listener (elasticloadbalancing:DescribeListeners)")
-        stack = runtime.discovery.stack(deployment)
-        url, discovered_prod = stack.urls(plan.event)
+        discovery = runtime.discovery
+        progress.set("finding the listeners (elasticloadbalancing:DescribeListeners)")
+        stack = discovery.stack(deployment, event)
+        url, discovered_prod = stack.urls(event)
         prod_url = prod_url or discovered_prod
         log.info(
             "discovered the target",
             extra={
                 "test_url": url,
                 "prod_url": prod_url,
-                "green_target_groups": stack.green_target_groups,
+                "green_target_groups": [g.name for g in stack.green],
+                "green_told_apart_by": stack.green_source,
             },
         )
-        progress.set(
-            "waiting for the green targets to be healthy "
-            "(elasticloadbalancing:DescribeTargetHealth)"
-        )
-        runtime.discovery.wait_ready(
-            stack.green_target_groups, timeout=plan.readiness_timeout, deadline=deadline
-        )
-    return Target(
+        served_by = stack.prod if event.green_on_prod_listener and stack.prod else stack.test
+        if served_by.scheme == "internal" and settings.in_vpc is False:
+            hint = "internal load balancer: deploy with SubnetIds/SecurityGroupIds"
+            log.warning(
+                "the load balancer %s is internal and this function is not in a VPC: checks "
+                "cannot reach it (%s)",
+                served_by.dns_name,
+                hint,
+            )
+        if event is not LifecycleEvent.BEFORE_INSTALL:
+            progress.set(
+                "waiting for the green targets to be healthy "
+                "(elasticloadbalancing:DescribeTargetHealth)"
+            )
+            discovery.wait_ready(
+                stack.green_target_groups, timeout=plan.readiness_timeout, deadline=deadline
+            )
+            plan = _with_host(plan, stack, discovery)
+            if event in (
+                LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC,
+                LifecycleEvent.BEFORE_ALLOW_TRAFFIC,
+            ):
+                progress.set("checking that the test listener forwards to green")
+                stack.prove_green(plan.host)
+            green = discovery.green_targets(stack)
+            log.info(
+                "green tasks",
+                extra={"green_targets": [t.label for t in green]},
+            )
+    elif event is LifecycleEvent.BEFORE_INSTALL:
+        if prod_url is None:
+            log.warning(
+                "at BeforeInstall no green task set exists: the target URL %s is taken as "
+                "production (set GREENLIGHT_PROD_URL or prod_url to say so)",
+                url,
+            )
+        url = prod_url = prod_url or url
+    target = Target(
         url=url,
         prod_url=prod_url,
         host=plan.host,
@@ -180,6 +254,30 @@ def _target(
         ca_bundle=plan.ca_bundle,
         headers=dict(plan.headers),
     )
+    return Resolved(target, plan, green, hint)
+
+
+def _with_host(plan: Plan, stack: Stack, discovery: Discovery) -> Plan:
+    """The plan with a host name for an HTTPS test listener, when none is configured.
+
+    From the listener's rules (one exact ``host-header`` value), else from its certificate
+    (the domain name, or a name that is not a wildcard); logged like every plan value.
+    """
+    if plan.host is not None or stack.test.protocol not in ("HTTPS", "TLS"):
+        return plan
+    derived = stack.derived_host()
+    if derived is None and stack.certificate_arn:
+        derived = discovery.certificate_host(stack.certificate_arn)
+    if derived is None:
+        log.warning(
+            "the test listener is HTTPS and no host name is set or derivable: certificate "
+            "checks will use the load balancer's DNS name (set host, greenlight:host or "
+            "GREENLIGHT_TARGET_HOST)"
+        )
+        return plan
+    host, source = derived
+    log.info("host name %s %s", host, source)
+    return replace(plan, host=host, sources={**plan.sources, "host": source})
 
 
 def planned_events(

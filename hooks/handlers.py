@@ -31,7 +31,11 @@ def runtime() -> Runtime:
     codedeploy = boto3.client("codedeploy", config=lookups)
     return Runtime(
         protocol=CodeDeployCallback(boto3.client("codedeploy", config=report_client_config())),
-        discovery=Discovery(codedeploy, boto3.client("elbv2", config=lookups)),
+        discovery=Discovery(
+            codedeploy,
+            boto3.client("elbv2", config=lookups),
+            acm=lambda: boto3.client("acm", config=lookups),  # only for HTTPS host names
+        ),
         region=codedeploy.meta.region_name,
     )
 

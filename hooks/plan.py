@@ -51,6 +51,8 @@ class Plan:
     concurrency: int = DEFAULT_CONCURRENCY
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    #: Run every suite against each healthy green task directly, not only the listener.
+    per_target: bool = False
     headers: Mapping[str, str] = field(default_factory=dict)
     policies: Mapping[str, Policy] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict)
@@ -69,6 +71,7 @@ class Plan:
             "concurrency": self.concurrency,
             "request_timeout": self.request_timeout,
             "max_body_bytes": self.max_body_bytes,
+            "per_target": self.per_target,
             "headers": {name: "***" for name in self.headers},
             "policies": {k: vars(v) for k, v in self.policies.items()},
             "sources": dict(self.sources),
@@ -155,6 +158,7 @@ def resolve_plan(
             "concurrency",
             "request_timeout",
             "max_body_bytes",
+            "per_target",
         ):
             put(key, entry.get(key), source)
         tls = entry.get("tls", {})
@@ -206,6 +210,7 @@ def resolve_plan(
         "concurrency",
         "request_timeout",
         "max_body_bytes",
+        "per_target",
     ):
         sources.setdefault(key, "default")
     return Plan(event=event, headers=headers, policies=policies, sources=sources, **values)

@@ -106,6 +106,8 @@ class Settings:
     max_body_bytes: int | None = None
     #: The function's memory (Lambda sets AWS_LAMBDA_FUNCTION_MEMORY_SIZE): workers stay below.
     memory_mb: int | None = None
+    #: Whether the function is attached to a VPC (the template says); None: unknown.
+    in_vpc: bool | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -127,6 +129,7 @@ class Settings:
             request_timeout=_float(env, "GREENLIGHT_REQUEST_TIMEOUT", "request_timeout"),
             max_body_bytes=_int(env, "GREENLIGHT_MAX_BODY_BYTES", "max_body_bytes"),
             memory_mb=_int(env, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "memory_mb"),
+            in_vpc=_bool(env, "GREENLIGHT_IN_VPC"),
             safety_margin=DEFAULT_SAFETY_MARGIN if margin is None else margin,
             use_tags=True if use_tags is None else use_tags,
             application=env.get("GREENLIGHT_APPLICATION", "").strip() or None,

@@ -59,6 +59,8 @@ class ListedSuite:
     policy: Policy
     own_worker: bool
     origin: dict[str, Any] | None
+    #: The green task this copy of a suite addresses directly (per-target runs).
+    green_target: dict[str, str] | None = None
     expected: list[str] = field(default_factory=list)
     results: list[CheckResult] = field(default_factory=list)
     error: str | None = None
@@ -262,6 +264,7 @@ class Supervisor:
                         policy=messages.policy_from_record(item.get("policy")),
                         own_worker=bool(item.get("own_worker")),
                         origin=item.get("origin"),
+                        green_target=item.get("green_target"),
                         expected=[str(n) for n in item.get("checks") or ()],
                         error=item.get("error"),
                     )
@@ -358,7 +361,13 @@ class Supervisor:
                     suite.worker = self._start(
                         f"suite-{suite.id}",
                         setup,
-                        self._job(job, memory_mb=share, suite=suite.id, origin=suite.origin),
+                        self._job(
+                            job,
+                            memory_mb=share,
+                            suite=suite.id,
+                            origin=suite.origin,
+                            green_target=suite.green_target,
+                        ),
                     )
                     running.append(suite.worker)
                 if self.deadline.expired():

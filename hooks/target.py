@@ -37,9 +37,19 @@ class Target:
             raise ValueError(f"target URL must be http(s)://host[:port][/path], got {self.url!r}")
 
     def resolve(self, path_or_url: str, *, prod: bool = False) -> str:
-        """A full URL (used as given), or a path appended to the base URL (and its path)."""
+        """A full URL (used as given), or a path appended to the base URL (and its path).
+
+        ``prod`` asks for production: without a production URL that is an error, never the
+        green URL in its place.
+        """
         if path_or_url.startswith(("http://", "https://")):
             return path_or_url
+        if prod and not self.prod_url:
+            raise NoProductionUrlError(
+                "the check addresses production (listener: prod), but no production URL is "
+                "known: set GREENLIGHT_PROD_URL or prod_url in the plan, or let discovery "
+                "find the production listener"
+            )
         base = self.prod_url if prod and self.prod_url else self.url
         return f"{base.rstrip('/')}/{path_or_url.lstrip('/')}"
 
@@ -57,6 +67,10 @@ class Target:
             headers[DEPLOYMENT_HEADER] = header_value(deployment_id)
         headers.update({k: header_value(str(v)) for k, v in self.headers.items()})
         return headers
+
+
+class NoProductionUrlError(ValueError):
+    """A check addressed production, and no production URL is known."""
 
 
 def origin(url: str) -> str:

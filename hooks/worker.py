@@ -92,7 +92,10 @@ def needs_own_worker(suite: Suite) -> bool:
     from hooks.suites.base import CheckSuite
     from hooks.suites.http import HttpSuite
     from hooks.suites.registry import BrokenSuite
+    from hooks.suites.targeted import TargetedSuite
 
+    if isinstance(suite, TargetedSuite):
+        return needs_own_worker(suite.inner)
     if type(suite) in (HttpSuite, BrokenSuite):
         return False
     if type(suite) is CheckSuite:
@@ -102,8 +105,11 @@ def needs_own_worker(suite: Suite) -> bool:
 
 def describe(index: int, suite: Suite) -> dict[str, Any]:
     from hooks.suites.registry import BrokenSuite
+    from hooks.suites.targeted import TargetedSuite
 
+    green = {"url": suite.url, "label": suite.label} if isinstance(suite, TargetedSuite) else None
     return {
+        "green_target": green,
         "id": index,
         "name": suite.name,
         "kind": suite.kind,
@@ -154,6 +160,12 @@ def run(
             planned_source=job.get("planned_source", "the plan"),
             suites_dir=suites_dir,
         )
+        suites = fan_out(
+            [_production_only(s) for s in suites] if event is _BEFORE_INSTALL else suites,
+            job.get("green_targets") or [],
+            all_suites=bool(job.get("per_target_all")),
+            through_listener=event is not LifecycleEvent.AFTER_INSTALL,
+        )
         listing = [describe(i, s) for i, s in enumerate(suites)]
         writer.send("suites", suites=listing)
         ids = {id(s): i for i, s in enumerate(suites)}
@@ -162,6 +174,11 @@ def run(
         suite = load_one(job["origin"])
         if suite.name in policies:
             suite = suite.with_policy(policies[suite.name])
+        if job.get("green_target"):
+            from hooks.suites.targeted import TargetedSuite
+
+            green = job["green_target"]
+            suite = TargetedSuite(suite, green["url"], green["label"])
         ids = {id(suite): int(job["suite"])}
         mine = [suite]
     if not mine:
@@ -185,6 +202,44 @@ def run(
         listener=RecordListener(writer, ids),
         max_body_bytes=job.get("max_body_bytes"),
     )
+
+
+_BEFORE_INSTALL = LifecycleEvent.BEFORE_INSTALL
+
+
+def _production_only(suite: Suite) -> Suite:
+    """At BeforeInstall a declarative check must address production: else a broken suite."""
+    from hooks.suites.http import HttpSuite
+    from hooks.suites.registry import BrokenSuite
+
+    if isinstance(suite, HttpSuite):
+        problem = suite.production_only_problem()
+        if problem is not None:
+            return BrokenSuite(suite.name, suite.kind, problem, source=suite.source)
+    return suite
+
+
+def fan_out(
+    suites: list[Suite],
+    green: list[dict[str, str]],
+    *,
+    all_suites: bool,
+    through_listener: bool,
+) -> list[Suite]:
+    """Each suite that runs per task, once for each green task (and through the listener too,
+    after AfterInstall); the others as they are."""
+    from hooks.suites.registry import BrokenSuite
+    from hooks.suites.targeted import TargetedSuite
+
+    out: list[Suite] = []
+    for suite in suites:
+        if isinstance(suite, BrokenSuite) or not green or not (all_suites or suite.per_target):
+            out.append(suite)
+            continue
+        if through_listener:
+            out.append(suite)
+        out.extend(TargetedSuite(suite, t["url"], t["label"]) for t in green)
+    return out
 
 
 def limit_memory(megabytes: int | None, threads: int, most_threads: int = 256) -> None:

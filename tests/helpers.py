@@ -25,8 +25,11 @@ Handler = Callable[[BaseHTTPRequestHandler], None]
 
 
 @contextmanager
-def http_server(handle: Handler) -> Iterator[str]:
-    """A real HTTP server on 127.0.0.1 calling ``handle`` for every request; yields its URL."""
+def http_server(handle: Handler, address: str = "127.0.0.1") -> Iterator[str]:
+    """A real HTTP server on loopback calling ``handle`` for every request; yields its URL.
+
+    ``address`` may be any 127.0.0.x: several servers then stand in for several tasks.
+    """
 
     class RequestHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -40,12 +43,12 @@ def http_server(handle: Handler) -> Iterator[str]:
 
         do_POST = do_PUT = do_DELETE = do_HEAD = do_GET
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), RequestHandler)
+    server = ThreadingHTTPServer((address, 0), RequestHandler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"http://{address}:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()

@@ -104,7 +104,8 @@ class SuiteContext:
         """Variables from the deployment and the target, for templating."""
         values = self.deployment.variables()
         values["target.url"] = self.target.url
-        values["target.prod_url"] = self.target.prod_url or ""
+        if self.target.prod_url:  # else ${target.prod_url} is an error, never green's URL
+            values["target.prod_url"] = self.target.prod_url
         values["target.host"] = self.target.host or ""
         return values
 
@@ -166,6 +167,8 @@ class Suite(ABC):
     #: Where the registry found it (kind and file, or entry point), to load it again in a
     #: worker of its own. Set by the registry.
     origin: dict[str, str] | None = None
+    #: Also run against each healthy green task directly (after AfterInstall).
+    per_target: bool = False
 
     def check_names(self) -> list[str]:
         """Names of the checks, when known before running (to name the ones that time out)."""

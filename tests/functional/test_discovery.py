@@ -50,7 +50,14 @@ class Topology:
         return Discovery(self.codedeploy, self.elbv2)
 
 
-def build(https: bool = True, lb_info: bool = True, tags: dict[str, str] | None = None) -> Topology:
+def build(
+    https: bool = True,
+    lb_info: bool = True,
+    tags: dict[str, str] | None = None,
+    *,
+    scheme: str = "internet-facing",
+    target_protocol: str = "HTTP",
+) -> Topology:
     ec2 = boto3.client("ec2", region_name=REGION)
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnets = [
@@ -63,13 +70,13 @@ def build(https: bool = True, lb_info: bool = True, tags: dict[str, str] | None 
     lb = elb.create_load_balancer(
         Name="sample-springboot-app-qa-alb",
         Subnets=subnets,
-        Scheme="internet-facing",
+        Scheme=scheme,
         Type="application",
     )["LoadBalancers"][0]
     groups = [
         elb.create_target_group(
             Name=f"sample-springboot-app-qa-tg{i}",
-            Protocol="HTTP",
+            Protocol=target_protocol,
             Port=8080,
             VpcId=vpc,
             TargetType="ip",

@@ -99,6 +99,17 @@ def test_role_is_least_privilege(template: dict[str, Any]) -> None:
     for statement in statements:
         if any(a.startswith("codedeploy:") for a in statement["Action"]):
             assert ":deploymentgroup:" in statement["Resource"]["Fn::Sub"]
+        if any(a.startswith("acm:") for a in statement["Action"]):
+            assert statement["Action"] == ["acm:DescribeCertificate"]
+            assert statement["Resource"]["Fn::Sub"].endswith(":certificate/*")
+    # Exactly the ELB reads discovery makes: listeners, balancers, rules, groups, health.
+    assert {a for a in actions if a.startswith("elasticloadbalancing:")} == {
+        "elasticloadbalancing:DescribeListeners",
+        "elasticloadbalancing:DescribeLoadBalancers",
+        "elasticloadbalancing:DescribeRules",
+        "elasticloadbalancing:DescribeTargetGroups",
+        "elasticloadbalancing:DescribeTargetHealth",
+    }
 
 
 def test_every_function_has_a_log_group_with_retention(template: dict[str, Any]) -> None:

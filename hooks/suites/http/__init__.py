@@ -30,6 +30,7 @@ from hooks.suites.http.assertions import (
     search,
 )
 from hooks.suites.http.template import UnknownVariableError, render
+from hooks.target import NoProductionUrlError
 from hooks.yamlfile import load_yaml, located, validate
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
@@ -107,9 +108,13 @@ class HttpCheck(Check):
             except UnknownVariableError as exc:
                 return [str(exc)], None, None
         method = request.get("method", "GET")
-        url = ctx.target.resolve(
-            request.get("url") or request.get("path") or "/", prod=request.get("listener") == "prod"
-        )
+        try:
+            url = ctx.target.resolve(
+                request.get("url") or request.get("path") or "/",
+                prod=request.get("listener") == "prod",
+            )
+        except NoProductionUrlError as exc:
+            return [str(exc)], None, None
         headers = {k: str(v) for k, v in defaults.items()}
         headers.update({k: str(v) for k, v in request.get("headers", {}).items()})
         redact.register_headers(headers, self.secret_headers)
@@ -175,9 +180,26 @@ def _text(value: Any) -> str:
 class HttpSuite(CheckSuite):
     """A declarative suite: its variables seed each run's scope."""
 
-    def __init__(self, *, variables: Mapping[str, str], **kwargs: Any) -> None:
+    def __init__(
+        self, *, variables: Mapping[str, str], per_target: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.variables = dict(variables)
+        self.per_target = per_target
+
+    def production_only_problem(self) -> str | None:
+        """Why this suite cannot run at BeforeInstall, when a check addresses the test listener."""
+        for check in self.checks:
+            assert isinstance(check, HttpCheck)
+            request = check.request
+            if request.get("listener") != "prod" and not request.get("url"):
+                return (
+                    f"{self.source}: check {check.name!r} addresses the test listener, but at "
+                    f"BeforeInstall no green task set exists yet: give it 'listener: prod' "
+                    f"(pre-flight checks of production and its dependencies), or plan the "
+                    f"suite for AfterInstall or later"
+                )
+        return None
 
     def run(self, ctx: SuiteContext) -> None:
         ctx.scope.update({**ctx.variables(), **self.variables})
@@ -251,6 +273,7 @@ def _build(data: Mapping[str, Any], path: Path, text: str) -> HttpSuite:
         description=data.get("description", ""),
         tags=frozenset(data.get("tags", [])),
         events=parse_events(data.get("events"), str(path)),
+        per_target=bool(data.get("per_target", False)),
         policy=Policy(
             report_only=bool(data.get("report_only", False)),
             failure_limit=int(data.get("failure_limit", 0)),

@@ -44,6 +44,11 @@ def _lookup(match: re.Match[str], variables: Mapping[str, str]) -> str:
         redact.register(value)  # values from the environment are treated as secrets
         return value
     if name not in variables:
+        if name == "target.prod_url":
+            raise UnknownVariableError(
+                "${target.prod_url}: no production URL is known (set GREENLIGHT_PROD_URL or "
+                "prod_url in the plan, or let discovery find the production listener)"
+            )
         known = ", ".join(sorted(variables)) or "none"
         raise UnknownVariableError(f"unknown variable ${{{name}}} (known: {known})")
     return str(variables[name])

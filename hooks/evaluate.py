@@ -134,6 +134,8 @@ def _evaluate(
     if resolved.unreachable_hint and not verdict.succeeded and _cannot_connect(run):
         verdict = replace(verdict, reason=f"{verdict.reason} ({resolved.unreachable_hint})")
     summary.verdict = verdict
+    # A suite that did not load is a configuration error (exit 2 on the command line).
+    summary.configuration_error = any(not s.loaded for s in run.suites)
 
 
 _CONNECT_FAILURES = ("cannot connect", "connection timed out", "no complete response")

@@ -113,8 +113,8 @@ def handle(
     logger = get_logger()
     try:
         invocation = parse_event(event, lifecycle_event)
-    except Exception:
-        logger.exception("invalid hook event: nothing can be reported without both ids")
+    except Exception as exc:
+        logger.error(f"invalid hook event: {exc} (nothing can be reported without both ids)")
         raise
     logger.append_keys(**invocation.log_keys())
     redact.reset()  # a warm container: the last invocation's secrets are not this one's
@@ -173,7 +173,8 @@ def _guarded(
             summary.verdict = Verdict.failure(f"configuration error: {exc}")
             summary.configuration_error = True
         except Exception as exc:
-            log.error("the hook failed while %s\n%s", progress.stage, traceback.format_exc())
+            log.error("the hook failed while %s: %s: %s", progress.stage, type(exc).__name__, exc)
+            log.debug("traceback\n%s", traceback.format_exc())
             summary.verdict = Verdict.failure(f"{type(exc).__name__} while {progress.stage}: {exc}")
         finally:
             done.set()

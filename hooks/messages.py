@@ -68,6 +68,7 @@ def check_from_record(data: Mapping[str, Any]) -> CheckResult:
         message=cut(str(data.get("message") or ""), MAX_TEXT),
         failures=tuple(failures),
         evidence=Evidence(**evidence) if isinstance(evidence, dict) else None,
+        location=cut(str(data["location"]), 500) if data.get("location") else None,
     )
 
 

@@ -42,7 +42,13 @@ class JsonReport:
 
 
 class JUnitReport:
-    """Writes JUnit XML: a testsuite per suite, a testcase per check."""
+    """Writes JUnit XML: a testsuite per suite, a testcase per check.
+
+    A ``report_only`` suite's failures are ``<skipped>`` elements carrying the failure
+    text (and the suite a ``greenlight.report_only`` property), so CI does not turn red
+    for a gate that succeeded. Each testcase has its duration and, when known, ``file``
+    and ``line``.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -54,6 +60,14 @@ class JUnitReport:
         for suite in suites:
             element = ET.SubElement(root, "testsuite", name=suite.name)
             counts = {"tests": len(suite.checks), "failures": 0, "errors": 0, "skipped": 0}
+            report_only = suite.policy.report_only
+            properties = ET.SubElement(element, "properties")
+            for name, text in (
+                ("greenlight.kind", suite.kind),
+                ("greenlight.source", suite.source or ""),
+                ("greenlight.report_only", str(report_only).lower()),
+            ):
+                ET.SubElement(properties, "property", name=name, value=text)
             if suite.error is not None:
                 case = ET.SubElement(element, "testcase", name="(load)", classname=suite.name)
                 ET.SubElement(case, "error", message=suite.error).text = suite.error
@@ -67,8 +81,17 @@ class JUnitReport:
                     classname=suite.name,
                     time=f"{check.duration:.3f}",
                 )
+                if check.location:
+                    file, _, line = check.location.rpartition(":")
+                    case.set("file", file if line.isdigit() else check.location)
+                    if line.isdigit():
+                        case.set("line", line)
                 detail = "\n".join(check.failures) or check.message
-                if check.status in (Status.FAILED, Status.TIMED_OUT):
+                if check.status.is_failure and report_only:
+                    message = f"report-only, not blocking: {check.message}"
+                    ET.SubElement(case, "skipped", message=message).text = detail
+                    counts["skipped"] += 1
+                elif check.status in (Status.FAILED, Status.TIMED_OUT):
                     ET.SubElement(case, "failure", message=check.message).text = detail
                     counts["failures"] += 1
                 elif check.status is Status.ERROR:
@@ -78,9 +101,12 @@ class JUnitReport:
                     ET.SubElement(case, "skipped", message=check.message)
                     counts["skipped"] += 1
                 if check.evidence is not None and check.evidence.request:
-                    ET.SubElement(
-                        case, "system-out"
-                    ).text = f"{check.evidence.request} -> {check.evidence.status}"
+                    seen = (
+                        f" -> HTTP {check.evidence.status}"
+                        if check.evidence.status is not None
+                        else " -> no response"
+                    )
+                    ET.SubElement(case, "system-out").text = f"{check.evidence.request}{seen}"
             element.set("time", f"{suite.duration:.3f}")
             for key, value in counts.items():
                 element.set(key, str(value))

@@ -51,6 +51,8 @@ class CheckResult:
     message: str = ""
     failures: tuple[str, ...] = ()
     evidence: Evidence | None = None
+    #: Where the check is written, ``file:line`` (a YAML check, a pytest test).
+    location: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -79,6 +81,9 @@ class SuiteResult:
     policy: Policy = field(default_factory=Policy)
     duration: float = 0.0
     source: str | None = None
+    #: False when the suite could not be loaded (its file, plugin or plan entry is wrong):
+    #: a configuration error, not a failed test.
+    loaded: bool = True
 
     @property
     def failed_checks(self) -> tuple[CheckResult, ...]:
@@ -106,6 +111,7 @@ class SuiteResult:
             "kind": self.kind,
             "source": self.source,
             "passed": self.passed,
+            "loaded": self.loaded,
             "error": self.error,
             "policy": asdict(self.policy),
             "duration": round(self.duration, 4),

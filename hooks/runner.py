@@ -148,7 +148,8 @@ def run_suites(
             )
             run.suite.run(ctx)
         except BaseException as exc:  # a suite must not end the worker's run, whatever it does
-            log.error("suite %r raised\n%s", run.suite.name, traceback.format_exc())
+            log.error("suite %r raised %s: %s", run.suite.name, type(exc).__name__, exc)
+            log.debug("traceback of suite %r\n%s", run.suite.name, traceback.format_exc())
             run.error = (
                 f"suite {run.suite.name!r} ({run.suite.kind}) raised {type(exc).__name__}: {exc}"
             )

@@ -61,6 +61,8 @@ class ListedSuite:
     origin: dict[str, Any] | None
     #: The green task this copy of a suite addresses directly (per-target runs).
     green_target: dict[str, str] | None = None
+    #: False when the catalog could not load it (an error in its file, plugin or the plan).
+    loaded: bool = True
     expected: list[str] = field(default_factory=list)
     results: list[CheckResult] = field(default_factory=list)
     error: str | None = None
@@ -267,6 +269,7 @@ class Supervisor:
                         green_target=item.get("green_target"),
                         expected=[str(n) for n in item.get("checks") or ()],
                         error=item.get("error"),
+                        loaded=item.get("error") is None,
                     )
                     if not suite.own_worker:
                         suite.worker = worker
@@ -445,6 +448,7 @@ class Supervisor:
                     policy=suite.policy,
                     duration=(suite.finished or now) - start,
                     source=suite.source,
+                    loaded=suite.loaded,
                 )
             )
         return results, cut_short

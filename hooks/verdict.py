@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from hooks.results import SuiteResult
+from hooks.results import Status, SuiteResult
 
 
 class VerdictStatus(StrEnum):
@@ -41,12 +41,34 @@ def describe_failures(suite: SuiteResult) -> list[str]:
     return lines
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def tally(suites: Sequence[SuiteResult]) -> str:
+    """``N suites, M checks: P passed, F failed, S skipped`` — the parts add up to M."""
+    checks = [c for s in suites for c in s.checks]
+    passed = sum(c.status is Status.PASSED for c in checks)
+    skipped = sum(c.status is Status.SKIPPED for c in checks)
+    failed = len(checks) - passed - skipped
+    tolerated = sum(len(s.failed_checks) for s in suites if s.passed or s.policy.report_only)
+    parts = [f"{passed} passed"]
+    if failed:
+        note = f" ({tolerated} tolerated by policy)" if tolerated else ""
+        parts.append(f"{failed} failed{note}")
+    if skipped:
+        parts.append(f"{skipped} skipped")
+    return f"{plural(len(suites), 'suite')}, {plural(len(checks), 'check')}: {', '.join(parts)}"
+
+
 def decide(suites: Sequence[SuiteResult], *, deadline_reached: bool = False) -> Verdict:
     """Succeeded only when every planned suite passed, within its ``failure_limit``.
 
-    ``report_only`` suites are described but never fail the gate. An empty plan fails:
-    a gate that tested nothing must not let a release through. Reaching the deadline fails
-    whatever else happened, because the checks still running proved nothing.
+    ``report_only`` suites are described but never fail the gate, and never pass it on
+    their own: a gate whose every suite is report-only tested nothing it may block on.
+    An empty plan fails: a gate that tested nothing must not let a release through.
+    Reaching the deadline fails whatever else happened, because the checks still running
+    proved nothing.
     """
     if not suites:
         return Verdict.failure("no suites ran: nothing was tested")
@@ -56,12 +78,13 @@ def decide(suites: Sequence[SuiteResult], *, deadline_reached: bool = False) -> 
         failed.extend(describe_failures(suite))
         if not suite.passed and not suite.policy.report_only:
             blocking.append(suite.name)
+    counts = tally(suites)
     if deadline_reached:
-        return Verdict.failure("deadline reached before all checks finished", failed)
+        return Verdict.failure(f"deadline reached before all checks finished ({counts})", failed)
     if blocking:
-        return Verdict.failure(f"suites failed: {', '.join(blocking)}", failed)
-    total = sum(len(s.checks) for s in suites)
-    note = f" ({len(failed)} failures tolerated by policy)" if failed else ""
-    return Verdict(
-        VerdictStatus.SUCCEEDED, f"{len(suites)} suites, {total} checks passed{note}", tuple(failed)
-    )
+        return Verdict.failure(f"suites failed: {', '.join(blocking)} ({counts})", failed)
+    if all(s.policy.report_only for s in suites):
+        return Verdict.failure(
+            f"every planned suite is report-only: nothing blocking was tested ({counts})", failed
+        )
+    return Verdict(VerdictStatus.SUCCEEDED, counts, tuple(failed))

@@ -345,7 +345,8 @@ def main(argv: list[str] | None = None) -> int:
         writer.send("error", kind="config", message=str(exc))
         code = EXIT_CONFIG
     except BaseException as exc:
-        log.error("the worker failed\n%s", traceback.format_exc())
+        log.error("the worker failed: %s: %s", type(exc).__name__, exc)
+        log.debug("traceback\n%s", traceback.format_exc())
         writer.send("error", kind="crash", message=f"{type(exc).__name__}: {exc}")
         code = EXIT_CRASH
     for stream in (sys.stdout, sys.stderr):

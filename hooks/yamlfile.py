@@ -94,6 +94,20 @@ def line_of(text: str, keys: Sequence[str | int]) -> int | None:
     return line
 
 
+def item_lines(text: str, key: str) -> list[int]:
+    """The 1-based line of each item of the top-level list ``key`` (one parse for all)."""
+    try:
+        node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError:
+        return []
+    if not isinstance(node, yaml.MappingNode):
+        return []
+    for k, v in node.value:
+        if k.value == key and isinstance(v, yaml.SequenceNode):
+            return [item.start_mark.line + 1 for item in v.value]
+    return []
+
+
 def located(
     path: Path,
     text: str,

@@ -32,11 +32,20 @@ _WORDS = {
 }
 
 
+def indent(text: str, width: int) -> str:
+    """``text`` with every line after the first indented by ``width`` spaces."""
+    return text.replace("\n", "\n" + " " * width)
+
+
 class Console:
     def __init__(self, stream: IO[str] | None = None, color: bool | None = None) -> None:
         self.stream = stream or sys.stdout
         if color is None:
-            color = self.stream.isatty() and "NO_COLOR" not in os.environ
+            color = (
+                self.stream.isatty()
+                and "NO_COLOR" not in os.environ
+                and os.environ.get("TERM") != "dumb"
+            )
         self.color = color
         self._lock = threading.Lock()
 
@@ -62,7 +71,8 @@ class Console:
         took = f"{result.duration * 1000:.0f} ms"
         text = f"  {self.mark(result.status)} {suite.name} / {result.name} ({took})"
         if result.status.is_failure and result.message:
-            text += f"\n      {self.paint(result.message, '31' if self.color else '0')}"
+            message = indent(result.message, 6)
+            text += f"\n      {self.paint(message, '31') if self.color else message}"
         self.line(text)
 
     def verdict(self, status: str) -> str:
@@ -85,22 +95,17 @@ class Console:
             if suite.error is not None:
                 self.line(f"  {self.mark(Status.ERROR)} {suite.error}")
             for check in failed:
-                self.line(f"  {self.mark(check.status)} {check.name}")
+                where = f" ({check.location})" if check.location else ""
+                self.line(f"  {self.mark(check.status)} {check.name}{where}")
                 for failure in check.failures or (check.message,):
-                    self.line(f"      - {failure}")
+                    self.line(indent(f"      - {failure}", 8))
                 if check.evidence is not None and check.evidence.request:
                     seen = f" -> HTTP {check.evidence.status}" if check.evidence.status else ""
                     self.line(f"      {check.evidence.request}{seen}")
                     if check.evidence.body:
-                        self.line(f"      body: {check.evidence.body}")
+                        self.line(indent(f"      body: {check.evidence.body}", 12))
 
     def summary(self, summary: RunSummary) -> None:
+        """The verdict, its reason (which carries the counts) and the time it took."""
         data = summary.to_dict()
-        counts = data["counts"]
-        parts = [
-            f"{counts[s.value]} {s.value.replace('_', ' ')}" for s in Status if counts[s.value]
-        ]
-        self.line(
-            f"{self.verdict(data['verdict'])}: {data['reason']} "
-            f"[{', '.join(parts) or 'no checks'}; {data['duration']:.2f}s]"
-        )
+        self.line(f"{self.verdict(data['verdict'])}: {data['reason']} [{data['duration']:.2f}s]")

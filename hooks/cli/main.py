@@ -1,7 +1,10 @@
 """The ``greenlight`` command line: run, invoke, rehearse, validate, appspec, demo.
 
-Exit status: 0 when the verdict is Succeeded (or the check passes), 1 when it is Failed,
-2 for a usage or configuration error (a message, never a traceback).
+One exit-status rule for every command: 0 when the verdict is Succeeded (or the check
+passes), 1 when it is Failed, 2 for a usage or configuration error — a bad argument,
+setting, plan or event, a suite file or plugin that does not load, a suite that does not
+exist. Errors are one message naming the file, line and cause; a traceback only with
+``-v``.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hooks.cli.console import Console
-from hooks.exceptions import ConfigError, GreenlightError
+from hooks.exceptions import ConfigError, GreenlightError, InvalidEventError
 from hooks.lifecycle import LifecycleEvent
 from hooks.version import __version__
 
@@ -30,6 +33,26 @@ def _event(value: str) -> LifecycleEvent:
         return LifecycleEvent.parse(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {value!r}") from None
+    if not 0 < number <= 86400:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 86400, got {value}")
+    return number
+
+
+def _concurrency(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if not 1 <= number <= 256:
+        raise argparse.ArgumentTypeError(f"must be from 1 to 256, got {number}")
+    return number
 
 
 def _pair(value: str) -> tuple[str, str]:
@@ -56,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME",
-        help="run this suite (repeatable); default: the plan for --event",
+        help="run this suite, or every suite tagged tag:NAME (repeatable); default: the plan",
     )
     run.add_argument(
         "--event",
@@ -68,9 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--host", help="host name for the Host header, TLS SNI and certificate")
     run.add_argument("--ca-bundle", help="PEM bundle to verify the certificate with")
     run.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
-    run.add_argument("--concurrency", type=int, help="checks at once")
+    run.add_argument("--concurrency", type=_concurrency, help="checks at once (1-256)")
     run.add_argument(
-        "--deadline", type=float, default=300.0, help="seconds the whole run may take (default 300)"
+        "--deadline",
+        type=_positive,
+        default=300.0,
+        help="seconds the whole run may take (default 300)",
     )
     run.add_argument("--junit", type=Path, metavar="FILE", help="write a JUnit XML report")
     run.add_argument("--json", type=Path, metavar="FILE", help="write a JSON report")
@@ -154,6 +180,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if args.verbose:
+            raise
+        if _is_aws_error(exc):  # no region, no credentials, access denied...
+            print(f"greenlight {args.command}: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        print(
+            f"greenlight {args.command}: internal error: {type(exc).__name__}: {exc} "
+            f"(run with -v for the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+
+
+def _is_aws_error(exc: BaseException) -> bool:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return isinstance(exc, BotoCoreError | ClientError)
+
+
+def _configuration_errors(command: str, result: dict[str, Any]) -> None:
+    """A Failed verdict caused by the configuration is also an error message on stderr."""
+    if result.get("verdict") == "Succeeded" or not result.get("configuration_error"):
+        return
+    causes = [f for f in result.get("failed", []) if f] or [result.get("reason", "")]
+    for cause in causes:
+        print(f"greenlight {command}: configuration error: {cause}", file=sys.stderr)
 
 
 def exit_code(result: dict[str, Any]) -> int:
@@ -172,7 +225,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from hooks.plan import PlanFile
     from hooks.reports import CaptureReport, JsonReport, JUnitReport
     from hooks.settings import Settings
-    from hooks.suites.registry import check_suites_dir, discover
+    from hooks.suites.registry import check_suites_dir
     from hooks.target import Target
 
     Target(url=args.url)  # a malformed URL is a usage error
@@ -194,14 +247,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings = Settings.from_env()
         check_suites_dir(settings.suites_dir)
         PlanFile.load(settings.plan_file)
-        if args.suite:
-            known = discover(settings.suites_dir).names()
-            unknown = [name for name in args.suite if name not in known]
-            if unknown:
-                raise UsageError(
-                    f"no suite named {', '.join(unknown)} in {settings.suites_dir} "
-                    f"(suites: {', '.join(known) or 'none'})"
-                )
         prepare_aws("local")
         capture = CaptureReport()
         reporters: list[Any] = [capture]
@@ -218,6 +263,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if capture.summary is not None:
         console.failures(capture.summary)
         console.summary(capture.summary)
+    _configuration_errors("run", result)
     return exit_code(result)
 
 
@@ -254,6 +300,8 @@ def cmd_invoke(args: argparse.Namespace) -> int:
             result = handler(
                 event, LocalContext(spec.timeout, f"CodeDeployHook_local-{args.logical_id}")
             )
+        except InvalidEventError as exc:
+            raise UsageError(f"{args.event}: {exc}") from exc
         except Exception as exc:
             console.line(f"the handler raised {type(exc).__name__}: {exc}")
             return EXIT_FAILED
@@ -262,6 +310,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         console.line(json.dumps(call, indent=2))
     console.line(console.bold("Handler returned:"))
     console.line(json.dumps(result, indent=2))
+    _configuration_errors("invoke", result)
     return exit_code(result)
 
 

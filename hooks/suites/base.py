@@ -26,6 +26,7 @@ A minimal kind, registered in a package's ``pyproject.toml``::
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import traceback
@@ -132,9 +133,13 @@ def run_guarded(check: Check, ctx: SuiteContext) -> CheckResult:
     """Run one check; an exception becomes an ``error`` result naming the check and the cause."""
     started = time.perf_counter()
     try:
-        return check.run(ctx)
+        result = check.run(ctx)
+        if not result.duration:  # a plugin that does not time itself: the runner does
+            result = dataclasses.replace(result, duration=time.perf_counter() - started)
+        return result
     except BaseException as exc:  # KeyboardInterrupt, SystemExit: still this check's error
-        log.error("check %r raised\n%s", check.name, traceback.format_exc())
+        log.error("check %r raised %s: %s", check.name, type(exc).__name__, exc)
+        log.debug("traceback of check %r\n%s", check.name, traceback.format_exc())
         return CheckResult(
             check.name,
             Status.ERROR,

@@ -132,32 +132,52 @@ class PytestSuite(Suite):
 
 
 def _longrepr(report: Any) -> str:
+    """pytest's own words for a failure: the crash message, else its ``E`` lines.
+
+    A missing fixture reads ``fixture 'htpp' not found``; a syntax error keeps its file,
+    line and caret, without pytest's ``E`` prefix.
+    """
     crash = getattr(report.longrepr, "reprcrash", None)
-    if crash is not None:
+    if crash is not None and crash.message:
         return str(crash.message)
     if isinstance(report.longrepr, tuple):
         return str(report.longrepr[-1])
-    return str(report.longrepr).strip().splitlines()[-1] if report.longrepr else "failed"
+    text = str(getattr(report, "longreprtext", "") or report.longrepr or "")
+    errors = [line[1:].strip() for line in text.splitlines() if line.startswith("E ")]
+    if errors:
+        return "\n".join(errors[:40])
+    return text.strip().splitlines()[-1] if text.strip() else "failed"
+
+
+def _location(report: Any) -> str | None:
+    """``file:line`` of the test (pytest's location, 1-based)."""
+    location = getattr(report, "location", None)
+    if not location or location[1] is None:
+        return None
+    return f"{location[0]}:{location[1] + 1}"
 
 
 def _to_result(report: Any) -> CheckResult | None:
     duration = float(getattr(report, "duration", 0.0))
+    where = _location(report)
     if report.when == "call":
         if report.passed:
-            return CheckResult(report.nodeid, Status.PASSED, duration)
-        if report.skipped:
-            return CheckResult(report.nodeid, Status.SKIPPED, duration, _longrepr(report))
-        return CheckResult(report.nodeid, Status.FAILED, duration, _longrepr(report))
+            return CheckResult(report.nodeid, Status.PASSED, duration, location=where)
+        status = Status.SKIPPED if report.skipped else Status.FAILED
+        return CheckResult(report.nodeid, status, duration, _longrepr(report), location=where)
     if report.when == "setup" and not report.passed:
         status = Status.SKIPPED if report.skipped else Status.ERROR
         prefix = "" if report.skipped else "setup failed: "
-        return CheckResult(report.nodeid, status, duration, prefix + _longrepr(report))
+        return CheckResult(
+            report.nodeid, status, duration, prefix + _longrepr(report), location=where
+        )
     if report.when == "teardown" and report.failed:
         return CheckResult(
             f"{report.nodeid} (teardown)",
             Status.ERROR,
             duration,
             f"teardown failed: {_longrepr(report)}",
+            location=where,
         )
     return None
 

@@ -89,7 +89,8 @@ def load_plugins(catalog: Catalog) -> None:
                     f"expected a SuiteKind subclass or instance, or a Suite; got {obj!r}"
                 )
         except Exception as exc:
-            log.error("failed to load %s\n%s", where, traceback.format_exc())
+            log.error("failed to load %s: %s: %s", where, type(exc).__name__, exc)
+            log.debug("traceback of %s\n%s", where, traceback.format_exc())
             catalog.suites.append(
                 BrokenSuite(
                     f"plugin:{ep.name}",
@@ -139,8 +140,9 @@ def load_suites_dir(catalog: Catalog, root: Path) -> None:
         try:
             loaded = kind.load(path)
         except Exception as exc:
-            log.error("failed to load %s\n%s", path, traceback.format_exc())
             message = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+            log.error("failed to load %s", message)
+            log.debug("traceback of %s\n%s", path, traceback.format_exc())
             catalog.suites.append(
                 BrokenSuite(_declared_name(path), kind.name, message, source=str(path))
             )
@@ -232,9 +234,25 @@ def select_suites(
 
 
 def discover(suites_dir: Path | None) -> Catalog:
-    """Built-in and installed kinds and suites, plus the suites under ``suites_dir``."""
+    """Built-in and installed kinds and suites, plus the suites under ``suites_dir``.
+
+    Two suites with one name are an error (which one would the plan mean?): both become a
+    broken suite naming where each comes from.
+    """
     catalog = Catalog()
     load_plugins(catalog)
     if suites_dir is not None:
         load_suites_dir(catalog, suites_dir)
+    for name, found in catalog.by_name().items():
+        if len(found) < 2:
+            continue
+        where = " and ".join(s.source or s.kind for s in found)
+        duplicate = BrokenSuite(
+            name,
+            "duplicate",
+            f"two suites are named {name!r}: {where} -> rename one (a YAML suite's name:, "
+            f"a pytest file's name without test_)",
+            source=found[0].source,
+        )
+        catalog.suites = [s for s in catalog.suites if s.name != name] + [duplicate]
     return catalog

@@ -78,7 +78,7 @@ def test_run_passes_with_a_mark_per_check_and_exit_0(green: str, tmp_path: Path)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert sum(line.startswith("  PASS") for line in lines) == 8
-    assert lines[-1].startswith("Succeeded: 3 suites, 8 checks passed [8 passed;")
+    assert lines[-1].startswith("Succeeded: 3 suites, 8 checks: 8 passed [")
     junit = ET.parse(tmp_path / "junit.xml").getroot()
     assert junit.get("tests") == "8"
     assert junit.get("failures") == "0"
@@ -133,7 +133,10 @@ def test_run_against_an_unreachable_target_fails_clearly() -> None:
     ("args", "message"),
     [
         (["--url", "not-a-url"], "target URL must be http(s)://"),
-        (["--url", "http://127.0.0.1:9", "--suite", "nope"], "no suite named nope"),
+        (["--url", "http://127.0.0.1:9", "--suite", "nope"], "planned suite 'nope' does not exist"),
+        (["--url", "http://127.0.0.1:9", "--suite", "tag:nothing"], "'tag:nothing' does not exist"),
+        (["--url", "http://127.0.0.1:9", "--deadline", "-5"], "--deadline: must be more than 0"),
+        (["--url", "http://127.0.0.1:9", "--concurrency", "0"], "--concurrency: must be from 1"),
         (["--url", "http://127.0.0.1:9", "--event", "Nope"], "unknown lifecycle event"),
     ],
 )

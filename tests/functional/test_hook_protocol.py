@@ -342,7 +342,8 @@ def test_a_planned_suite_that_does_not_exist_fails_listing_those_that_do(
                 "GREENLIGHT_SUITES": "smoke,smoek",
             },
         )
-    assert result["reason"] == "suites failed: smoek"
+    assert result["reason"] == "suites failed: smoek (2 suites, 1 check: 1 passed)"
+    assert result["configuration_error"] is True
     (line,) = result["failed"]
     assert "planned suite 'smoek' does not exist (source: env GREENLIGHT_SUITES)" in line
     assert "suites found in" in line

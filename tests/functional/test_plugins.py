@@ -174,7 +174,8 @@ def test_the_hook_still_reports_when_a_plugin_is_broken(
             ),
         )
     assert result["verdict"] == "Failed"
-    assert result["reason"] == "suites failed: plugin:broken2"
+    assert result["reason"] == "suites failed: plugin:broken2 (2 suites, 1 check: 1 passed)"
+    assert result["configuration_error"] is True
     assert any("plugin:broken2" in line and "bad init" in line for line in result["failed"])
     assert result["counts"]["passed"] == 1  # reachability still ran
 

@@ -22,7 +22,7 @@ def test_all_passed_succeeds() -> None:
 def test_one_failed_check_fails_and_is_named() -> None:
     verdict = decide([suite("a", Status.PASSED, Status.FAILED), suite("b", Status.PASSED)])
     assert verdict.status is VerdictStatus.FAILED
-    assert verdict.reason == "suites failed: a"
+    assert verdict.reason == "suites failed: a (2 suites, 3 checks: 2 passed, 1 failed)"
     assert verdict.failed == ("a / c1: failed #1",)
 
 
@@ -70,3 +70,32 @@ def test_the_deadline_fails_whatever_passed() -> None:
     verdict = decide([suite("a", Status.PASSED)], deadline_reached=True)
     assert not verdict.succeeded
     assert "deadline" in verdict.reason
+
+
+def test_the_counts_add_up_with_skipped_and_tolerated_apart() -> None:
+    verdict = decide(
+        [
+            suite("a", Status.PASSED, Status.PASSED, Status.SKIPPED),
+            suite("b", Status.PASSED, Status.FAILED, policy=Policy(failure_limit=1)),
+            suite(
+                "c", Status.PASSED, Status.ERROR, Status.TIMED_OUT, policy=Policy(report_only=True)
+            ),
+        ]
+    )
+    assert verdict.succeeded
+    assert verdict.reason == (
+        "3 suites, 8 checks: 4 passed, 3 failed (3 tolerated by policy), 1 skipped"
+    )
+
+
+def test_one_suite_and_one_check_are_singular() -> None:
+    assert decide([suite("a", Status.PASSED)]).reason == "1 suite, 1 check: 1 passed"
+
+
+def test_a_gate_of_report_only_suites_alone_fails_closed() -> None:
+    verdict = decide([suite("known-bad", *[Status.FAILED] * 3, policy=Policy(report_only=True))])
+    assert not verdict.succeeded
+    assert verdict.reason == (
+        "every planned suite is report-only: nothing blocking was tested "
+        "(1 suite, 3 checks: 0 passed, 3 failed (3 tolerated by policy))"
+    )

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from hooks import redact
 from hooks.exceptions import ConfigError
@@ -31,7 +32,7 @@ from hooks.suites.http.assertions import (
 )
 from hooks.suites.http.template import UnknownVariableError, render
 from hooks.target import NoProductionUrlError
-from hooks.yamlfile import load_yaml, located, validate
+from hooks.yamlfile import item_lines, load_yaml, located, validate
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
 #: Without assertions, a check asserts that the response is not an error.
@@ -71,9 +72,22 @@ class HttpCheck(Check):
     templated: bool = True
     #: Headers the suite marks secret (their values are redacted everywhere).
     secret_headers: frozenset[str] = frozenset()
+    #: ``file:line`` of the check in its suite file.
+    location: str | None = None
+    #: Variables it uses that earlier checks capture: variable -> the capturing check.
+    depends: Mapping[str, str] = field(default_factory=dict)
 
     def run(self, ctx: SuiteContext) -> CheckResult:
         scope = ctx.scope
+        missing = [name for name in self.depends if name not in scope]
+        if missing:  # an earlier check did not capture what this one needs
+            needs = ", ".join(f"${{{n}}} (from {self.depends[n]!r})" for n in missing)
+            return CheckResult(
+                self.name,
+                Status.SKIPPED,
+                message=f"did not run: needs {needs}, which was not captured",
+                location=self.location,
+            )
         started = time.perf_counter()
         attempts = 0
         while True:
@@ -89,12 +103,16 @@ class HttpCheck(Check):
             failures = self._capture(response, scope)
         duration = time.perf_counter() - started
         if not failures:
-            return CheckResult(self.name, Status.PASSED, duration, evidence=evidence)
+            return CheckResult(
+                self.name, Status.PASSED, duration, evidence=evidence, location=self.location
+            )
         status = Status.TIMED_OUT if ctx.deadline.expired() else Status.FAILED
         message = failures[0] + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else "")
         if attempts > 1:
             message += f" [after {attempts} attempts]"
-        return CheckResult(self.name, status, duration, message, tuple(failures), evidence)
+        return CheckResult(
+            self.name, status, duration, message, tuple(failures), evidence, self.location
+        )
 
     def _attempt(
         self, ctx: SuiteContext, scope: Mapping[str, str], attempt: int
@@ -118,7 +136,9 @@ class HttpCheck(Check):
         headers = {k: str(v) for k, v in defaults.items()}
         headers.update({k: str(v) for k, v in request.get("headers", {}).items()})
         redact.register_headers(headers, self.secret_headers)
-        line = f"{method} {url}"
+        query = request.get("query")
+        shown = f"{url}{'&' if '?' in url else '?'}{urlencode(query, doseq=True)}" if query else url
+        line = f"{method} {shown}"
         t0 = time.perf_counter()
         try:
             raw = ctx.session.request(
@@ -234,6 +254,8 @@ def _build(data: Mapping[str, Any], path: Path, text: str) -> HttpSuite:
     known = set(BUILTIN_VARIABLES) | set(variables)
     seen: set[str] = set()
     checks: list[HttpCheck] = []
+    lines = item_lines(text, "checks")
+    captured: dict[str, str] = {}
     for index, spec in enumerate(data["checks"]):
         where: list[Any] = ["checks", index]
         if spec["name"] in seen:
@@ -241,7 +263,10 @@ def _build(data: Mapping[str, Any], path: Path, text: str) -> HttpSuite:
         seen.add(spec["name"])
         _check_expressions(spec, path, text, where)
         _check_references(spec, known, path, text, where)
+        used = {n.strip() for n in _REFERENCE.findall(json.dumps(spec))}
+        depends = {name: captured[name] for name in used if name in captured}
         known |= set(spec.get("capture", {}))
+        captured.update({name: spec["name"] for name in spec.get("capture", {})})
         written = {
             "request": spec["request"],
             "assert": spec.get("assert"),
@@ -261,6 +286,8 @@ def _build(data: Mapping[str, Any], path: Path, text: str) -> HttpSuite:
                 headers=defaults.get("headers", {}),
                 templated="${" in json.dumps(written),
                 secret_headers=frozenset(data.get("secret_headers", [])),
+                location=f"{path}:{lines[index]}" if index < len(lines) else str(path),
+                depends=depends,
             )
         )
     flow = any(c.captures for c in checks)

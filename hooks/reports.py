@@ -13,11 +13,20 @@ if TYPE_CHECKING:
     from hooks.hook import RunSummary
 
 
+#: The JSON report's schema (documented in the README).
+SCHEMA_PATH = Path(__file__).with_name("report_schema.json")
+REPORT_VERSION = 1
+
+
 def summary_to_json(summary: RunSummary) -> dict[str, Any]:
-    data = summary.to_dict()
+    """The run as data; its shape is ``report_schema.json``. Secrets are redacted."""
+    from hooks import redact
+
+    data = {"report_version": REPORT_VERSION, **summary.to_dict()}
     data["suites_detail"] = summary.run.to_dict()["suites"] if summary.run is not None else []
     data["plan"] = summary.plan.describe() if summary.plan is not None else None
-    return data
+    redacted: dict[str, Any] = redact.redact_data(data)
+    return redacted
 
 
 class CaptureReport:

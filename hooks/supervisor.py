@@ -293,16 +293,19 @@ class Supervisor:
         elif kind == "check":
             result = messages.check_from_record(record["result"])
             suite.results.append(result)
-            if self.run.on_check is not None:
-                try:
-                    self.run.on_check(suite, result)
-                except Exception:  # progress output never breaks a run
-                    log.exception("progress callback failed")
+            self._progress(suite, result)
         elif kind == "finish":
             suite.finished = now
             suite.error = record.get("error") or suite.error
         else:
             raise messages.ProtocolError(f"unknown record type {kind!r}")
+
+    def _progress(self, suite: ListedSuite, result: CheckResult) -> None:
+        if self.run.on_check is not None:
+            try:
+                self.run.on_check(suite, result)
+            except Exception:  # progress output never breaks a run
+                log.exception("progress callback failed")
 
     # ---- processes ----
 
@@ -408,13 +411,13 @@ class Supervisor:
             if suite.finished is not None:
                 if missing and suite.error is None:
                     for name in missing:
-                        checks.append(
-                            CheckResult(
-                                name,
-                                Status.ERROR,
-                                message="did not run: the suite returned without reporting it",
-                            )
+                        result = CheckResult(
+                            name,
+                            Status.ERROR,
+                            message="did not run: the suite returned without reporting it",
                         )
+                        checks.append(result)
+                        self._progress(suite, result)
             else:
                 at_deadline = (
                     worker is None
@@ -432,12 +435,12 @@ class Supervisor:
                     assert worker is not None
                     cause = f"its worker process {worker.ending()} {when}"
                     cause += _protocol_note(worker)
-                for name in missing:
-                    checks.append(CheckResult(name, status, message=f"did not run: {cause}"))
+                named = [CheckResult(n, status, message=f"did not run: {cause}") for n in missing]
                 if not missing:
-                    checks.append(
-                        CheckResult("(suite)", status, message=f"did not finish: {cause}")
-                    )
+                    named.append(CheckResult("(suite)", status, message=f"did not finish: {cause}"))
+                checks += named
+                for result in named:  # shown as it is known, like every other result
+                    self._progress(suite, result)
             start = suite.started if suite.started is not None else now
             results.append(
                 SuiteResult(

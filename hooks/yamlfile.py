@@ -130,13 +130,25 @@ def _dotted(keys: Sequence[str | int]) -> str:
 
 
 @cache
-def compiled_schema(schema_path: str) -> Validator:
-    """The schema at ``schema_path``, compiled once per process."""
+def compiled_schema(schema_path: str, part: str = "") -> Validator:
+    """The schema at ``schema_path`` compiled once per process.
+
+    ``part`` ``"items:KEY"`` is the schema of one item of the top-level list ``KEY``;
+    ``"without:KEY"`` the whole schema with that list's items left unchecked.
+    """
     import fastjsonschema
 
     schema = json.loads(Path(schema_path).read_text(encoding="utf-8"))
+    how, _, key = part.partition(":")
+    if how == "items":
+        schema = schema["properties"][key]["items"]
+    elif how == "without":
+        schema["properties"][key] = {**schema["properties"][key], "items": {}}
     validator: Validator = fastjsonschema.compile(schema)
     return validator
+
+
+Hints = Callable[[list[str], str], str | None]
 
 
 def validate(
@@ -144,16 +156,50 @@ def validate(
     schema_path: Path,
     path: Path,
     text: str,
-    hints: Callable[[list[str], str], str | None] | None = None,
+    hints: Hints | None = None,
+    *,
+    each: str | None = None,
 ) -> None:
-    """Validate ``data``; raise a :class:`ConfigError` naming file, line and key."""
+    """Validate ``data``; raise a :class:`ConfigError` naming file, line and key.
+
+    With ``each`` (a top-level list, such as a suite's ``checks``), every item is checked
+    on its own, so the error names every wrong item at once, one ``file:line`` per line.
+    """
+    if each is None or not isinstance(data, dict) or not isinstance(data.get(each), list):
+        error = _first_error(compiled_schema(str(schema_path)), data, [], path, text, hints)
+        if error is not None:
+            raise error
+        return
+    errors = [
+        _first_error(
+            compiled_schema(str(schema_path), f"without:{each}"), data, [], path, text, hints
+        )
+    ]
+    item = compiled_schema(str(schema_path), f"items:{each}")
+    errors += [
+        _first_error(item, value, [each, str(index)], path, text, hints)
+        for index, value in enumerate(data[each])
+    ]
+    found = [e for e in errors if e is not None]
+    if found:
+        raise ConfigError("\n".join(str(e) for e in found))
+
+
+def _first_error(
+    validator: Validator,
+    data: Any,
+    prefix: list[str],
+    path: Path,
+    text: str,
+    hints: Hints | None,
+) -> ConfigError | None:
     import fastjsonschema
 
     try:
-        compiled_schema(str(schema_path))(data)
+        validator(data)
     except fastjsonschema.JsonSchemaValueException as exc:
-        keys: list[str] = [str(p) for p in (exc.path or [])][1:]  # drop the leading "data"
-        message = _message(exc, keys)
+        keys: list[str] = prefix + [str(p) for p in (exc.path or [])][1:]  # drop "data"
+        message = _message(exc, [str(p) for p in (exc.path or [])][1:])
         if hints is not None:
             message = hints(keys, exc.rule or "") or message
         definition = exc.definition if isinstance(exc.definition, dict) else {}
@@ -163,14 +209,27 @@ def validate(
             extra = sorted(k for k in exc.value if k not in allowed)
             if extra:
                 known = ", ".join(sorted(allowed))
-                raise located(
+                return located(
                     path,
                     text,
                     keys,
                     f"unknown key {extra[0]!r} (allowed: {known})",
                     line_keys=[*keys, extra[0]],
-                ) from None
-        raise located(path, text, keys, message) from None
+                )
+        names = definition.get("propertyNames") if isinstance(definition, dict) else None
+        if exc.rule == "propertyNames" or (isinstance(names, dict) and "enum" in names):
+            allowed_names = (names or {}).get("enum") or []
+            wrong = sorted(k for k in (exc.value or {}) if k not in allowed_names)
+            if wrong:
+                return located(
+                    path,
+                    text,
+                    keys,
+                    f"unknown key {wrong[0]!r} (allowed: {', '.join(allowed_names)})",
+                    line_keys=[*keys, wrong[0]],
+                )
+        return located(path, text, keys, message)
+    return None
 
 
 def _message(exc: Any, keys: list[str]) -> str:

@@ -9,6 +9,9 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any
 
 from hooks.results import CheckResult, Status
@@ -48,6 +51,8 @@ class Console:
             )
         self.color = color
         self._lock = threading.Lock()
+        #: Checks done while a live line shows (None: no live line).
+        self._live: int | None = None
 
     def paint(self, text: str, code: str) -> str:
         return f"\033[{code}m{text}\033[0m" if self.color else text
@@ -63,11 +68,46 @@ class Console:
 
     def line(self, text: str = "") -> None:
         with self._lock:
-            self.stream.write(text + "\n")
+            clear = "\r\033[2K" if self._live is not None else ""
+            self.stream.write(clear + text + "\n")
             self.stream.flush()
+
+    @contextmanager
+    def live(self, what: str) -> Iterator[None]:
+        """On a terminal, a status line under the progress: what runs, checks done, time."""
+        if not self.color:
+            yield
+            return
+        stop = threading.Event()
+        started = time.monotonic()
+        self._live = 0
+
+        def tick() -> None:
+            while not stop.wait(0.2):
+                with self._lock:
+                    done = self._live or 0
+                    self.stream.write(
+                        f"\r\033[2K  {self.paint('…', '90')} {what}: "
+                        f"{done} checks done, {time.monotonic() - started:.1f}s"
+                    )
+                    self.stream.flush()
+
+        ticker = threading.Thread(target=tick, name="greenlight-live", daemon=True)
+        ticker.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            ticker.join(1)
+            with self._lock:
+                self.stream.write("\r\033[2K")
+                self.stream.flush()
+            self._live = None
 
     def on_check(self, suite: Any, result: CheckResult) -> None:
         """Progress: one line per check as it finishes."""
+        if self._live is not None:
+            self._live += 1
         took = f"{result.duration * 1000:.0f} ms"
         text = f"  {self.mark(result.status)} {suite.name} / {result.name} ({took})"
         if result.status.is_failure and result.message:

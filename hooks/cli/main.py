@@ -127,8 +127,24 @@ def build_parser() -> argparse.ArgumentParser:
     rehearse.add_argument("--suites-dir", type=Path)
     rehearse.add_argument("--timeout", type=float, default=300.0, help="seconds per hook")
 
-    validate = sub.add_parser("validate", help="check suites and the plan; print file:line errors")
-    validate.add_argument("path", nargs="?", type=Path, help="suites directory")
+    validate = sub.add_parser(
+        "validate", help="check suites and the plan without running them; print file:line errors"
+    )
+    validate.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        metavar="PATH",
+        help="suites directories, suite files or plan files (default: the suites directory)",
+    )
+    validate.add_argument(
+        "--plan",
+        action="store_true",
+        help="also print, per lifecycle event, the suites that would run and where each "
+        "plan value comes from",
+    )
+    validate.add_argument("--application", help="the application to match plan groups with")
+    validate.add_argument("--deployment-group", help="the deployment group to match with")
 
     appspec = sub.add_parser("appspec", help="print an ECS AppSpec wired to the hooks")
     appspec.add_argument("--stack-name", help="read hook ARNs from this stack's outputs")
@@ -256,10 +272,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         event: LifecycleEvent = args.event
         console.line(console.bold(f"greenlight run {event.value} against {args.url}"))
         handler = import_handler(f"hooks.handlers.{event.snake_name}")
-        result = handler(
-            {"DeploymentId": "d-LOCALRUN", "LifecycleEventHookExecutionId": "local"},
-            LocalContext(args.deadline),
-        )
+        with console.live(f"{event.value} running"):
+            result = handler(
+                {"DeploymentId": "d-LOCALRUN", "LifecycleEventHookExecutionId": "local"},
+                LocalContext(args.deadline),
+            )
     if capture.summary is not None:
         console.failures(capture.summary)
         console.summary(capture.summary)
@@ -331,19 +348,49 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from hooks.cli.validate import events_of, validate_dir
+    """Problems are configuration errors: exit 2 (as for every command)."""
+    from hooks.cli.local import patched_env
+    from hooks.cli.validate import events_of, plan_lines, validate_dir, validate_file
     from hooks.settings import Settings
+    from hooks.verdict import plural
 
-    root = args.path or Settings.from_env().suites_dir
-    problems, catalog, plan = validate_dir(root)
-    for problem in problems:
-        print(problem)
-    if problems:
-        print(f"{len(problems)} problem(s) in {root}")
-        return EXIT_FAILED
-    for name, events in sorted(events_of(catalog).items()):
-        print(f"ok  {name}: {', '.join(events)}")
-    print(f"{len(catalog.suites)} suites valid in {root}; plan: {plan.path if plan else 'none'}")
+    paths = args.paths or [Settings.from_env().suites_dir]
+    problems: list[str] = []
+    report: list[str] = []
+    for path in paths:
+        if path.is_dir():
+            found, catalog, plan = validate_dir(path)
+            problems += found
+            if not found:
+                for name, events in sorted(events_of(catalog).items()):
+                    report.append(f"ok  {name}: {', '.join(events)}")
+                report.append(
+                    f"{plural(len(catalog.suites), 'suite')} valid in {path}; "
+                    f"plan: {plan.path if plan else 'none'}"
+                )
+                if args.plan:
+                    env = {
+                        "GREENLIGHT_SUITES_DIR": str(path),
+                        "GREENLIGHT_APPLICATION": args.application,
+                        "GREENLIGHT_DEPLOYMENT_GROUP": args.deployment_group,
+                    }
+                    with patched_env(env):
+                        settings = Settings.from_env()
+                    report.append(f"plan for {path} (suites at each event):")
+                    report += plan_lines(catalog, plan, settings)
+        else:
+            found = validate_file(path)
+            problems += found
+            if not found:
+                report.append(f"ok  {path}")
+    lines = [line for problem in problems for line in problem.splitlines()]
+    for line in lines:
+        print(line)
+    if lines:
+        print(f"{plural(len(lines), 'problem')} in {', '.join(map(str, paths))}")
+        return EXIT_USAGE
+    for line in report:
+        print(line)
     return EXIT_OK
 
 

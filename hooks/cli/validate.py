@@ -8,9 +8,16 @@ from typing import Any
 
 from hooks.exceptions import ConfigError
 from hooks.lifecycle import LifecycleEvent
-from hooks.plan import PlanFile
-from hooks.settings import PLAN_FILE_NAME
-from hooks.suites.registry import BrokenSuite, Catalog, candidate_paths, load_plugins
+from hooks.plan import PlanFile, resolve_plan
+from hooks.settings import PLAN_FILE_NAME, Settings
+from hooks.suites.registry import (
+    PLAN_FILE_NAMES,
+    BrokenSuite,
+    Catalog,
+    candidate_paths,
+    load_plugins,
+    select_suites,
+)
 from hooks.yamlfile import line_of
 
 
@@ -47,6 +54,59 @@ def validate_dir(root: Path) -> tuple[list[str], Catalog, PlanFile | None]:
         tags = {tag for suite in catalog.suites for tag in suite.tags}
         problems += _unknown_names(plan_file, set(seen), tags)
     return problems, catalog, plan_file
+
+
+def validate_file(path: Path) -> list[str]:
+    """Problems of one suite file (of any installed kind) or plan file."""
+    if not path.is_file():
+        return [f"{path}: no such file"]
+    if path.name in PLAN_FILE_NAMES:
+        try:
+            PlanFile.load(path)
+        except ConfigError as exc:
+            return [str(exc)]
+        return []
+    catalog = Catalog()
+    load_plugins(catalog)
+    kind = next((k for k in catalog.kinds.values() if k.claims(path)), None)
+    if kind is None:
+        kinds = ", ".join(sorted(catalog.kinds)) or "none"
+        return [f"{path}: no suite kind claims this file (kinds installed: {kinds})"]
+    return kind.validate(path)
+
+
+def plan_lines(catalog: Catalog, plan_file: PlanFile | None, settings: Settings) -> list[str]:
+    """Per lifecycle event, the suites that would run; then each plan value and its source."""
+    lines = []
+    plan = None
+    width = max(len(e.value) for e in LifecycleEvent)
+    for event in LifecycleEvent:
+        plan = resolve_plan(
+            event,
+            settings,
+            plan_file,
+            application=settings.application,
+            deployment_group=settings.deployment_group,
+        )
+        suites = select_suites(
+            catalog,
+            event,
+            plan.suites,
+            plan.policies,
+            planned_source=plan.sources["suites"],
+            suites_dir=settings.suites_dir,
+        )
+        names = ", ".join(s.name for s in suites) or "(none)"
+        lines.append(f"  {event.value:<{width}}  {names}  [suites: {plan.sources['suites']}]")
+    assert plan is not None
+    described = plan.describe()
+    lines.append("values (the same at every event):")
+    for key, source in sorted(plan.sources.items()):
+        if key == "suites":
+            continue
+        value = described.get(key, described.get("tls_verify") if key == "verify" else None)
+        lines.append(f"  {key}: {value}  [{source}]")
+    return lines
 
 
 def _unknown_names(plan: PlanFile, known: set[str], tags: set[str]) -> list[str]:

@@ -238,7 +238,7 @@ class HttpSuiteKind(SuiteKind):
         data, text = load_yaml(path)
         if not isinstance(data, dict):
             raise ConfigError(f"{path}:1: a suite file must be a mapping with 'name' and 'checks'")
-        validate(data, SCHEMA_PATH, path, text, hints=_hint)
+        validate(data, SCHEMA_PATH, path, text, hints=_hint, each="checks")
         return [_build(data, path, text)]
 
 

@@ -329,3 +329,26 @@ def test_a_terminal_gets_colour_and_a_live_line_but_term_dumb_gets_neither(
     assert "checks done" in colour  # the live line while the slow check runs
     assert "\x1b[" not in plain
     assert "PASS" in plain
+
+
+def test_validate_checks_single_files_and_prints_the_plan_per_event(tmp_path: Path) -> None:
+    done = greenlight("validate", str(EXAMPLES / "smoke.yaml"), str(EXAMPLES / "greenlight.yaml"))
+    assert done.returncode == 0, done.stdout
+    assert done.stdout.splitlines() == [
+        f"ok  {EXAMPLES / 'smoke.yaml'}",
+        f"ok  {EXAMPLES / 'greenlight.yaml'}",
+    ]
+    done = greenlight("validate", str(EXAMPLES), "--plan")
+    assert done.returncode == 0
+    plan_file = EXAMPLES / "greenlight.yaml"
+    line = next(
+        x for x in done.stdout.splitlines() if x.strip().startswith("AfterAllowTestTraffic")
+    )
+    assert line.split()[1:4] == ["smoke,", "orders-flow,", "api"]
+    assert f"[suites: file {plan_file}:4 (defaults)]" in line
+    assert f"  concurrency: 16  [file {plan_file}:4 (defaults)]" in done.stdout
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(BROKEN_SUITE)
+    done = greenlight("validate", str(broken))
+    assert done.returncode == 2
+    assert done.stdout.startswith(f"{broken}:4: at checks[0].request: unknown key 'methd'")

@@ -69,6 +69,11 @@ lambda-artifact:
 	rm -rf "$(ARTIFACTS_DIR)/test_suites" && cp -R test_suites "$(ARTIFACTS_DIR)/test_suites"
 	find "$(ARTIFACTS_DIR)" -name __pycache__ -type d -prune -exec rm -rf {} +
 	rm -rf "$(ARTIFACTS_DIR)/bin" $(BUILD_TMP)
+	# Bytecode for the runtime's Python: /var/task is read-only, so without it every cold
+	# start compiles every module again. unchecked-hash: no timestamps (the same bytes on
+	# every build), and the runtime never stats the sources to validate it.
+	python$(LAMBDA_PYTHON_VERSION) -m compileall -q -j 0 --invalidation-mode unchecked-hash \
+		-x '/test_suites/' "$(ARTIFACTS_DIR)" > /dev/null
 
 build-BeforeInstallHook build-AfterInstallHook build-AfterAllowTestTrafficHook \
 build-BeforeAllowTrafficHook build-AfterAllowTrafficHook:

@@ -49,6 +49,7 @@ def evaluate(
     }
     supervisor = Supervisor(SupervisedRun(setup, settings.memory_mb, runtime.on_check))
     progress.supervisor = supervisor.start()
+    runtime.warm_up()  # boto3 imports while the worker starts
     try:
         _evaluate(summary, settings, deadline, runtime, progress, supervisor)
     finally:
@@ -70,6 +71,8 @@ def _evaluate(
 
     deployment: Deployment | None = None
     tags: dict[str, str] = {}
+    if settings.target_url is None:
+        runtime.ensure()
     if settings.target_url is None and runtime.discovery is not None:
         progress.set("looking up the deployment (codedeploy:GetDeployment)")
         deployment = runtime.discovery.deployment(invocation.deployment_id)

@@ -9,13 +9,18 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from hooks.hook import Runtime, handle
+from hooks.hook import Clients, Runtime, handle
 from hooks.lifecycle import LifecycleEvent
 
 
 @cache
 def runtime() -> Runtime:
-    """The container's collaborators: CodeDeploy and ELBv2 clients, discovery, the report."""
+    """The container's collaborators; the AWS clients are built on first use (or warm-up)."""
+    return Runtime(connect=clients)
+
+
+def clients() -> Clients:
+    """CodeDeploy, ELBv2 and (lazily) ACM clients: discovery, and the report's own client."""
     import boto3
     from botocore.config import Config
 
@@ -29,7 +34,7 @@ def runtime() -> Runtime:
         user_agent_extra="greenlight",
     )
     codedeploy = boto3.client("codedeploy", config=lookups)
-    return Runtime(
+    return Clients(
         protocol=CodeDeployCallback(boto3.client("codedeploy", config=report_client_config())),
         discovery=Discovery(
             codedeploy,

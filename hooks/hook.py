@@ -8,6 +8,7 @@ worker processes (:mod:`hooks.supervisor`): this process never runs suite code.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -62,15 +63,62 @@ class Progress:
 
 
 @dataclass
-class Runtime:
-    """A run's collaborators, built once per container (or per command on a laptop)."""
+class Clients:
+    """What :attr:`Runtime.connect` builds: the report's protocol and discovery."""
 
     protocol: StatusProtocol
+    discovery: Discovery | None
+    region: str
+
+
+@dataclass
+class Runtime:
+    """A run's collaborators, built once per container (or per command on a laptop).
+
+    Given ``connect`` instead of ``protocol``, the AWS clients are built on first use, or
+    ahead of it by :meth:`warm_up` in a background thread: importing boto3 then overlaps
+    the suite worker's start instead of preceding it.
+    """
+
+    protocol: StatusProtocol | None = None
     discovery: Discovery | None = None
     region: str = "us-east-1"
     env: Mapping[str, str] | None = None
     reporters: Sequence[Reporter] = ()
     on_check: Callable[[Any, CheckResult], None] | None = None
+    connect: Callable[[], Clients] | None = None
+    _connecting: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _error: BaseException | None = field(default=None, repr=False)
+
+    def warm_up(self) -> None:
+        """Start building the clients in the background (no-op when built or given)."""
+        if self.connect is not None and self.protocol is None:
+            threading.Thread(
+                target=self._connect_quietly, name="greenlight-clients", daemon=True
+            ).start()
+
+    def _connect_quietly(self) -> None:
+        # An error is kept and raised again by ensure(), where the clients are needed.
+        with contextlib.suppress(BaseException):
+            self.ensure()
+
+    def ensure(self) -> None:
+        """Build the clients now if they are not yet (waits for a warm-up under way)."""
+        with self._connecting:
+            if self.protocol is not None or self.connect is None:
+                return
+            if self._error is not None:
+                raise self._error
+            try:
+                clients = self.connect()
+            except BaseException as exc:
+                self._error = exc
+                raise
+            self.protocol, self.discovery, self.region = (
+                clients.protocol,
+                clients.discovery,
+                clients.region,
+            )
 
 
 @dataclass
@@ -137,6 +185,8 @@ def handle(
 
     budget = Deadline.in_seconds(remaining_seconds(context) - _REPORT_RESERVE)
     try:
+        runtime.ensure()
+        assert runtime.protocol is not None, "a Runtime needs a protocol or connect"
         summary.report = runtime.protocol.report(invocation, summary.verdict.status, budget)
     except Exception as exc:
         logger.exception("the status report raised")

@@ -13,8 +13,11 @@ import yaml
 from hooks.exceptions import ConfigError
 
 Validator = Callable[[Any], Any]
-#: The most nodes a file may expand to once aliases are followed ("billion laughs").
+#: How many values aliases may add to a file beyond what it writes out ("billion laughs"):
+#: a document may expand to at most this many values or twice its own size.
 MAX_EXPANDED_NODES = 100_000
+#: Counting stops past this many values (the file is refused before).
+_COUNT_LIMIT = 10_000_000
 
 
 def load_yaml(path: Path) -> tuple[Any, str]:
@@ -30,11 +33,14 @@ def load_yaml(path: Path) -> tuple[Any, str]:
         try:
             node = loader.get_single_node()
             if node is not None:
-                size = _expanded_size(node, {})
-                if size > MAX_EXPANDED_NODES:
+                sizes: dict[int, int] = {}
+                size = _expanded_size(node, sizes)
+                allowed = max(MAX_EXPANDED_NODES, 2 * len(sizes))  # len(sizes): distinct nodes
+                if size > allowed:
                     raise ConfigError(
-                        f"{path}: the document expands to more than {MAX_EXPANDED_NODES:,} "
-                        f"values through its aliases (&anchors and *references)"
+                        f"{path}: the document expands to more than {allowed:,} values "
+                        f"through its aliases (&anchors and *references); it writes out "
+                        f"{len(sizes):,}"
                     )
             return (loader.construct_document(node) if node is not None else None), text
         finally:
@@ -52,17 +58,17 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
     known = sizes.get(id(node))
     if known is not None:
         return known
-    sizes[id(node)] = MAX_EXPANDED_NODES + 1  # a cycle counts as too large
+    sizes[id(node)] = _COUNT_LIMIT  # a cycle counts as too large
     total = 1
     if isinstance(node, yaml.SequenceNode):
         for item in node.value:
             total += _expanded_size(item, sizes)
-            if total > MAX_EXPANDED_NODES:
+            if total > _COUNT_LIMIT:
                 break
     elif isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             total += _expanded_size(key, sizes) + _expanded_size(value, sizes)
-            if total > MAX_EXPANDED_NODES:
+            if total > _COUNT_LIMIT:
                 break
     sizes[id(node)] = total
     return total

@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import queue
 import time
 import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from pathlib import Path
@@ -118,15 +119,17 @@ class SuiteContext:
                     return  # the runner reports what never ran as timed out
                 self.emit(run_guarded(check, self))
             return
-        pending: set[Future[CheckResult]] = {
-            self.pool.submit(partial(run_guarded, check, self)) for check in checks
-        }
-        while pending and not self.deadline.expired():
-            done, pending = wait(
-                pending, timeout=self.deadline.remaining(), return_when=FIRST_COMPLETED
-            )
-            for future in done:
-                self.emit(future.result())
+        # Each result is handed over as it completes: O(1) per check, however many are
+        # pending (waiting on the pending set again after each one is quadratic).
+        finished: queue.SimpleQueue[Future[CheckResult]] = queue.SimpleQueue()
+        for check in checks:
+            self.pool.submit(partial(run_guarded, check, self)).add_done_callback(finished.put)
+        for _ in range(len(checks)):
+            try:
+                future = finished.get(timeout=self.deadline.remaining())
+            except queue.Empty:
+                return  # the deadline: the runner reports what never ran as timed out
+            self.emit(future.result())
 
 
 def run_guarded(check: Check, ctx: SuiteContext) -> CheckResult:

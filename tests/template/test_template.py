@@ -145,6 +145,11 @@ def test_artifact_holds_the_package_suites_and_dependencies_only(built: Path) ->
         assert not names & {"boto3", "botocore"}  # the Lambda runtime provides them
         assert (artifact / "hooks" / "suites" / "http" / "schema.json").is_file()
         assert any(artifact.glob("greenlight_hooks-*.dist-info/entry_points.txt"))
+        # Compiled for the runtime's Python, so a cold start in read-only /var/task does
+        # not compile every module; suites (user content) are left as they are.
+        assert (artifact / "hooks" / "__pycache__" / "worker.cpython-313.pyc").is_file()
+        assert (artifact / "requests" / "__pycache__" / "sessions.cpython-313.pyc").is_file()
+        assert not list((artifact / "test_suites").rglob("*.pyc"))
 
 
 def _boto3_only(tmp_path: Path) -> Path:

@@ -133,3 +133,15 @@ EXAMPLES = sorted(p for p in (SUITES / "examples").glob("*.yaml") if p.name != "
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_the_shipped_examples_are_valid(path: Path) -> None:
     assert KIND.load(path)
+
+
+def test_a_large_suite_without_aliases_is_not_mistaken_for_an_alias_bomb(tmp_path: Path) -> None:
+    # 10,000 checks write out ~150,000 values: large, but nothing is expanded by aliases.
+    lines = ["name: big\nchecks:"] + [
+        f"  - {{name: c{i}, request: {{path: /r{i}}}, assert: [{{status: 200}}]}}"
+        for i in range(10_000)
+    ]
+    path = tmp_path / "big.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    (suite,) = HttpSuiteKind().load(path)
+    assert len(suite.check_names()) == 10_000

@@ -6,6 +6,7 @@ This is the supervisor's side: it never imports, loads or runs suite code.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 from hooks.deadline import Deadline
 from hooks.discovery import Deployment, Discovery, GreenTarget, Stack
 from hooks.exceptions import ConfigError
-from hooks.lifecycle import LifecycleEvent
+from hooks.lifecycle import HookInvocation, LifecycleEvent
 from hooks.plan import Plan, PlanFile, resolve_plan
 from hooks.results import Policy
 from hooks.runner import RunResult
@@ -41,19 +42,29 @@ def evaluate(
     The catalog worker starts first, so that its imports and suite loading overlap the plan
     and discovery; it is ended whatever happens next.
     """
-    check_suites_dir(settings.suites_dir)
-    setup = {
-        "suites_dir": str(settings.suites_dir),
-        "log_keys": summary.invocation.log_keys(),
-        **_worker_logging(),
-    }
-    supervisor = Supervisor(SupervisedRun(setup, settings.memory_mb, runtime.on_check))
-    progress.supervisor = supervisor.start()
-    runtime.warm_up()  # boto3 imports while the worker starts
+    supervisor = progress.supervisor
     try:
+        check_suites_dir(settings.suites_dir)
+        if supervisor is None:
+            supervisor = progress.supervisor = start_supervisor(
+                settings, summary.invocation, runtime
+            )
         _evaluate(summary, settings, deadline, runtime, progress, supervisor)
     finally:
-        supervisor.close()
+        if progress.supervisor is not None:
+            progress.supervisor.close()
+
+
+def start_supervisor(
+    settings: Settings, invocation: HookInvocation, runtime: Runtime
+) -> Supervisor:
+    """A supervisor whose catalog worker is starting: set up with what is known already."""
+    setup = {
+        "suites_dir": str(settings.suites_dir),
+        "log_keys": invocation.log_keys(),
+        **_worker_logging(),
+    }
+    return Supervisor(SupervisedRun(setup, settings.memory_mb, runtime.on_check)).start()
 
 
 def _evaluate(
@@ -153,10 +164,19 @@ def _cannot_connect(run: RunResult) -> bool:
 
 
 def _worker_logging() -> dict[str, object]:
-    """Workers log as this process does: JSON at its level, or the command line's text."""
+    """Workers log as this process does: JSON at its level, or the command line's text.
+
+    Read before this process's Powertools logger exists (the worker starts first): the
+    command line has set its plain handler by then; Lambda logs JSON at
+    ``POWERTOOLS_LOG_LEVEL``.
+    """
     package = logging.getLogger("hooks")
     plain = any(type(h.formatter) is logging.Formatter for h in package.handlers)
-    return {"log_plain": plain, "log_level": logging.getLevelName(package.getEffectiveLevel())}
+    if package.handlers:
+        level = logging.getLevelName(package.getEffectiveLevel())
+    else:
+        level = os.environ.get("POWERTOOLS_LOG_LEVEL") or os.environ.get("LOG_LEVEL") or "INFO"
+    return {"log_plain": plain, "log_level": level}
 
 
 def _policy(policy: Policy) -> dict[str, object]:

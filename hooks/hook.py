@@ -158,13 +158,11 @@ def handle(
 ) -> dict[str, Any]:
     """Run one hook invocation and report its verdict to CodeDeploy exactly once."""
     started = time.monotonic()
-    logger = get_logger()
     try:
         invocation = parse_event(event, lifecycle_event)
     except Exception as exc:
-        logger.error(f"invalid hook event: {exc} (nothing can be reported without both ids)")
+        get_logger().error(f"invalid hook event: {exc} (nothing can be reported without both ids)")
         raise
-    logger.append_keys(**invocation.log_keys())
     redact.reset()  # a warm container: the last invocation's secrets are not this one's
     settings: Settings | None = None
     settings_error = ""
@@ -172,6 +170,14 @@ def handle(
         settings = Settings.from_env(runtime.env)
     except Exception as exc:  # whatever reading settings raises, the hook still reports
         settings_error = str(exc) if isinstance(exc, GreenlightError) else repr(exc)
+    progress = Progress()
+    if settings is not None:
+        # First of all, the suite worker (its imports and suites load while this process
+        # sets up logging, plans and discovers) and the AWS clients beside it.
+        progress.supervisor = _start_worker(settings, invocation, runtime)
+        runtime.warm_up()
+    logger = get_logger()
+    logger.append_keys(**invocation.log_keys())
     margin = settings.safety_margin if settings else DEFAULT_SAFETY_MARGIN
     deadline = Deadline.from_context(context, margin)
 
@@ -181,7 +187,7 @@ def handle(
         summary.configuration_error = True
         logger.error(summary.verdict.reason)
     else:
-        summary = _guarded(invocation, settings, deadline, runtime)
+        summary = _guarded(invocation, settings, deadline, runtime, progress)
 
     budget = Deadline.in_seconds(remaining_seconds(context) - _REPORT_RESERVE)
     try:
@@ -204,12 +210,27 @@ def handle(
     return result
 
 
+def _start_worker(settings: Settings, invocation: HookInvocation, runtime: Runtime) -> Any:
+    """The run's supervisor with its catalog worker started, or None if it cannot start
+    (evaluation then starts it again, and fails with the reason)."""
+    from hooks.evaluate import start_supervisor
+
+    try:
+        return start_supervisor(settings, invocation, runtime)
+    except Exception:
+        log.debug("the suite worker could not start early", exc_info=True)
+        return None
+
+
 def _guarded(
-    invocation: HookInvocation, settings: Settings, deadline: Deadline, runtime: Runtime
+    invocation: HookInvocation,
+    settings: Settings,
+    deadline: Deadline,
+    runtime: Runtime,
+    progress: Progress,
 ) -> RunSummary:
     """Evaluate in a daemon thread; at the deadline, stop waiting and fail naming the stage."""
     summary = RunSummary(invocation, Verdict.failure("not run"))
-    progress = Progress()
     done = threading.Event()
 
     def work() -> None:

@@ -274,6 +274,7 @@ class Supervisor:
                     if not suite.own_worker:
                         suite.worker = worker
                     self.suites[suite.id] = suite
+            log.debug("worker %s listed %d suites", worker.label, len(record["suites"]))
             self.listed.set()
             return
         if kind == "done":

@@ -171,11 +171,11 @@ def validate(
     With ``each`` (a top-level list, such as a suite's ``checks``), every item is checked
     on its own, so the error names every wrong item at once, one ``file:line`` per line.
     """
+    error = _first_error(compiled_schema(str(schema_path)), data, [], path, text, hints)
+    if error is None:
+        return  # the common case: one validation, one compiled schema
     if each is None or not isinstance(data, dict) or not isinstance(data.get(each), list):
-        error = _first_error(compiled_schema(str(schema_path)), data, [], path, text, hints)
-        if error is not None:
-            raise error
-        return
+        raise error
     errors = [
         _first_error(
             compiled_schema(str(schema_path), f"without:{each}"), data, [], path, text, hints

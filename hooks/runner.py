@@ -165,17 +165,19 @@ def run_suites(
         ):
             return
         run.finished = time.monotonic()
-        run.done.set()
+        # Told before it counts as done: the worker may exit as soon as every suite is done,
+        # and a suite whose end was never told would read as unfinished.
         if listener is not None:
             listener.finished(run.suite, run.error)
+        run.done.set()
 
     for run in runs:
         if isinstance(run.suite, BrokenSuite):  # could not load: nothing to run
             run.error = run.suite.error
             run.started = run.finished = time.monotonic()
-            run.done.set()
             if listener is not None:
                 listener.finished(run.suite, run.error)
+            run.done.set()
             continue
         threading.Thread(
             target=execute, args=(run,), daemon=True, name=f"greenlight-suite-{run.suite.name}"

@@ -106,8 +106,8 @@ class Worker:
                 name = f"signal {-code}"
             hint = " (out of memory?)" if -code == signal.SIGKILL else ""
             return f"was killed by {name}{hint}"
-        if self.error:
-            return f"failed: {self.error}"
+        if self.error or self.config_error:
+            return f"failed: {self.error or self.config_error}"
         if code != 0:
             return f"exited with code {code}"
         return "exited" if self.done else "exited without finishing its work"
@@ -205,7 +205,7 @@ class Supervisor:
     def start(self) -> Supervisor:
         """Start the catalog worker now: it imports and loads suites while the plan is made."""
         setup = {**self.run.setup, "mode": "catalog", "memory_mb": catalog_share(self.budget)}
-        self.catalog = self._start("catalog", setup, None)
+        self._start("catalog", setup, None)
         return self
 
     def close(self) -> None:
@@ -256,6 +256,10 @@ class Supervisor:
         kind = record["type"]
         now = time.monotonic()
         if kind == "suites":
+            # Only the catalog worker lists, once: a suite's own worker runs user code,
+            # which could write to the pipe it inherited.
+            if worker is not self.catalog or self.listed.is_set():
+                raise messages.ProtocolError(f"worker {worker.label} sent a second listing")
             with self.changed:
                 for item in record["suites"]:
                     suite = ListedSuite(
@@ -287,6 +291,10 @@ class Supervisor:
                 worker.error = str(record.get("message"))
             return
         suite = self.suites[int(record["suite"])]
+        if suite.worker is not worker:  # records about a suite come from its own worker only
+            raise messages.ProtocolError(
+                f"worker {worker.label} sent a record for suite {suite.name!r}, not its own"
+            )
         if kind == "start":
             suite.started = now
         elif kind == "expect":
@@ -310,12 +318,24 @@ class Supervisor:
 
     # ---- processes ----
 
-    def _start(self, label: str, setup: dict[str, Any], job: dict[str, Any] | None) -> Worker:
+    def _start(
+        self,
+        label: str,
+        setup: dict[str, Any],
+        job: dict[str, Any] | None,
+        suite: ListedSuite | None = None,
+    ) -> Worker:
+        """Spawn a worker; who it speaks for (the catalog, or ``suite``) is known before any
+        of its records is read."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("the supervisor is closed")
             worker, stream = _spawn(label, setup, job)
             self.workers.append(worker)
+        if suite is not None:
+            suite.worker = worker
+        elif self.catalog is None:
+            self.catalog = worker
         worker.reader = threading.Thread(
             target=self._read, args=(worker, stream), daemon=True, name=f"greenlight-{label}"
         )
@@ -365,7 +385,7 @@ class Supervisor:
                 while queue and len(running) < parallel and not self.deadline.expired():
                     suite = queue.pop(0)
                     setup = {**self.run.setup, "mode": "suite", "memory_mb": share}
-                    suite.worker = self._start(
+                    worker = self._start(
                         f"suite-{suite.id}",
                         setup,
                         self._job(
@@ -375,8 +395,9 @@ class Supervisor:
                             origin=suite.origin,
                             green_target=suite.green_target,
                         ),
+                        suite,
                     )
-                    running.append(suite.worker)
+                    running.append(worker)
                 if self.deadline.expired():
                     break
                 self._wait(_any_ended([*running, catalog]))
@@ -442,6 +463,17 @@ class Supervisor:
                 checks += named
                 for result in named:  # shown as it is known, like every other result
                     self._progress(suite, result)
+            if worker is not None and worker.protocol_errors:
+                # Records it had no business sending (another suite's, a second listing,
+                # garbage): nothing this worker said about its own suites is trusted.
+                tainted = CheckResult(
+                    "(worker)",
+                    Status.ERROR,
+                    message=f"its worker sent {len(worker.protocol_errors)} bad records: "
+                    f"{worker.protocol_errors[0]}",
+                )
+                checks.append(tainted)
+                self._progress(suite, tainted)
             start = suite.started if suite.started is not None else now
             results.append(
                 SuiteResult(

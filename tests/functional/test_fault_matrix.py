@@ -215,6 +215,37 @@ def test_a_suite_that_patches_requests_cannot_change_what_other_suites_see(
         assert any("smoke / root answers" in f and "503" in f for f in invocation.result["failed"])
 
 
+FORGER = """\
+import json, os, sys
+
+
+def record(**fields):
+    os.write(int(sys.argv[1]), (json.dumps({"v": 1, **fields}) + "\\n").encode())
+
+
+def test_forges_another_suites_results():
+    # The worker's record pipe is inherited: claim the declarative suite (id 0) passed.
+    passed = {"name": "root answers", "status": "passed", "duration": 0.01, "message": "",
+              "failures": [], "evidence": None, "location": None}
+    record(type="check", suite=0, result=passed)
+    record(type="finish", suite=0, error=None)
+    record(type="suites", suites=[])
+"""
+
+
+def test_a_suite_cannot_forge_results_for_another_suite(tmp_path: Path) -> None:
+    suites = write_suites(tmp_path / "suites", {"a_smoke.yaml": YAML_OK, "test_forger.py": FORGER})
+    fake = FakeCodeDeploy()
+    with http_server(fake) as endpoint, http_server(lambda h: reply(h, 503, {})) as target:
+        run = run_hook(endpoint, target, suites, env={"GREENLIGHT_SUITES": "smoke,forger"})
+    assert_reported(run, fake, "Failed")
+    text = failures(run)
+    assert "smoke / root answers: status: expected to be < 400, got 503" in text
+    assert "forger / (worker): its worker sent 3 bad records" in text
+    # The forged 'passed' was not counted: the forger's own test is the only pass.
+    assert run.result["counts"]["passed"] == 1
+
+
 def test_a_hung_pytest_test_does_not_block_the_next_invocation(tmp_path: Path) -> None:
     marker = tmp_path / "hung-once"
     suite = f"""\

@@ -214,3 +214,41 @@ def test_suites_run_concurrently_under_the_same_bound(tmp_path: Path) -> None:
     assert server.total == 6
     assert server.peak == 3
     assert all(s.passed for s in result.suites)
+
+
+class _Instant(Check):
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def run(self, ctx: SuiteContext) -> CheckResult:
+        return CheckResult(self.name, Status.PASSED)
+
+
+def test_every_suites_end_is_told_before_the_run_returns() -> None:
+    # The worker exits as soon as run_suites returns: a suite whose end the listener had
+    # not yet been told of would read as unfinished (a spurious Failed).
+    told: list[str] = []
+
+    class SlowListener:
+        def started(self, suite: Suite) -> None:
+            pass
+
+        def expected(self, suite: Suite, names: list[str]) -> None:
+            pass
+
+        def check(self, suite: Suite, result: CheckResult) -> None:
+            pass
+
+        def finished(self, suite: Suite, error: str | None) -> None:
+            time.sleep(0.2)  # a slow pipe
+            told.append(suite.name)
+
+    suites = [CheckSuite(name=f"s{i}", kind="test", checks=[_Instant("x")]) for i in range(3)]
+    run_suites(
+        suites,
+        target=Target("http://127.0.0.1:9"),
+        deployment=INFO,
+        deadline=Deadline.in_seconds(10),
+        listener=SlowListener(),
+    )
+    assert sorted(told) == ["s0", "s1", "s2"]

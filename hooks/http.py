@@ -139,7 +139,9 @@ def _attach_current(sock: socket.socket | None) -> None:
         watch.attach(sock)
 
 
-class _WatchedHTTPConnection(HTTPConnection):
+class _Watched(HTTPConnection):
+    """A connection whose socket the current request's watchdog can shut."""
+
     def _new_conn(self) -> socket.socket:
         sock = super()._new_conn()
         _attach_current(sock)
@@ -150,15 +152,12 @@ class _WatchedHTTPConnection(HTTPConnection):
         super().request(*args, **kwargs)
 
 
-class _WatchedHTTPSConnection(HTTPSConnection):
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
-        _attach_current(sock)
-        return sock
+class _WatchedHTTPConnection(_Watched):
+    pass
 
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _attach_current(self.sock)
-        super().request(*args, **kwargs)
+
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    pass
 
 
 class _HTTPPool(HTTPConnectionPool):

@@ -107,3 +107,17 @@ def closed_port_url() -> str:
     port = sock.getsockname()[1]
     sock.close()
     return f"http://127.0.0.1:{port}"
+
+
+def install_package(site: Path, module: str, source: str, entry_points: str) -> Path:
+    """A package as pip leaves one on disk (a module and a ``.dist-info`` with entry
+    points) in ``site``; put ``site`` on ``sys.path`` or ``PYTHONPATH`` to install it."""
+    import textwrap
+
+    site.mkdir(parents=True, exist_ok=True)
+    (site / f"{module}.py").write_text(textwrap.dedent(source))
+    dist = site / f"{module}-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(textwrap.dedent(entry_points))
+    return site

@@ -27,7 +27,7 @@ import pytest
 from hooks.cli.sample_service import SampleService
 from hooks.reports import SCHEMA_PATH
 from tests.functional.test_cli import EXAMPLES, greenlight
-from tests.helpers import ROOT, closed_port_url, http_server, reply
+from tests.helpers import ROOT, closed_port_url, http_server, install_package, reply
 
 BROKEN_SUITE = "name: typo\nchecks:\n  - name: x\n    request: {path: /, methd: GET}\n"
 
@@ -68,13 +68,12 @@ def test_a_suite_file_that_does_not_load_is_a_configuration_error(
 
 
 def test_a_plugin_that_fails_to_import_is_one_line_in_validate(tmp_path: Path) -> None:
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "gl_bad.py").write_text("import no_such_dependency\n")
-    dist = site / "gl_bad-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: gl_bad\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[greenlight.suites]\nbad = gl_bad:Kind\n")
+    site = install_package(
+        tmp_path / "site",
+        "gl_bad",
+        "import no_such_dependency\n",
+        "[greenlight.suites]\nbad = gl_bad:Kind\n",
+    )
     env = {"PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}
     done = greenlight("validate", str(EXAMPLES), env=env)
     assert done.returncode == 2

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from tests import wire
-from tests.helpers import closed_port_url, http_server, reply, silent_server
+from tests.helpers import closed_port_url, http_server, install_package, reply, silent_server
 from tests.wire import FakeCodeDeploy, HookRun
 
 #: The handler process (boto3, Powertools) and each worker stay far below the function's
@@ -149,14 +149,7 @@ PARTIAL = Partial(
 
 
 def install_plugin(tmp_path: Path, module: str, source: str, entry_points: str) -> Path:
-    site = tmp_path / "site"
-    site.mkdir(exist_ok=True)
-    (site / f"{module}.py").write_text(textwrap.dedent(source))
-    dist = site / f"{module}-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text(textwrap.dedent(entry_points))
-    return site
+    return install_package(tmp_path / "site", module, source, entry_points)
 
 
 def test_a_plugin_suite_that_returns_early_fails_naming_the_checks_it_skipped(

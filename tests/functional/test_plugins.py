@@ -6,7 +6,6 @@ Each test installs a small package the way pip leaves one on disk (a module plus
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from hooks.suites.base import DeploymentInfo
 from hooks.suites.registry import discover
 from hooks.target import Target
 from tests.functional.test_hook_protocol import expect_report
-from tests.helpers import http_server, load_event, reply
+from tests.helpers import http_server, install_package, load_event, reply
 
 INFO = DeploymentInfo("d-PLUGIN", "exec", LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC)
 
@@ -63,14 +62,9 @@ ALWAYS = CheckSuite(name="always-ping", kind="ping", checks=[PingCheck("/")])
 def install(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module: str, source: str, entry_points: str
 ) -> None:
-    site = tmp_path / "site"
-    site.mkdir(exist_ok=True)
-    (site / f"{module}.py").write_text(textwrap.dedent(source))
-    dist = site / f"{module}-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text(textwrap.dedent(entry_points))
-    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.syspath_prepend(
+        str(install_package(tmp_path / "site", module, source, entry_points))
+    )
 
 
 def test_a_kind_and_a_suite_from_an_installed_package(

@@ -58,6 +58,8 @@ class RunListener(Protocol):
 class _SuiteRun:
     suite: Suite
     results: list[CheckResult] = field(default_factory=list)
+    #: Names of the checks reported (kept even when the results are only streamed).
+    reported: set[str] = field(default_factory=set)
     error: str | None = None
     started: float | None = None
     finished: float | None = None
@@ -106,7 +108,11 @@ def run_suites(
     listener: RunListener | None = None,
     max_body_bytes: int | None = None,
 ) -> RunResult:
-    """Run ``suites`` and return their results by the deadline, whatever the suites do."""
+    """Run ``suites`` and return their results by the deadline, whatever the suites do.
+
+    With a ``listener`` (the worker), each result is handed to it as it completes and not
+    kept: the returned suites then hold no checks, which keeps memory flat at scale.
+    """
     started = time.monotonic()
     pool = WorkerPool(concurrency, name="greenlight-check")
     # One bound for both: suites at once, and checks at once across all suites.
@@ -123,7 +129,9 @@ def run_suites(
 
             def emit(result: CheckResult) -> None:
                 with run.lock:
-                    run.results.append(result)
+                    run.reported.add(result.name)
+                    if listener is None:  # a listener streams them: no second copy here
+                        run.results.append(result)
                 for callback in (on_check, listener.check if listener else None):
                     if callback is None:
                         continue
@@ -157,7 +165,7 @@ def run_suites(
             slots.release()
         # A suite that returned because time ran out, with checks unreported, stays
         # unfinished: the runner names those checks as timed out.
-        reported = {c.name for c in run.results}
+        reported = run.reported
         if (
             deadline.expired()
             and run.error is None

@@ -208,33 +208,30 @@ def _first_error(
         message = _message(exc, [str(p) for p in (exc.path or [])][1:])
         if hints is not None:
             message = hints(keys, exc.rule or "") or message
-        definition = exc.definition if isinstance(exc.definition, dict) else {}
-        if isinstance(exc.value, dict) and definition.get("additionalProperties") is False:
-            # An unknown key explains most errors at this place (a typo hides the query).
-            allowed = set(definition.get("properties", {}))
-            extra = sorted(k for k in exc.value if k not in allowed)
-            if extra:
-                known = ", ".join(sorted(allowed))
+        # An unknown key explains most errors at its place (a typo hides the query), be it
+        # a property (additionalProperties: false) or a name (propertyNames: enum).
+        allowed = _allowed_keys(exc.definition if isinstance(exc.definition, dict) else {})
+        if allowed is not None and isinstance(exc.value, dict):
+            unknown = sorted(k for k in exc.value if k not in allowed)
+            if unknown:
                 return located(
                     path,
                     text,
                     keys,
-                    f"unknown key {extra[0]!r} (allowed: {known})",
-                    line_keys=[*keys, extra[0]],
-                )
-        names = definition.get("propertyNames") if isinstance(definition, dict) else None
-        if exc.rule == "propertyNames" or (isinstance(names, dict) and "enum" in names):
-            allowed_names = (names or {}).get("enum") or []
-            wrong = sorted(k for k in (exc.value or {}) if k not in allowed_names)
-            if wrong:
-                return located(
-                    path,
-                    text,
-                    keys,
-                    f"unknown key {wrong[0]!r} (allowed: {', '.join(allowed_names)})",
-                    line_keys=[*keys, wrong[0]],
+                    f"unknown key {unknown[0]!r} (allowed: {', '.join(allowed)})",
+                    line_keys=[*keys, unknown[0]],
                 )
         return located(path, text, keys, message)
+    return None
+
+
+def _allowed_keys(definition: dict[str, Any]) -> list[str] | None:
+    """The keys a mapping may have at ``definition``, when the schema closes them."""
+    names = definition.get("propertyNames")
+    if isinstance(names, dict) and "enum" in names:
+        return list(names["enum"])
+    if definition.get("additionalProperties") is False:
+        return sorted(definition.get("properties", {}))
     return None
 
 

@@ -15,7 +15,7 @@ from hooks.deadline import Deadline
 from hooks.discovery import Deployment, Discovery, GreenTarget, Stack
 from hooks.exceptions import ConfigError
 from hooks.lifecycle import HookInvocation, LifecycleEvent
-from hooks.plan import Plan, PlanFile, resolve_plan
+from hooks.plan import Plan, PlanFile, plans_by_event, resolve_plan
 from hooks.results import Policy
 from hooks.runner import RunResult
 from hooks.settings import Settings
@@ -314,14 +314,7 @@ def planned_events(
     not by themselves plan an event: nothing was asked of it.
     """
     planned = []
-    for event in LifecycleEvent:
-        plan = resolve_plan(
-            event,
-            settings,
-            plan_file,
-            application=settings.application,
-            deployment_group=settings.deployment_group,
-        )
+    for event, plan in plans_by_event(settings, plan_file).items():
         if plan.suites is not None:
             if plan.suites:
                 planned.append(event)

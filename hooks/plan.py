@@ -218,3 +218,18 @@ def resolve_plan(
 
 def _tuple(value: Any) -> tuple[str, ...] | None:
     return tuple(value) if value is not None else None
+
+
+def plans_by_event(settings: Settings, plan_file: PlanFile | None) -> dict[LifecycleEvent, Plan]:
+    """The plan at every event without looking the deployment up: the application and group
+    to match are the settings' (``GREENLIGHT_APPLICATION`` / ``GREENLIGHT_DEPLOYMENT_GROUP``)."""
+    return {
+        event: resolve_plan(
+            event,
+            settings,
+            plan_file,
+            application=settings.application,
+            deployment_group=settings.deployment_group,
+        )
+        for event in LifecycleEvent
+    }

@@ -8,7 +8,7 @@ from typing import Any
 
 from hooks.exceptions import ConfigError
 from hooks.lifecycle import LifecycleEvent
-from hooks.plan import PlanFile, resolve_plan
+from hooks.plan import PlanFile, plans_by_event
 from hooks.settings import PLAN_FILE_NAME, Settings
 from hooks.suites.registry import (
     PLAN_FILE_NAMES,
@@ -78,16 +78,9 @@ def validate_file(path: Path) -> list[str]:
 def plan_lines(catalog: Catalog, plan_file: PlanFile | None, settings: Settings) -> list[str]:
     """Per lifecycle event, the suites that would run; then each plan value and its source."""
     lines = []
-    plan = None
     width = max(len(e.value) for e in LifecycleEvent)
-    for event in LifecycleEvent:
-        plan = resolve_plan(
-            event,
-            settings,
-            plan_file,
-            application=settings.application,
-            deployment_group=settings.deployment_group,
-        )
+    plans = plans_by_event(settings, plan_file)
+    for event, plan in plans.items():
         suites = select_suites(
             catalog,
             event,
@@ -98,7 +91,7 @@ def plan_lines(catalog: Catalog, plan_file: PlanFile | None, settings: Settings)
         )
         names = ", ".join(s.name for s in suites) or "(none)"
         lines.append(f"  {event.value:<{width}}  {names}  [suites: {plan.sources['suites']}]")
-    assert plan is not None
+    plan = plans[LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC]  # values other than suites
     described = plan.describe()
     lines.append("values (the same at every event):")
     for key, source in sorted(plan.sources.items()):

@@ -6,11 +6,15 @@ import json
 from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
+from yaml.resolver import Resolver
 
 from hooks.exceptions import ConfigError
+from hooks.validators import built_validator
 
 Validator = Callable[[Any], Any]
 #: How many values aliases may add to a file beyond what it writes out ("billion laughs"):
@@ -20,57 +24,215 @@ MAX_EXPANDED_NODES = 100_000
 _COUNT_LIMIT = 10_000_000
 
 
+class Document(NamedTuple):
+    """A parsed YAML file: its data, its text, and the line of each item of each top-level
+    list (``item_lines["checks"][3]``: the line of the fourth check)."""
+
+    data: Any
+    text: str
+    item_lines: dict[str, list[int]]
+
+
 def load_yaml(path: Path) -> tuple[Any, str]:
     """Parse ``path`` safely; a syntax error names the file and line."""
+    document = load_document(path)
+    return document.data, document.text
+
+
+def load_document(path: Path) -> Document:
+    """Parse ``path`` safely, one item of each top-level list at a time.
+
+    A file of ten thousand checks never exists as one tree of YAML nodes (each with two
+    source marks: ~5 KB a check); each item is composed, measured for alias expansion and
+    turned into data on its own. A syntax error names the file and line.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text: {exc}") from exc
+    loader = _StreamLoader(text)
     try:
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
-        try:
-            node = loader.get_single_node()
-            if node is not None:
-                sizes: dict[int, int] = {}
-                size = _expanded_size(node, sizes)
-                allowed = max(MAX_EXPANDED_NODES, 2 * len(sizes))  # len(sizes): distinct nodes
-                if size > allowed:
-                    raise ConfigError(
-                        f"{path}: the document expands to more than {allowed:,} values "
-                        f"through its aliases (&anchors and *references); it writes out "
-                        f"{len(sizes):,}"
-                    )
-            return (loader.construct_document(node) if node is not None else None), text
-        finally:
-            loader.dispose()
+        data, lines = loader.load()
+    except _Expands:
+        data, lines = None, {}
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise ConfigError(f"{where}: YAML syntax error: {exc.problem or exc}") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: YAML error: {exc}") from exc
+    finally:
+        loader.dispose()
+    size, distinct = loader.size, loader.distinct
+    allowed = max(MAX_EXPANDED_NODES, 2 * distinct)
+    if size > allowed:
+        raise ConfigError(
+            f"{path}: the document expands to more than {allowed:,} values "
+            f"through its aliases (&anchors and *references); it writes out {distinct:,}"
+        )
+    return Document(data, text, lines)
 
 
-def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
-    """Nodes in the document with every alias followed; each shared node is counted once."""
-    known = sizes.get(id(node))
+try:  # libyaml's parser when it is there; the composition is PyYAML's own either way
+    from yaml._yaml import CParser as _Parser
+except ImportError:  # pragma: no cover - PyYAML without libyaml
+
+    class _Parser(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser):  # type: ignore[no-redef]
+        def __init__(self, stream: str) -> None:
+            yaml.reader.Reader.__init__(self, stream)
+            yaml.scanner.Scanner.__init__(self)
+            yaml.parser.Parser.__init__(self)
+
+
+class _StreamLoader(_Parser, Composer, SafeConstructor, Resolver):
+    """Safe loading that composes and constructs the top level's lists item by item."""
+
+    def __init__(self, text: str) -> None:
+        _Parser.__init__(self, text)
+        Composer.__init__(self)
+        SafeConstructor.__init__(self)
+        Resolver.__init__(self)
+        self.anchors: _Anchors = _Anchors()
+        #: Expanded sizes of anchored nodes (alive for the whole document) by id.
+        self.shared: dict[int, int] = {}
+        #: Values written out, and values with every alias followed.
+        self.distinct = 0
+        self.size = 0
+
+    # Composer's (Python) composition over the parser's events, not libyaml's whole tree.
+    def _node(self, parent: Any = None, index: Any = None) -> Any:
+        return Composer.compose_node(self, parent, index)
+
+    compose_scalar_node = Composer.compose_scalar_node
+    compose_sequence_node = Composer.compose_sequence_node
+    compose_mapping_node = Composer.compose_mapping_node
+    compose_node = _node
+
+    def _event(self) -> Any:
+        return self.get_event()
+
+    def _peek(self) -> Any:
+        return self.peek_event()
+
+    def load(self) -> tuple[Any, dict[str, list[int]]]:
+        self._event()  # StreamStart
+        if self.check_event(yaml.StreamEndEvent):
+            return None, {}
+        self._event()  # DocumentStart
+        lines: dict[str, list[int]] = {}
+        start = self._peek()
+        if isinstance(start, yaml.MappingStartEvent) and start.anchor is None and start.implicit:
+            data = self._top_mapping(lines)
+        else:
+            data = self._whole(self._node())
+        self._event()  # DocumentEnd
+        if not self.check_event(yaml.StreamEndEvent):
+            raise yaml.composer.ComposerError(
+                "expected a single document in the stream",
+                None,
+                "but found another document",
+                self._event().start_mark,
+            )
+        self._event()  # StreamEnd
+        return data, lines
+
+    def _top_mapping(self, lines: dict[str, list[int]]) -> Any:
+        start = self._event()
+        node = yaml.MappingNode("tag:yaml.org,2002:map", [], start.start_mark, None)
+        lists: dict[str, list[Any]] = {}
+        while not self.check_event(yaml.MappingEndEvent):
+            key = self._node(node)
+            begin: Any = self._peek()
+            if (
+                isinstance(key, yaml.ScalarNode)
+                and isinstance(begin, yaml.SequenceStartEvent)
+                and begin.anchor is None
+                and begin.implicit
+            ):
+                self._event()
+                items, at = [], []
+                while not self.check_event(yaml.SequenceEndEvent):
+                    item = self._node()
+                    at.append(item.start_mark.line + 1)
+                    items.append(self._whole(item))
+                end = self._event()
+                opened: Any = begin.start_mark
+                placeholder = yaml.SequenceNode("tag:yaml.org,2002:seq", [], opened, end.end_mark)
+                node.value.append((key, placeholder))
+                lists[key.value] = items
+                lines[key.value] = at
+                self._measure(key)
+                continue
+            value = self._node(node, key)
+            node.value.append((key, value))
+            if isinstance(value, yaml.SequenceNode):
+                lines[str(key.value)] = [item.start_mark.line + 1 for item in value.value]
+            self._measure(key)
+            self._measure(value)
+        self._event()
+        data = self.construct_document(node)
+        if isinstance(data, dict):
+            for name, items in lists.items():
+                if name in data:  # the key itself, not one a merge (<<) brought
+                    data[name] = items
+        return data
+
+    def _whole(self, node: Any) -> Any:
+        self._measure(node)
+        return self.construct_document(node)
+
+    def _measure(self, node: Any) -> None:
+        """Count ``node``'s values with every alias followed (each shared node once), before
+        it is turned into data."""
+        local: dict[int, int] = {}
+        shared = len(self.shared)
+        self.size += _expanded_size(node, local, self.shared, self.anchors.ids)
+        self.distinct += len(local) + len(self.shared) - shared
+        if self.size > max(_COUNT_LIMIT, 2 * self.distinct):
+            raise _Expands
+
+
+class _Expands(Exception):
+    """Past counting: the document is refused without constructing the rest."""
+
+
+class _Anchors(dict[Any, yaml.Node]):
+    """The composer's anchors, and the ids of their nodes (each stays alive with it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: set[int] = set()
+
+    def __setitem__(self, key: Any, node: yaml.Node) -> None:
+        self.ids.add(id(node))
+        super().__setitem__(key, node)
+
+
+def _expanded_size(
+    node: yaml.Node, local: dict[int, int], shared: dict[int, int], anchored: set[int]
+) -> int:
+    """Nodes under ``node`` with every alias followed; each shared node is counted once."""
+    key = id(node)
+    known = shared.get(key, local.get(key))
     if known is not None:
         return known
-    sizes[id(node)] = _COUNT_LIMIT  # a cycle counts as too large
+    memo = shared if key in anchored else local
+    memo[key] = _COUNT_LIMIT  # a cycle counts as too large
     total = 1
     if isinstance(node, yaml.SequenceNode):
         for item in node.value:
-            total += _expanded_size(item, sizes)
+            total += _expanded_size(item, local, shared, anchored)
             if total > _COUNT_LIMIT:
                 break
     elif isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            total += _expanded_size(key, sizes) + _expanded_size(value, sizes)
+        for k, v in node.value:
+            total += _expanded_size(k, local, shared, anchored)
+            total += _expanded_size(v, local, shared, anchored)
             if total > _COUNT_LIMIT:
                 break
-    sizes[id(node)] = total
+    memo[key] = total
     return total
 
 
@@ -98,20 +260,6 @@ def line_of(text: str, keys: Sequence[str | int]) -> int | None:
         else:
             return line
     return line
-
-
-def item_lines(text: str, key: str) -> list[int]:
-    """The 1-based line of each item of the top-level list ``key`` (one parse for all)."""
-    try:
-        node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError:
-        return []
-    if not isinstance(node, yaml.MappingNode):
-        return []
-    for k, v in node.value:
-        if k.value == key and isinstance(v, yaml.SequenceNode):
-            return [item.start_mark.line + 1 for item in v.value]
-    return []
 
 
 def located(
@@ -142,14 +290,17 @@ def compiled_schema(schema_path: str, part: str = "") -> Validator:
     ``part`` ``"items:KEY"`` is the schema of one item of the top-level list ``KEY``;
     ``"without:KEY"`` the whole schema with that list's items left unchecked.
     """
-    import fastjsonschema
-
     schema = json.loads(Path(schema_path).read_text(encoding="utf-8"))
     how, _, key = part.partition(":")
     if how == "items":
         schema = schema["properties"][key]["items"]
     elif how == "without":
         schema["properties"][key] = {**schema["properties"][key], "items": {}}
+    built = built_validator(schema)
+    if built is not None:
+        return built
+    import fastjsonschema
+
     validator: Validator = fastjsonschema.compile(schema)
     return validator
 

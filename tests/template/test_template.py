@@ -152,6 +152,32 @@ def test_artifact_holds_the_package_suites_and_dependencies_only(built: Path) ->
         assert not list((artifact / "test_suites").rglob("*.pyc"))
 
 
+def test_built_artifact_validates_with_the_validators_compiled_at_build(
+    built: Path, python313: str
+) -> None:
+    artifact = built / "AfterAllowTestTrafficHook"
+    assert len(list((artifact / "hooks" / "_validators").glob("v_*.py"))) == 2
+    script = (
+        "from hooks.yamlfile import compiled_schema\n"
+        "from hooks.plan import SCHEMA_PATH as plan\n"
+        "from hooks.suites.http import SCHEMA_PATH as suite\n"
+        "for path in (plan, suite):\n"
+        "    print(compiled_schema(str(path)).__module__)\n"
+    )
+    done = subprocess.run(
+        [python313, "-s", "-c", script],
+        cwd=artifact,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(artifact), "PYTHONDONTWRITEBYTECODE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    modules = done.stdout.split()
+    assert len(set(modules)) == 2, done.stdout
+    assert all(m.startswith("hooks._validators.v_") for m in modules), done.stdout
+
+
 def _boto3_only(tmp_path: Path) -> Path:
     """A directory holding boto3 and what it imports, as the Lambda runtime provides."""
     import boto3

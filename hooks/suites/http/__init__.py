@@ -32,7 +32,7 @@ from hooks.suites.http.assertions import (
 )
 from hooks.suites.http.template import UnknownVariableError, render
 from hooks.target import NoProductionUrlError
-from hooks.yamlfile import item_lines, load_yaml, located, validate
+from hooks.yamlfile import load_document, located, validate
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
 #: Without assertions, a check asserts that the response is not an error.
@@ -235,11 +235,11 @@ class HttpSuiteKind(SuiteKind):
         return path.is_file() and path.suffix in (".yaml", ".yml")
 
     def load(self, path: Path) -> list[Suite]:
-        data, text = load_yaml(path)
+        data, text, lines = load_document(path)
         if not isinstance(data, dict):
             raise ConfigError(f"{path}:1: a suite file must be a mapping with 'name' and 'checks'")
         validate(data, SCHEMA_PATH, path, text, hints=_hint, each="checks")
-        return [_build(data, path, text)]
+        return [_build(data, path, text, lines.get("checks", []))]
 
 
 def _hint(keys: list[str], rule: str) -> str | None:
@@ -248,13 +248,12 @@ def _hint(keys: list[str], rule: str) -> str | None:
     return None
 
 
-def _build(data: Mapping[str, Any], path: Path, text: str) -> HttpSuite:
+def _build(data: Mapping[str, Any], path: Path, text: str, lines: list[int]) -> HttpSuite:
     defaults = data.get("defaults", {})
     variables = {k: str(v) for k, v in data.get("variables", {}).items()}
     known = set(BUILTIN_VARIABLES) | set(variables)
     seen: set[str] = set()
     checks: list[HttpCheck] = []
-    lines = item_lines(text, "checks")
     captured: dict[str, str] = {}
     for index, spec in enumerate(data["checks"]):
         where: list[Any] = ["checks", index]

@@ -141,6 +141,7 @@ def _evaluate(
         "green_targets": [{"url": t.url, "label": t.label} for t in resolved.green_targets],
         "per_target_all": event is LifecycleEvent.AFTER_INSTALL or plan.per_target,
     }
+    runtime.warm_up()  # for the report, while the suites run (when discovery did not)
     results, cut_short = supervisor.execute(job, deadline)
     run = RunResult(tuple(results), cut_short, time.monotonic() - started)
     summary.run = run

@@ -6,11 +6,21 @@ keep the cold start close to ``import boto3``), and everything else is in ``hook
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from typing import Any
 
-from hooks.hook import Clients, Runtime, handle
-from hooks.lifecycle import LifecycleEvent
+from hooks import supervisor
+
+#: In a Lambda function (not on a laptop that imports this module): a suite worker starts
+#: as the function initialises, before anything else is imported, and again as each
+#: invocation ends, so the next invocation finds one with its imports done.
+IN_LAMBDA = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
+if IN_LAMBDA:
+    supervisor.prestart()
+
+from hooks.hook import Clients, Runtime, handle  # noqa: E402 - after the worker's start
+from hooks.lifecycle import LifecycleEvent  # noqa: E402
 
 
 @cache
@@ -45,21 +55,29 @@ def clients() -> Clients:
     )
 
 
+def _invoke(event: Any, context: Any, lifecycle_event: LifecycleEvent) -> dict[str, Any]:
+    try:
+        return handle(event, context, lifecycle_event, runtime())
+    finally:
+        if IN_LAMBDA:
+            supervisor.prestart()
+
+
 def before_install(event: Any, context: Any) -> dict[str, Any]:
-    return handle(event, context, LifecycleEvent.BEFORE_INSTALL, runtime())
+    return _invoke(event, context, LifecycleEvent.BEFORE_INSTALL)
 
 
 def after_install(event: Any, context: Any) -> dict[str, Any]:
-    return handle(event, context, LifecycleEvent.AFTER_INSTALL, runtime())
+    return _invoke(event, context, LifecycleEvent.AFTER_INSTALL)
 
 
 def after_allow_test_traffic(event: Any, context: Any) -> dict[str, Any]:
-    return handle(event, context, LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC, runtime())
+    return _invoke(event, context, LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC)
 
 
 def before_allow_traffic(event: Any, context: Any) -> dict[str, Any]:
-    return handle(event, context, LifecycleEvent.BEFORE_ALLOW_TRAFFIC, runtime())
+    return _invoke(event, context, LifecycleEvent.BEFORE_ALLOW_TRAFFIC)
 
 
 def after_allow_traffic(event: Any, context: Any) -> dict[str, Any]:
-    return handle(event, context, LifecycleEvent.AFTER_ALLOW_TRAFFIC, runtime())
+    return _invoke(event, context, LifecycleEvent.AFTER_ALLOW_TRAFFIC)

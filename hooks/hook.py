@@ -89,10 +89,13 @@ class Runtime:
     connect: Callable[[], Clients] | None = None
     _connecting: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _error: BaseException | None = field(default=None, repr=False)
+    _warming: bool = field(default=False, repr=False)
 
     def warm_up(self) -> None:
-        """Start building the clients in the background (no-op when built or given)."""
-        if self.connect is not None and self.protocol is None:
+        """Start building the clients in the background (no-op when built, given or under
+        way)."""
+        if self.connect is not None and self.protocol is None and not self._warming:
+            self._warming = True
             threading.Thread(
                 target=self._connect_quietly, name="greenlight-clients", daemon=True
             ).start()
@@ -173,9 +176,12 @@ def handle(
     progress = Progress()
     if settings is not None:
         # First of all, the suite worker (its imports and suites load while this process
-        # sets up logging, plans and discovers) and the AWS clients beside it.
+        # sets up logging, plans and discovers), and the AWS clients beside it if discovery
+        # needs them; else they are built while the suites run, off the path to the first
+        # request (only the report needs them).
         progress.supervisor = _start_worker(settings, invocation, runtime)
-        runtime.warm_up()
+        if settings.target_url is None:
+            runtime.warm_up()
     logger = get_logger()
     logger.append_keys(**invocation.log_keys())
     margin = settings.safety_margin if settings else DEFAULT_SAFETY_MARGIN

@@ -129,6 +129,17 @@ def _policies(job: dict[str, Any]) -> dict[str, Policy]:
     return {name: messages.policy_from_record(p) for name, p in job.get("policies", {}).items()}
 
 
+def _preload() -> None:
+    """Import what every job needs before reading the set-up: a worker started ahead of its
+    invocation (a spare) does this while it waits. An import that fails here fails again,
+    reported, where it is needed."""
+    with contextlib.suppress(Exception):
+        import hooks.http
+        import hooks.runner
+        import hooks.suites.http
+        import hooks.suites.registry  # noqa: F401
+
+
 def prepare(setup: dict[str, Any]) -> Any:
     """Everything that does not need the plan: imports, and the catalog (catalog mode)."""
     import hooks.http  # noqa: F401 - requests and urllib3, before the clock starts
@@ -320,9 +331,14 @@ def main(argv: list[str] | None = None) -> int:
     writer = RecordWriter(out)
     code = EXIT_OK
     try:
+        _preload()
         setup = json.loads(sys.stdin.readline() or "null")
         if not isinstance(setup, dict):
             raise ConfigError("the worker was started without its set-up")
+        environ = setup.pop("environ", None)
+        if isinstance(environ, dict):  # the environment as it is now, not at our start
+            os.environ.clear()
+            os.environ.update(environ)
         limit_memory(setup.get("memory_mb"), 16)
         _configure_logging(setup)
         prepared: Any = None

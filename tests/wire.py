@@ -123,6 +123,8 @@ def invoke(
         AWS_SECRET_ACCESS_KEY="testing",
         AWS_DEFAULT_REGION="us-east-1",
         AWS_LAMBDA_FUNCTION_MEMORY_SIZE="512",
+        # As in Lambda: a spare worker starts as the module loads and as each run ends.
+        AWS_LAMBDA_FUNCTION_NAME="greenlight-test-hook",
     )
     base.update(env)
     if pythonpath is not None:

@@ -48,6 +48,9 @@ from hooks.target import Target
 if TYPE_CHECKING:
     from hooks.http import CheckSession
 
+#: Checks a concurrent suite keeps queued on the pool per thread (the rest wait their turn).
+QUEUED_PER_THREAD = 4
+
 log = logging.getLogger(__name__)
 
 
@@ -120,15 +123,26 @@ class SuiteContext:
                 self.emit(run_guarded(check, self))
             return
         # Each result is handed over as it completes: O(1) per check, however many are
-        # pending (waiting on the pending set again after each one is quadratic).
+        # pending (waiting on the pending set again after each one is quadratic). A window
+        # of a few checks per thread is queued at a time, so memory does not grow with the
+        # suite, and suites sharing the pool take turns.
         finished: queue.SimpleQueue[Future[CheckResult]] = queue.SimpleQueue()
-        for check in checks:
-            self.pool.submit(partial(run_guarded, check, self)).add_done_callback(finished.put)
+        waiting = iter(checks)
+
+        def submit_next() -> None:
+            check = next(waiting, None)
+            if check is not None:
+                future = self.pool.submit(partial(run_guarded, check, self))
+                future.add_done_callback(finished.put)
+
+        for _ in range(QUEUED_PER_THREAD * self.pool.max_workers):
+            submit_next()
         for _ in range(len(checks)):
             try:
                 future = finished.get(timeout=self.deadline.remaining())
             except queue.Empty:
                 return  # the deadline: the runner reports what never ran as timed out
+            submit_next()
             self.emit(future.result())
 
 

@@ -252,3 +252,33 @@ def test_every_suites_end_is_told_before_the_run_returns() -> None:
         listener=SlowListener(),
     )
     assert sorted(told) == ["s0", "s1", "s2"]
+
+
+class _Queued(Check):
+    """Records how many tasks wait on the pool's queue when it runs."""
+
+    seen: list[int] = []
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def run(self, ctx: SuiteContext) -> CheckResult:
+        self.seen.append(ctx.pool._queue.qsize())
+        return CheckResult(self.name, Status.PASSED)
+
+
+def test_a_large_suite_is_queued_a_window_at_a_time_and_every_check_reports() -> None:
+    _Queued.seen = []
+    count, concurrency = 3000, 2
+    suite = CheckSuite(name="big", kind="test", checks=[_Queued(f"c{i}") for i in range(count)])
+    result = run_suites(
+        [suite],
+        target=Target("http://127.0.0.1:9"),
+        deployment=INFO,
+        deadline=Deadline.in_seconds(30),
+        concurrency=concurrency,
+    )
+    (only,) = result.suites
+    assert sorted(c.name for c in only.checks) == sorted(f"c{i}" for i in range(count))
+    assert only.passed
+    assert max(_Queued.seen) <= 4 * concurrency  # QUEUED_PER_THREAD per thread, not all

@@ -4,6 +4,8 @@ Each record is ``{"v": 1, "type": ..., ...}``. The worker writes them to a pipe 
 (never its stdout, where suites may print); the supervisor reads them as they come, so
 either side can be tested alone with a list of records.
 
+``prepared`` the catalog worker has loaded the suites (before its job), and how many of
+            them need a worker of their own (a hint: the supervisor may prepare for them)
 ``suites``  every suite the worker will run or knows it cannot run, with the names of the
             checks known up front and whether the suite needs a worker of its own
 ``expect``  check names a suite learned while running (pytest, after collection)

@@ -45,6 +45,9 @@ SUPERVISOR_RESERVE_MB = 128
 MIN_WORKER_MB = 96
 #: Workers of their own running at once, at most (besides the catalog worker).
 MAX_PARALLEL = 4
+#: The least memory a forked worker may take beyond the pages it shares with the server
+#: (a pytest file of HTTP tests takes ~10 MB; thread stacks are counted apart).
+MIN_FORKED_MB = 24
 #: The most a worker may send; past it, it is stopped (this process's memory stays bounded).
 MAX_WORKER_OUTPUT_BYTES = 64 * 1024 * 1024
 
@@ -77,7 +80,7 @@ class Worker:
     """One worker process and what it said about itself."""
 
     label: str
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | ForkedProcess
     reader: threading.Thread | None = None
     eof: threading.Event = field(default_factory=threading.Event)
     done: bool = False
@@ -266,6 +269,168 @@ def _spawn(
     return worker, stream
 
 
+class ForkedProcess:
+    """A worker the fork server forked: what the supervisor needs of a ``Popen``.
+
+    The server is its parent and says when it exits, and how (``returncode`` as ``Popen``
+    gives it); it leads a session of its own, so ``killpg(pid)`` ends it whole.
+    """
+
+    stdin = None
+
+    def __init__(self, pid: int, server: ForkServer) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        self._server = server
+        self._ended = threading.Event()
+
+    def exited(self, code: int) -> None:
+        self.returncode = code
+        self._ended.set()
+
+    def poll(self) -> int | None:
+        if self.returncode is None and self._server.lost and not _alive(self.pid):
+            self.exited(255)  # its parent died first: how it ended is not known
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        end = time.monotonic() + (timeout if timeout is not None else LAMBDA_MAX_SECONDS)
+        while self.poll() is None:
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                raise subprocess.TimeoutExpired(f"worker {self.pid}", timeout or 0)
+            self._ended.wait(min(remaining, 0.05))
+        assert self.returncode is not None
+        return self.returncode
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - a pid reused by another user
+        return False
+    return True
+
+
+class ForkServer:
+    """A process that imports the suite kinds (pytest too) once and forks a worker per
+    suite that needs one of its own: starting one costs a fork, not an interpreter.
+
+    See ``hooks.worker`` for the protocol. If it cannot start or dies, workers are
+    started afresh instead (:meth:`Supervisor._start`).
+    """
+
+    def __init__(self) -> None:
+        import socket
+
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.sock = ours
+        try:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    *_interpreter_flags(),
+                    "-m",
+                    "hooks.worker",
+                    "--fork-server",
+                    str(theirs.fileno()),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=2,
+                pass_fds=(theirs.fileno(),),
+                start_new_session=True,
+                env=_worker_env(),
+            )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self.lost = False
+        self.ready = threading.Event()
+        self.data_mb = 0.0
+        self.rss_mb = 0.0
+        self._forked: list[int] = []
+        self._replies = threading.Condition()
+        self._children: dict[int, ForkedProcess] = {}
+        self._exited: dict[int, int] = {}
+        self._lock = threading.Lock()
+        threading.Thread(target=self._listen, daemon=True, name="greenlight-forks").start()
+
+    def _listen(self) -> None:
+        try:
+            while True:
+                message = self.sock.recv(65536)
+                if not message:
+                    break
+                reply = json.loads(message)
+                with self._replies:
+                    if "ready" in reply:
+                        self.data_mb = float(reply["data_mb"])
+                        self.rss_mb = float(reply["rss_mb"])
+                        self.ready.set()
+                    elif "forked" in reply:
+                        self._forked.append(int(reply["forked"]))
+                    elif "exited" in reply:
+                        pid, code = int(reply["exited"]), int(reply["code"])
+                        child = self._children.get(pid)
+                        if child is not None:
+                            child.exited(code)
+                        else:
+                            self._exited[pid] = code
+                    self._replies.notify_all()
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.error("the fork server sent something unreadable: %s", exc)
+        finally:
+            with self._replies:
+                self.lost = True
+                self.ready.set()
+                self._replies.notify_all()
+
+    def wait_ready(self, deadline: Deadline) -> bool:
+        return self.ready.wait(max(deadline.remaining(), 0)) and not self.lost
+
+    def fork(self, setup: dict[str, Any], job: dict[str, Any]) -> tuple[ForkedProcess, IO[bytes]]:
+        """A new worker running ``job``, and the read end of its records."""
+        import socket
+
+        request = json.dumps({"setup": json.dumps(setup), "job": json.dumps(job)}).encode()
+        read_fd, write_fd = os.pipe()
+        try:
+            with self._lock:
+                try:
+                    socket.send_fds(self.sock, [request], [write_fd])
+                finally:
+                    os.close(write_fd)
+                with self._replies:
+                    while not self._forked and not self.lost:
+                        self._replies.wait(1)
+                    if not self._forked:
+                        raise OSError("the fork server has ended")
+                    pid = self._forked.pop(0)
+                    child = ForkedProcess(pid, self)
+                    self._children[pid] = child
+                    if pid in self._exited:
+                        child.exited(self._exited.pop(pid))
+        except BaseException:
+            os.close(read_fd)
+            raise
+        return child, os.fdopen(read_fd, "rb")
+
+    def close(self) -> None:
+        """End the server (its workers are ended one by one, by their own groups)."""
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(2)  # wakes the listening thread
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=2)
+
+
 def _send_job(worker: Worker, job: dict[str, Any] | None) -> None:
     """The job line (or an empty one: no job), then end of input."""
     stdin = worker.process.stdin
@@ -302,6 +467,8 @@ class Supervisor:
         #: Memory for all workers together, in MB (None: no limit).
         self.budget = None if memory is None else max(memory - SUPERVISOR_RESERVE_MB, MIN_WORKER_MB)
         self.catalog: Worker | None = None
+        #: Forks the workers of suites that need their own, once there are any.
+        self.forks: ForkServer | None = None
         self._lock = threading.Lock()
         self._closed = False
 
@@ -320,6 +487,8 @@ class Supervisor:
             if worker.process.poll() is None and not worker.eof.is_set():
                 worker.killed_at_deadline = worker.killed_at_deadline or self.deadline.expired()
             _kill(worker)  # its whole group: whatever its suites left running
+        if self.forks is not None:
+            self.forks.close()
         for worker in workers:
             if worker.reader is not None:
                 worker.reader.join(timeout=1)
@@ -384,6 +553,12 @@ class Supervisor:
             log.debug("worker %s listed %d suites", worker.label, len(record["suites"]))
             self.listed.set()
             return
+        if kind == "prepared":
+            # The catalog holds suites that need workers of their own: start forking them
+            # now, while the plan is made, rather than once the suites are listed.
+            if worker is self.catalog and record.get("own_workers"):
+                self._start_forks()
+            return
         if kind == "done":
             worker.done = True
             return
@@ -433,7 +608,7 @@ class Supervisor:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the supervisor is closed")
-            worker, stream = _spawn(label, setup, job)
+            worker, stream = self._fork(label, setup, job) or _spawn(label, setup, job)
             self.workers.append(worker)
         if suite is not None:
             suite.worker = worker
@@ -444,6 +619,47 @@ class Supervisor:
         )
         worker.reader.start()
         return worker
+
+    def _fork(
+        self, label: str, setup: dict[str, Any], job: dict[str, Any] | None
+    ) -> tuple[Worker, IO[bytes]] | None:
+        """A worker from the fork server, if it is running and answers."""
+        forks = self.forks
+        if forks is None or job is None or forks.lost or not forks.ready.is_set():
+            return None
+        try:
+            process, stream = forks.fork({**setup, "label": label, "environ": _worker_env()}, job)
+        except OSError as exc:
+            log.warning("the fork server failed (%s): starting workers afresh", exc)
+            return None
+        return Worker(label, process), stream
+
+    def _own_workers(
+        self, own: int, catalog_runs: bool, concurrency: int
+    ) -> tuple[int, int | None]:
+        """How many workers of their own run at once, and the memory (MB) each may use.
+
+        Forked workers share the fork server's pages: each may grow by its part of what
+        the server leaves, and as many run at once as the plan's concurrency allows (each
+        runs one check at a time). The catalog worker keeps its share only if it runs
+        suites; else it has ended (it exits once it has listed them).
+        """
+        budget = self.budget
+        rest = None if budget is None else budget - (catalog_share(budget) or 0) * catalog_runs
+        forks = self.forks
+        if forks is not None and forks.wait_ready(self.deadline):
+            parallel = max(1, min(own, concurrency))
+            if rest is None:
+                return parallel, None
+            free = rest - forks.rss_mb
+            parallel = max(1, min(parallel, int(free // MIN_FORKED_MB)))
+            growth = max(int(free // parallel), MIN_FORKED_MB // 2)
+            return parallel, int(forks.data_mb) + growth
+        parallel = min(own, MAX_PARALLEL)
+        if rest is None:
+            return parallel, None
+        parallel = max(1, min(parallel, rest // MIN_WORKER_MB))
+        return parallel, max(rest // parallel, MIN_WORKER_MB // 2)
 
     def _job(self, job: dict[str, Any], **extra: Any) -> dict[str, Any]:
         remaining = max(self.deadline.remaining() - WORKER_LEAD, 0.0)
@@ -475,12 +691,16 @@ class Supervisor:
             if not self.listed.is_set():
                 return self._unlisted(catalog), self.deadline.expired()
             own = [s for s in self.suites.values() if s.own_worker]
-            parallel = min(len(own), MAX_PARALLEL)
-            share = None
-            if budget is not None and own:
-                rest = budget - (catalog_share(budget) or 0)
-                parallel = max(1, min(parallel, rest // MIN_WORKER_MB))
-                share = max(rest // parallel, MIN_WORKER_MB // 2)
+            parallel, share = 0, None
+            if own:
+                self._start_forks()
+                catalog_runs = any(not s.own_worker for s in self.suites.values())
+                if not catalog_runs:  # it exits once it has listed: its memory is free
+                    self._wait(lambda: catalog.eof.is_set())
+                concurrency = int(job.get("concurrency") or MAX_PARALLEL)
+                parallel, share = self._own_workers(len(own), catalog_runs, concurrency)
+            elif self.forks is not None:  # started on the catalog's hint, not needed after all
+                self.forks.close()
             queue = list(own)
             running: list[Worker] = []
             while queue or running or not catalog.eof.is_set():
@@ -509,6 +729,15 @@ class Supervisor:
         finally:
             self.close()
         return self._assemble()
+
+    def _start_forks(self) -> None:
+        with self._lock:
+            if self._closed or self.forks is not None:
+                return
+            try:
+                self.forks = ForkServer()
+            except OSError as exc:
+                log.warning("no fork server (%s): starting workers afresh", exc)
 
     # ---- the results ----
 

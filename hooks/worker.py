@@ -26,8 +26,9 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 from hooks import messages, redact
 from hooks.deadline import Deadline
@@ -327,12 +328,20 @@ def _configure_logging(setup: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[0] == "--fork-server":
+        _fork_server(int(argv[1]))
     out = os.fdopen(int(argv[0]), "wb", buffering=0)
+    _preload()
+    setup = sys.stdin.readline()
+    _serve(out, setup, sys.stdin.readline)
+
+
+def _serve(out: IO[bytes], setup_line: str, next_line: Callable[[], str]) -> NoReturn:
+    """Set up from ``setup_line``, run the job ``next_line()`` gives, and exit."""
     writer = RecordWriter(out)
     code = EXIT_OK
     try:
-        _preload()
-        setup = json.loads(sys.stdin.readline() or "null")
+        setup = json.loads(setup_line or "null")
         if not isinstance(setup, dict):
             raise ConfigError("the worker was started without its set-up")
         environ = setup.pop("environ", None)
@@ -347,7 +356,11 @@ def main(argv: list[str] | None = None) -> int:
             prepared = prepare(setup)
         except ConfigError as exc:  # reported once the job asks for it
             prepare_error = exc
-        line = sys.stdin.readline()
+        else:
+            if setup.get("mode") == "catalog":
+                own = sum(needs_own_worker(s) for s in prepared.suites)
+                writer.send("prepared", own_workers=own)
+        line = next_line()
         if line.strip():
             job = {**setup, **json.loads(line)}
             deadline = Deadline(time.monotonic() + float(job["deadline_in"]))
@@ -370,6 +383,168 @@ def main(argv: list[str] | None = None) -> int:
             stream.flush()
     # Threads of hung checks may still run: end the process without waiting for them.
     os._exit(code)
+
+
+# ---- the fork server ----
+#
+# Suites that run user code get a process each. Started afresh, each pays the interpreter
+# and pytest's imports (~300 ms of CPU): twenty pytest files spend seconds starting. The
+# fork server imports all that once, never runs a suite itself, and forks a worker per
+# request: a copy that shares its memory pages until it writes them. It is
+# single-threaded, so forking it is safe.
+#
+# Over its socket (SOCK_SEQPACKET: one message per send) the supervisor sends
+# ``{"setup": LINE, "job": LINE}`` with the write end of the new worker's record pipe, and
+# reads ``{"ready": ..., "data_mb": ..., "rss_mb": ...}`` once, ``{"forked": PID}`` per
+# request (in order), and ``{"exited": PID, "code": N}`` as each worker ends (the server is
+# their parent; ``N`` as ``Popen.returncode`` gives it). Each worker starts a session of
+# its own, so the supervisor ends it, and whatever it started, with ``killpg``.
+
+#: The largest fork request the server reads.
+MAX_FORK_REQUEST = 4 * 1024 * 1024
+
+
+def _fork_server(sock_fd: int) -> NoReturn:
+    import gc
+    import selectors
+    import signal
+    import socket
+
+    sock = socket.socket(fileno=sock_fd)
+    _preload()
+    _preload_pytest()
+    _warm_up_pytest()
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+    # What is imported now is never collected: the workers' collections skip it (pytest
+    # collects twice per session), and its pages stay shared instead of being touched.
+    gc.collect()
+    gc.freeze()
+    usage = _memory_mb()
+    _send(sock, {"ready": True, "data_mb": usage["VmData"], "rss_mb": usage["VmRSS"]})
+    selector = selectors.DefaultSelector()
+    selector.register(sock, selectors.EVENT_READ)
+    selector.register(wake_r, selectors.EVENT_READ)
+    while True:
+        for key, _ in selector.select():
+            if key.fileobj == wake_r:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(wake_r, 4096)
+                _reap(sock)
+                continue
+            try:
+                message, fds, _, _ = socket.recv_fds(sock, MAX_FORK_REQUEST, 1)
+            except OSError:
+                message, fds = b"", []
+            if not message:  # the supervisor has gone: so do we (its workers are killed)
+                os._exit(0)
+            request = json.loads(message)
+            pid = os.fork()
+            if pid == 0:  # the worker
+                signal.set_wakeup_fd(-1)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                for fd in (wake_r, wake_w):
+                    os.close(fd)
+                selector.close()
+                sock.close()
+                os.setsid()
+                sys.argv[1:] = [str(fds[0])]  # as a worker started afresh: hooks.worker FD
+                _serve(os.fdopen(fds[0], "wb", buffering=0), request["setup"], _given(request))
+            for fd in fds:
+                os.close(fd)
+            _send(sock, {"forked": pid})
+            _reap(sock)
+
+
+def _given(request: dict[str, Any]) -> Callable[[], str]:
+    return lambda: str(request["job"])
+
+
+def _reap(sock: Any) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        _send(sock, {"exited": pid, "code": os.waitstatus_to_exitcode(status)})
+
+
+def _send(sock: Any, message: dict[str, Any]) -> None:
+    with contextlib.suppress(OSError):  # the supervisor has gone: nothing to tell
+        sock.send(json.dumps(message).encode())
+
+
+def _preload_pytest() -> None:
+    """pytest and its own plugins (never a third-party one: no user code runs here)."""
+    with contextlib.suppress(Exception):
+        import importlib
+
+        import _pytest.config
+
+        import hooks.suites.pytest_kind
+        import hooks.suites.pytest_plugin  # noqa: F401
+
+        for name in _pytest.config.default_plugins:
+            with contextlib.suppress(Exception):
+                importlib.import_module(f"_pytest.{name}")
+
+
+_WARM_UP_SUITE = """
+import pytest
+
+@pytest.mark.parametrize("i", range(2))
+def test_warm_up(http, base_url, target, deployment, i):
+    assert http is not None and base_url == target.url and deployment
+"""
+
+
+def _warm_up_pytest() -> None:
+    """One pytest session of Greenlight's own, before any fork: what pytest and requests
+    build on first use (fixture and hook caches, assertion rewriting, a session with its
+    settings) is then built once, not in every worker. Plugins installed in the
+    environment are not loaded here: no code but pytest's and Greenlight's runs."""
+    import tempfile
+
+    with contextlib.suppress(Exception):
+        import pytest
+
+        from hooks.suites import pytest_plugin
+        from hooks.suites.pytest_kind import _QUIET_ARGS
+
+        with tempfile.TemporaryDirectory(prefix="greenlight-warm-up-") as folder:
+            path = Path(folder) / "test_greenlight_fork_server_warm_up.py"
+            path.write_text(_WARM_UP_SUITE)
+            autoload = os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+            os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+            previous = sys.dont_write_bytecode
+            sys.dont_write_bytecode = True
+            try:
+                pytest.main(
+                    [str(path), *_QUIET_ARGS, f"--rootdir={folder}", "--target-url=http://-"],
+                    plugins=[pytest_plugin],
+                )
+            finally:
+                sys.dont_write_bytecode = previous
+                if autoload is None:
+                    os.environ.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
+                else:
+                    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = autoload
+                sys.modules.pop(path.stem, None)
+
+
+def _memory_mb() -> dict[str, float]:
+    """This process's ``VmData`` (what ``RLIMIT_DATA`` counts) and ``VmRSS``, in MB."""
+    found = {"VmData": 0.0, "VmRSS": 0.0}
+    with contextlib.suppress(OSError), open("/proc/self/status") as status:
+        for line in status:
+            key, _, value = line.partition(":")
+            if key in found:
+                found[key] = int(value.split()[0]) / 1024
+    return found
 
 
 if __name__ == "__main__":

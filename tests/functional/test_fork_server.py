@@ -1,0 +1,200 @@
+"""The fork server: suites that need a worker of their own get a forked one, cheaply.
+
+It runs no user code itself (a third-party pytest plugin loads in the workers, never in
+the server); each suite still runs in a process of its own; and if the server cannot
+start or is killed by a suite, the run goes on with workers started afresh and every
+suite still gets a verdict.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+
+import pytest
+
+from hooks.deadline import Deadline
+from hooks.results import SuiteResult
+from hooks.supervisor import ForkedProcess, ForkServer, SupervisedRun, Supervisor
+from tests.helpers import http_server, install_package, reply
+
+TEST_FILE = """\
+import os, pathlib
+
+def test_{name}(http, base_url):
+    pathlib.Path({record!r}, "{name}").write_text(f"{{os.getpid()}} {{os.getppid()}}")
+    assert http.get(base_url + "/{name}").status_code == 200
+"""
+
+
+class InFlight:
+    def __init__(self, delay: float) -> None:
+        self.delay, self.now, self.peak = delay, 0, 0
+        self.lock = threading.Lock()
+
+    def __call__(self, handler: BaseHTTPRequestHandler) -> None:
+        with self.lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+        time.sleep(self.delay)
+        with self.lock:
+            self.now -= 1
+        reply(handler, 200, {})
+
+
+def _suites(folder: Path, record: Path, names: list[str], extra: str = "") -> Path:
+    folder.mkdir()
+    record.mkdir()
+    for name in names:
+        (folder / f"test_{name}.py").write_text(TEST_FILE.format(name=name, record=str(record)))
+    if extra:
+        (folder / "test_extra.py").write_text(extra)
+    return folder
+
+
+def _run(
+    suites: Path, url: str, planned: list[str], concurrency: int = 8
+) -> tuple[Supervisor, list[SuiteResult]]:
+    run = Supervisor(SupervisedRun({"suites_dir": str(suites), "log_plain": True}, 512))
+    job = {
+        "event": "AfterAllowTestTraffic",
+        "planned": planned,
+        "policies": {},
+        "target": {"url": url},
+        "deployment": {"deployment_id": "d-FORK", "execution_id": "e"},
+        "concurrency": concurrency,
+        "request_timeout": 10,
+        "secrets": [],
+    }
+    results, _ = run.start().execute(job, Deadline.in_seconds(30))
+    return run, results
+
+
+NAMES = ["a", "b", "c", "d"]
+
+
+def test_each_suite_runs_in_a_forked_process_of_its_own_at_once(tmp_path: Path) -> None:
+    suites = _suites(tmp_path / "suites", tmp_path / "record", NAMES)
+    server = InFlight(0.3)
+    with http_server(server) as url:
+        run, results = _run(suites, url, NAMES)
+    assert [r.name for r in results] == NAMES
+    assert all(r.passed for r in results)
+    assert run.forks is not None
+    seen = [(tmp_path / "record" / n).read_text().split() for n in NAMES]
+    pids = {int(pid) for pid, _ in seen}
+    assert len(pids) == len(NAMES)  # a process each
+    assert {int(parent) for _, parent in seen} == {run.forks.process.pid}
+    assert all(isinstance(w.process, ForkedProcess) for w in run.workers[1:])
+    assert server.peak >= 2  # side by side, not one after another
+    assert run.forks.process.poll() is not None  # ended with the run
+
+
+PLUGIN = """
+import os, pathlib
+pathlib.Path(os.environ["GREENLIGHT_TEST_PLUGIN_LOG"]).open("a").write(f"{os.getpid()}\\n")
+"""
+
+
+def test_a_third_party_pytest_plugin_loads_in_the_workers_never_in_the_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = install_package(
+        tmp_path / "site", "greenlight_test_spy", PLUGIN, "[pytest11]\nspy = greenlight_test_spy\n"
+    )
+    monkeypatch.syspath_prepend(str(site))
+    log = tmp_path / "plugin.log"
+    monkeypatch.setenv("GREENLIGHT_TEST_PLUGIN_LOG", str(log))
+    suites = _suites(tmp_path / "suites", tmp_path / "record", NAMES[:2])
+    with http_server(InFlight(0)) as url:
+        run, results = _run(suites, url, NAMES[:2])
+    assert all(r.passed for r in results)
+    assert run.forks is not None
+    loaded = {int(line) for line in log.read_text().split()}
+    workers = {int((tmp_path / "record" / n).read_text().split()[0]) for n in NAMES[:2]}
+    assert workers <= loaded
+    assert run.forks.process.pid not in loaded
+
+
+KILLER = """\
+import os, signal
+
+def test_kills_the_fork_server():
+    os.kill(os.getppid(), signal.SIGKILL)
+"""
+
+
+def test_a_suite_that_kills_the_fork_server_leaves_every_suite_a_verdict(
+    tmp_path: Path,
+) -> None:
+    names = ["a", "b", "c", "d", "e", "f"]
+    suites = _suites(tmp_path / "suites", tmp_path / "record", names, extra=KILLER)
+    started = time.monotonic()
+    with http_server(InFlight(0.2)) as url:
+        run, results = _run(suites, url, ["extra", *names], concurrency=2)
+    assert time.monotonic() - started < 20
+    assert run.forks is not None
+    assert run.forks.lost
+    by_name = {r.name: r for r in results}
+    assert set(by_name) == {"extra", *names}
+    assert all(by_name[n].passed for n in names), [
+        (r.name, [c.message for c in r.checks]) for r in results
+    ]
+    fresh = [w for w in run.workers if not isinstance(w.process, ForkedProcess)]
+    assert len(fresh) >= 2  # the catalog, and workers started afresh after the loss
+
+
+def test_without_a_fork_server_workers_start_afresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def cannot_start(self: ForkServer) -> None:
+        raise OSError("no fork here")
+
+    monkeypatch.setattr(ForkServer, "__init__", cannot_start)
+    suites = _suites(tmp_path / "suites", tmp_path / "record", NAMES[:2])
+    with http_server(InFlight(0)) as url:
+        run, results = _run(suites, url, NAMES[:2])
+    assert all(r.passed for r in results)
+    assert run.forks is None
+    assert not any(isinstance(w.process, ForkedProcess) for w in run.workers)
+
+
+def test_a_forked_worker_killed_by_a_signal_is_named(tmp_path: Path) -> None:
+    dying = "import os, signal\n\ndef test_dies():\n    os.kill(os.getpid(), signal.SIGKILL)\n"
+    suites = _suites(tmp_path / "suites", tmp_path / "record", ["a"], extra=dying)
+    with http_server(InFlight(0)) as url:
+        run, results = _run(suites, url, ["a", "extra"])
+    by_name = {r.name: r for r in results}
+    assert by_name["a"].passed
+    messages = " ".join(c.message for c in by_name["extra"].checks)
+    assert "killed by SIGKILL" in messages, messages
+    assert sum(isinstance(w.process, ForkedProcess) for w in run.workers) == 2
+
+
+def test_no_forked_worker_outlives_the_run(tmp_path: Path) -> None:
+    hanging = "import time\n\ndef test_hangs():\n    time.sleep(60)\n"
+    suites = _suites(tmp_path / "suites", tmp_path / "record", [], extra=hanging)
+    run = Supervisor(SupervisedRun({"suites_dir": str(suites), "log_plain": True}, 512))
+    job = {
+        "event": "AfterAllowTestTraffic",
+        "planned": ["extra"],
+        "policies": {},
+        "target": {"url": "http://127.0.0.1:9"},
+        "deployment": {"deployment_id": "d-FORK", "execution_id": "e"},
+        "concurrency": 8,
+        "request_timeout": 10,
+        "secrets": [],
+    }
+    results, cut_short = run.start().execute(job, Deadline.in_seconds(3))
+    assert cut_short
+    assert not results[0].passed
+    pids = [w.process.pid for w in run.workers]
+    assert run.forks is not None
+    pids.append(run.forks.process.pid)
+    time.sleep(0.2)
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)

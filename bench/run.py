@@ -6,9 +6,13 @@ Every Greenlight figure is the handler ``template.yaml`` names, **cold**, in a f
 process, with its real ``runtime()`` (boto3 clients, the report sent over the wire to a
 loopback CodeDeploy), ``POWERTOOLS_LOG_LEVEL`` as deployed, the suite workers in the path,
 run from an artifact built by the same ``make lambda-artifact`` recipe ``sam build`` runs
-(for this machine's platform and Python, bytecode included) with boto3 beside it as the
-Lambda runtime provides it. Its time runs from the first line of the process (before
-``import hooks.handlers``) to the handler's return.
+(for this machine's platform and Python, bytecode and compiled schemas included) with
+boto3 beside it as the Lambda runtime provides it, and Lambda's ``AWS_LAMBDA_FUNCTION_NAME``
+set (so the spare worker starts as the module loads, as it does in Lambda). Its time runs
+from the first line of the process (before ``import hooks.handlers``) to the handler's
+return. Every timed process, Greenlight's and the baselines', runs this Python with ``-S``
+(no virtual environment's site-packages or ``.pth`` hooks, which Lambda does not have)
+and imports from the artifact.
 
 The reference is measured in the same run, interleaved round by round (ROUNDS rounds;
 median and min-max spread printed): the latency bound ``ceil(N/C) x delay`` and a plain
@@ -64,6 +68,15 @@ def first_request(url: str) -> float | None:
 
 
 # ---- the artifact: what sam build makes, for this machine ----
+
+#: Every timed process: this Python without ``site`` (no virtual environment's packages or
+#: ``.pth`` hooks, which a Lambda runtime does not have), importing from the artifact and
+#: the runtime's boto3 only. The baselines run the same way, with the artifact's requests.
+CLEAN_PYTHON = [PYTHON, "-S"]
+
+
+def search_path(artifact: Path) -> str:
+    return f"{artifact}:{artifact.parent / 'runtime'}"
 
 
 def build_artifact(root: Path) -> Path:
@@ -138,9 +151,10 @@ class Hook:
     def run(self, url: str, suites: Path, concurrency: int) -> dict[str, Any]:
         env = {
             "PATH": os.environ["PATH"],
-            "PYTHONPATH": f"{self.artifact}:{self.artifact.parent / 'runtime'}",
+            "PYTHONPATH": search_path(self.artifact),
             "PYTHONDONTWRITEBYTECODE": "1",
             "LAMBDA_TASK_ROOT": str(self.artifact),
+            "AWS_LAMBDA_FUNCTION_NAME": "greenlight-bench-AfterAllowTestTraffic",
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
             "AWS_ACCESS_KEY_ID": "bench",
             "AWS_SECRET_ACCESS_KEY": "bench",
@@ -154,7 +168,7 @@ class Hook:
             "GREENLIGHT_SAFETY_MARGIN": "10",
         }
         done = subprocess.run(
-            [PYTHON, "-s", "-c", HANDLER, self.handler],
+            [*CLEAN_PYTHON, "-c", HANDLER, self.handler],
             cwd=self.artifact,
             env=env,
             capture_output=True,
@@ -186,9 +200,10 @@ THREAD_POOL = textwrap.dedent("""
 """)
 
 
-def thread_pool(url: str, count: int, workers: int) -> float:
+def thread_pool(artifact: Path, url: str, count: int, workers: int) -> float:
     done = subprocess.run(
-        [PYTHON, "-c", THREAD_POOL, url, str(count), str(workers)],
+        [*CLEAN_PYTHON, "-c", THREAD_POOL, url, str(count), str(workers)],
+        env={**os.environ, "PYTHONPATH": search_path(artifact)},
         capture_output=True,
         text=True,
         check=True,
@@ -234,9 +249,15 @@ def pytest_suites(root: Path, files: int, tests: int) -> Path:
     return folder
 
 
-def import_time(statement: str) -> float:
+def import_time(artifact: Path, statement: str) -> float:
     code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
-    done = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [*CLEAN_PYTHON, "-c", code],
+        env={**os.environ, "PYTHONPATH": search_path(artifact)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return float(done.stdout.strip())
 
 
@@ -312,9 +333,9 @@ WORKER_START = textwrap.dedent("""
 
 def worker_start(artifact: Path) -> float:
     """A supervisor starting a worker that lists and runs nothing, until it has exited."""
-    env = {**os.environ, "PYTHONPATH": f"{artifact}:{artifact.parent / 'runtime'}"}
+    env = {**os.environ, "PYTHONPATH": search_path(artifact)}
     done = subprocess.run(
-        [PYTHON, "-s", "-c", WORKER_START],
+        [*CLEAN_PYTHON, "-c", WORKER_START],
         capture_output=True,
         text=True,
         cwd=artifact,
@@ -337,7 +358,8 @@ def main() -> int:
         with server(delay) as url:
             hook.run(url, suites, c)  # warm the OS caches and the server
             g, t = interleave(
-                lambda: hook.run(url, suites, c)["elapsed"], lambda: thread_pool(url, n, c)
+                lambda: hook.run(url, suites, c)["elapsed"],
+                lambda: thread_pool(hook.artifact, url, n, c),
             )
             peer = sequential_pytest(url, root, n)
         bound = math.ceil(n / c) * delay
@@ -358,7 +380,8 @@ def main() -> int:
         suites = yaml_suite(root, n)
         with server(0.0) as url:
             g, t = interleave(
-                lambda: hook.run(url, suites, c)["elapsed"], lambda: thread_pool(url, n, c)
+                lambda: hook.run(url, suites, c)["elapsed"],
+                lambda: thread_pool(hook.artifact, url, n, c),
             )
         ratio = statistics.median(g) / statistics.median(t)
         print(
@@ -383,7 +406,7 @@ def main() -> int:
                         runs.append(hook.run(url, suites, c))
                         return float(runs[-1]["elapsed"])
 
-                    g, t = interleave(one, lambda n=n, c=c: thread_pool(url, n, c))
+                    g, t = interleave(one, lambda n=n, c=c: thread_pool(hook.artifact, url, n, c))
                     per[n] = statistics.median(g) / n
                     pool[n] = statistics.median(t) / n
                     if n == 10000:
@@ -423,7 +446,7 @@ def main() -> int:
                 assert first is not None
                 return float(first - data["entry"])
 
-            h, f = interleave(cold, lambda: import_time("import boto3"))
+            h, f = interleave(cold, lambda: import_time(hook.artifact, "import boto3"))
         ratio = statistics.median(h) / statistics.median(f)
         print(
             f"cold start: handler entry to first request {show(h, ' ms', 1000)}, "
@@ -432,7 +455,9 @@ def main() -> int:
         figure("cold-start-first-request-vs-import-boto3", ratio, 1.5)
 
         # 6. The worker's start: the price of isolation each invocation pays.
-        w, f = interleave(lambda: worker_start(hook.artifact), lambda: import_time("import boto3"))
+        w, f = interleave(
+            lambda: worker_start(hook.artifact), lambda: import_time(hook.artifact, "import boto3")
+        )
         ratio = statistics.median(w) / statistics.median(f)
         print(
             f"worker start (spawn to exit, nothing to run): {show(w, ' ms', 1000)}, "

@@ -10,14 +10,14 @@ import os
 from functools import cache
 from typing import Any
 
-from hooks import supervisor
+from hooks import spawn
 
 #: In a Lambda function (not on a laptop that imports this module): a suite worker starts
 #: as the function initialises, before anything else is imported, and again as each
 #: invocation ends, so the next invocation finds one with its imports done.
 IN_LAMBDA = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
 if IN_LAMBDA:
-    supervisor.prestart()
+    spawn.prestart()
 
 from hooks.hook import Clients, Runtime, handle  # noqa: E402 - after the worker's start
 from hooks.lifecycle import LifecycleEvent  # noqa: E402
@@ -30,7 +30,8 @@ def runtime() -> Runtime:
 
 
 def clients() -> Clients:
-    """CodeDeploy, ELBv2 and (lazily) ACM clients: discovery, and the report's own client."""
+    """The report's CodeDeploy client, and (built on first use) discovery's CodeDeploy,
+    ELBv2 and ACM clients."""
     import boto3
     from botocore.config import Config
 
@@ -43,15 +44,16 @@ def clients() -> Clients:
         read_timeout=10,
         user_agent_extra="greenlight",
     )
-    codedeploy = boto3.client("codedeploy", config=lookups)
+    report = boto3.client("codedeploy", config=report_client_config())
     return Clients(
-        protocol=CodeDeployCallback(boto3.client("codedeploy", config=report_client_config())),
+        protocol=CodeDeployCallback(report),
+        # Built on first use: a run whose target is given never discovers.
         discovery=Discovery(
-            codedeploy,
-            boto3.client("elbv2", config=lookups),
+            lambda: boto3.client("codedeploy", config=lookups),
+            lambda: boto3.client("elbv2", config=lookups),
             acm=lambda: boto3.client("acm", config=lookups),  # only for HTTPS host names
         ),
-        region=codedeploy.meta.region_name,
+        region=report.meta.region_name,
     )
 
 
@@ -60,7 +62,7 @@ def _invoke(event: Any, context: Any, lifecycle_event: LifecycleEvent) -> dict[s
         return handle(event, context, lifecycle_event, runtime())
     finally:
         if IN_LAMBDA:
-            supervisor.prestart()
+            spawn.prestart()
 
 
 def before_install(event: Any, context: Any) -> dict[str, Any]:

@@ -16,7 +16,6 @@ bound, call ``os._exit`` — reaches this process.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import json
 import logging
@@ -34,6 +33,7 @@ from hooks import messages
 from hooks.deadline import LAMBDA_MAX_SECONDS, Deadline
 from hooks.exceptions import ConfigError
 from hooks.results import CheckResult, Policy, Status, SuiteResult
+from hooks.spawn import interpreter_flags, launch, take_spare, worker_env
 
 log = logging.getLogger(__name__)
 
@@ -134,129 +134,13 @@ def _line(data: dict[str, Any]) -> bytes:
     return (json.dumps(data) + "\n").encode()
 
 
-#: Variables read as a process starts (interpreter, loader, allocator, locale): a worker
-#: started ahead of time is used only if these are as they are now. The rest of the
-#: environment travels with the set-up.
-_STARTUP_VARIABLES = ("PYTHON", "LD_", "MALLOC_", "GLIBC_", "LC_", "LANG")
-
-
-def _worker_env() -> dict[str, str]:
-    env = dict(os.environ)
-    # The worker imports what this process imports, wherever that came from.
-    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    env["MALLOC_ARENA_MAX"] = "2"  # fewer malloc arenas: memory the limit can account for
-    return env
-
-
-def _fingerprint(env: dict[str, str]) -> tuple[Any, ...]:
-    startup = sorted((k, v) for k, v in env.items() if k.startswith(_STARTUP_VARIABLES))
-    return (sys.executable, os.getcwd(), tuple(startup))
-
-
-def _interpreter_flags() -> list[str]:
-    """This interpreter's flags that decide where a worker's imports come from: a Python
-    run without ``site`` starts its workers without it too."""
-    return [flag for flag, on in (("-S", sys.flags.no_site), ("-s", sys.flags.no_user_site)) if on]
-
-
-def _launch(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], IO[bytes]]:
-    """A worker process, waiting for its set-up on stdin, and the read end of its records."""
-    read_fd, write_fd = os.pipe()
-    try:
-        process = subprocess.Popen(
-            [sys.executable, *_interpreter_flags(), "-m", "hooks.worker", str(write_fd)],
-            stdin=subprocess.PIPE,
-            stdout=2,  # suites that print do not reach the record pipe
-            pass_fds=(write_fd,),
-            start_new_session=True,  # its own process group, killed whole
-            env=env,
-        )
-    except BaseException:
-        os.close(read_fd)
-        raise
-    finally:
-        os.close(write_fd)
-    return process, os.fdopen(read_fd, "rb")
-
-
-@dataclass
-class _Spare:
-    process: subprocess.Popen[bytes]
-    stream: IO[bytes]
-    fingerprint: tuple[Any, ...]
-
-
-_spare: _Spare | None = None
-_spare_lock = threading.Lock()
-
-
-def prestart() -> None:
-    """Start a spare worker now, for the next supervisor to take.
-
-    A worker imports what it needs before it reads its set-up, so a spare started while the
-    function initialises (or as an invocation ends, to run while the next one begins) is
-    ready when the plan is, instead of starting then. Taken only by a supervisor in the
-    same interpreter, working directory and start-up variables; it ends by itself when
-    this process does (its stdin closes).
-    """
-    global _spare
-    with _spare_lock:
-        if _spare is not None and _spare.process.poll() is None:
-            return
-        stale, _spare = _spare, None
-        env = _worker_env()
-        try:
-            process, stream = _launch(env)
-        except OSError as exc:
-            log.debug("no spare worker: %s", exc)
-        else:
-            _spare = _Spare(process, stream, _fingerprint(env))
-    if stale is not None:
-        _discard(stale)
-
-
-@atexit.register
-def _end_spare() -> None:
-    """A spare does not outlive a process that exits (one frozen by Lambda keeps it)."""
-    global _spare
-    with _spare_lock:
-        spare, _spare = _spare, None
-    if spare is not None:
-        _discard(spare)
-
-
-def _take_spare(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], IO[bytes]] | None:
-    global _spare
-    with _spare_lock:
-        spare, _spare = _spare, None
-    if spare is None:
-        return None
-    if spare.fingerprint == _fingerprint(env) and spare.process.poll() is None:
-        return spare.process, spare.stream
-    _discard(spare)
-    return None
-
-
-def _discard(spare: _Spare) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(spare.process.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        spare.process.wait(timeout=2)
-    with contextlib.suppress(OSError):
-        spare.stream.close()
-    if spare.process.stdin is not None:
-        with contextlib.suppress(OSError):
-            spare.process.stdin.close()
-
-
 def _spawn(
     label: str, setup: dict[str, Any], job: dict[str, Any] | None
 ) -> tuple[Worker, IO[bytes]]:
     """A worker (the spare, if there is one that fits) with its set-up on stdin, and its job
     too when given (else stdin stays open)."""
-    env = _worker_env()
-    process, stream = _take_spare(env) or _launch(env)
+    env = worker_env()
+    process, stream = take_spare(env) or launch(env)
     worker = Worker(label, process)
     try:
         assert process.stdin is not None
@@ -331,7 +215,7 @@ class ForkServer:
             self.process = subprocess.Popen(
                 [
                     sys.executable,
-                    *_interpreter_flags(),
+                    *interpreter_flags(),
                     "-m",
                     "hooks.worker",
                     "--fork-server",
@@ -341,7 +225,7 @@ class ForkServer:
                 stdout=2,
                 pass_fds=(theirs.fileno(),),
                 start_new_session=True,
-                env=_worker_env(),
+                env=worker_env(),
             )
         except BaseException:
             ours.close()
@@ -628,7 +512,7 @@ class Supervisor:
         if forks is None or job is None or forks.lost or not forks.ready.is_set():
             return None
         try:
-            process, stream = forks.fork({**setup, "label": label, "environ": _worker_env()}, job)
+            process, stream = forks.fork({**setup, "label": label, "environ": worker_env()}, job)
         except OSError as exc:
             log.warning("the fork server failed (%s): starting workers afresh", exc)
             return None

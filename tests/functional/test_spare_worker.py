@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from hooks import supervisor
+from hooks import spawn
 from hooks.deadline import Deadline
 from hooks.supervisor import SupervisedRun, Supervisor
 from tests.helpers import ROOT, http_server, reply
@@ -39,9 +39,9 @@ def suites(tmp_path: Path) -> Path:
 
 @pytest.fixture(autouse=True)
 def no_spare_left() -> Iterator[None]:
-    supervisor._end_spare()
+    spawn.end_spare()
     yield
-    supervisor._end_spare()
+    spawn.end_spare()
 
 
 def _job(url: str) -> dict[str, object]:
@@ -78,15 +78,15 @@ class Seen:
 
 
 def _spare_pid() -> int:
-    assert supervisor._spare is not None
-    return supervisor._spare.process.pid
+    assert spawn._spare is not None
+    return spawn._spare.process.pid
 
 
 def test_the_next_run_takes_the_spare_and_sees_the_environment_of_now(
     suites: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GREENLIGHT_TEST_TOKEN", "at-start")
-    supervisor.prestart()
+    spawn.prestart()
     spare = _spare_pid()
     monkeypatch.setenv("GREENLIGHT_TEST_TOKEN", "at-run")  # as Lambda sets per invocation
     seen = Seen()
@@ -95,15 +95,15 @@ def test_the_next_run_takes_the_spare_and_sees_the_environment_of_now(
     assert pid == spare
     assert passed == ["echo"]
     assert seen.paths == ["/seen/at-run"]
-    assert supervisor._spare is None  # taken, not shared
+    assert spawn._spare is None  # taken, not shared
 
 
 def test_a_spare_started_under_other_start_up_variables_is_ended_not_used(
     suites: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GREENLIGHT_TEST_TOKEN", "x")
-    supervisor.prestart()
-    spare = supervisor._spare
+    spawn.prestart()
+    spare = spawn._spare
     assert spare is not None
     monkeypatch.setenv("PYTHONHASHSEED", "7")  # read by the interpreter as it starts
     with http_server(Seen()) as url:
@@ -117,8 +117,8 @@ def test_a_dead_spare_is_replaced_by_a_fresh_worker(
     suites: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GREENLIGHT_TEST_TOKEN", "x")
-    supervisor.prestart()
-    spare = supervisor._spare
+    spawn.prestart()
+    spare = spawn._spare
     assert spare is not None
     spare.process.kill()
     spare.process.wait(5)
@@ -129,14 +129,14 @@ def test_a_dead_spare_is_replaced_by_a_fresh_worker(
 
 
 def test_prestart_keeps_one_live_spare(monkeypatch: pytest.MonkeyPatch) -> None:
-    supervisor.prestart()
+    spawn.prestart()
     first = _spare_pid()
-    supervisor.prestart()
+    spawn.prestart()
     assert _spare_pid() == first
-    assert supervisor._spare is not None
-    supervisor._spare.process.kill()
-    supervisor._spare.process.wait(5)
-    supervisor.prestart()
+    assert spawn._spare is not None
+    spawn._spare.process.kill()
+    spawn._spare.process.wait(5)
+    spawn.prestart()
     assert _spare_pid() != first
 
 
@@ -152,7 +152,7 @@ def _alive(pid: int) -> bool:
 
 def test_the_handler_module_starts_a_spare_in_lambda_that_ends_with_the_process() -> None:
     script = (
-        "import hooks.handlers, hooks.supervisor as s\n"
+        "import hooks.handlers, hooks.spawn as s\n"
         "print(s._spare.process.pid if s._spare else 'none', flush=True)\n"
     )
     env = {**os.environ, "AWS_LAMBDA_FUNCTION_NAME": "greenlight-test"}
@@ -168,7 +168,7 @@ def test_the_handler_module_starts_a_spare_in_lambda_that_ends_with_the_process(
 
 
 def test_off_lambda_importing_the_handlers_starts_nothing() -> None:
-    script = "import hooks.handlers, hooks.supervisor as s\nprint(s._spare is None)\n"
+    script = "import hooks.handlers, hooks.spawn as s\nprint(s._spare is None)\n"
     env = {k: v for k, v in os.environ.items() if k != "AWS_LAMBDA_FUNCTION_NAME"}
     done = subprocess.run(
         [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True

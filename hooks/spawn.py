@@ -1,0 +1,136 @@
+"""Starting worker processes: afresh, or the spare started ahead of its invocation.
+
+Imports nothing of Greenlight's and little of the standard library: ``hooks.handlers``
+starts the spare with it before importing anything else, so the worker's own imports
+overlap the handler's.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+from typing import IO, Any
+
+#: Variables read as a process starts (interpreter, loader, allocator, locale): a worker
+#: started ahead of time is used only if these are as they are now. The rest of the
+#: environment travels with the set-up.
+_STARTUP_VARIABLES = ("PYTHON", "LD_", "MALLOC_", "GLIBC_", "LC_", "LANG")
+
+
+def worker_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # The worker imports what this process imports, wherever that came from.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["MALLOC_ARENA_MAX"] = "2"  # fewer malloc arenas: memory the limit can account for
+    return env
+
+
+def _fingerprint(env: dict[str, str]) -> tuple[Any, ...]:
+    startup = sorted((k, v) for k, v in env.items() if k.startswith(_STARTUP_VARIABLES))
+    return (sys.executable, os.getcwd(), tuple(startup))
+
+
+def interpreter_flags() -> list[str]:
+    """This interpreter's flags that decide where a worker's imports come from: a Python
+    run without ``site`` starts its workers without it too."""
+    return [flag for flag, on in (("-S", sys.flags.no_site), ("-s", sys.flags.no_user_site)) if on]
+
+
+def launch(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], IO[bytes]]:
+    """A worker process, waiting for its set-up on stdin, and the read end of its records."""
+    read_fd, write_fd = os.pipe()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, *interpreter_flags(), "-m", "hooks.worker", str(write_fd)],
+            stdin=subprocess.PIPE,
+            stdout=2,  # suites that print do not reach the record pipe
+            pass_fds=(write_fd,),
+            start_new_session=True,  # its own process group, killed whole
+            env=env,
+        )
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
+    return process, os.fdopen(read_fd, "rb")
+
+
+class _Spare:
+    __slots__ = ("fingerprint", "process", "stream")
+
+    def __init__(
+        self, process: subprocess.Popen[bytes], stream: IO[bytes], fingerprint: tuple[Any, ...]
+    ) -> None:
+        self.process, self.stream, self.fingerprint = process, stream, fingerprint
+
+
+_spare: _Spare | None = None
+_spare_lock = threading.Lock()
+
+
+def prestart() -> None:
+    """Start a spare worker now, for the next supervisor to take.
+
+    A worker imports what it needs before it reads its set-up, so a spare started while the
+    function initialises (or as an invocation ends, to run while the next one begins) is
+    ready when the plan is, instead of starting then. Taken only by a supervisor in the
+    same interpreter, working directory and start-up variables; it ends by itself when
+    this process does (its stdin closes).
+    """
+    global _spare
+    with _spare_lock:
+        if _spare is not None and _spare.process.poll() is None:
+            return
+        stale, _spare = _spare, None
+        env = worker_env()
+        try:
+            process, stream = launch(env)
+        except OSError as exc:
+            import logging
+
+            logging.getLogger(__name__).debug("no spare worker: %s", exc)
+        else:
+            _spare = _Spare(process, stream, _fingerprint(env))
+    if stale is not None:
+        _discard(stale)
+
+
+@atexit.register
+def end_spare() -> None:
+    """A spare does not outlive a process that exits (one frozen by Lambda keeps it)."""
+    global _spare
+    with _spare_lock:
+        spare, _spare = _spare, None
+    if spare is not None:
+        _discard(spare)
+
+
+def take_spare(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], IO[bytes]] | None:
+    global _spare
+    with _spare_lock:
+        spare, _spare = _spare, None
+    if spare is None:
+        return None
+    if spare.fingerprint == _fingerprint(env) and spare.process.poll() is None:
+        return spare.process, spare.stream
+    _discard(spare)
+    return None
+
+
+def _discard(spare: _Spare) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(spare.process.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        spare.process.wait(timeout=2)
+    with contextlib.suppress(OSError):
+        spare.stream.close()
+    if spare.process.stdin is not None:
+        with contextlib.suppress(OSError):
+            spare.process.stdin.close()

@@ -207,19 +207,32 @@ def explain(service: str, operation: str, exc: Exception) -> DiscoveryError:
 
 
 class Discovery:
-    """Discovery calls, with clients built once per container and passed in."""
+    """Discovery calls, with clients built once per container and passed in.
+
+    Each client may be given as a callable that builds it on first use: a run that never
+    discovers (its target is given) never builds them.
+    """
 
     def __init__(self, codedeploy: Any, elbv2: Any, acm: Any = None) -> None:
-        self.codedeploy = codedeploy
-        self.elbv2 = elbv2
-        #: An ACM client, or a callable that builds one on first use.
-        self._acm = acm
+        self._clients = {"codedeploy": codedeploy, "elbv2": elbv2, "acm": acm}
+
+    def _client(self, name: str) -> Any:
+        client = self._clients[name]
+        if callable(client) and not hasattr(client, "meta"):  # a factory, not a client
+            client = self._clients[name] = client()
+        return client
+
+    @property
+    def codedeploy(self) -> Any:
+        return self._client("codedeploy")
+
+    @property
+    def elbv2(self) -> Any:
+        return self._client("elbv2")
 
     @property
     def acm(self) -> Any:
-        if callable(self._acm) and not hasattr(self._acm, "describe_certificate"):
-            self._acm = self._acm()
-        return self._acm
+        return self._client("acm")
 
     def _call(self, client: Any, service: str, operation: str, **kwargs: Any) -> Any:
         method = getattr(client, _snake(operation))

@@ -322,6 +322,10 @@ class CheckSession(requests.Session):
                 self._netrc[key] = utils.get_netrc_auth(url)
             if self._netrc[key] is not None:
                 kwargs["auth"] = self._netrc[key]
+        if url[:7].lower() == "http://":
+            # Plain HTTP verifies nothing; a bundle's path would only be stat'ed per request.
+            kwargs.setdefault("verify", True)
+            return
         verify = self.verify
         if verify is True:
             verify = _env_ca_bundle() or True

@@ -55,11 +55,24 @@ class CheckResult:
     location: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["status"] = self.status.value
-        data["failures"] = list(self.failures)
-        data["duration"] = round(self.duration, 4)
-        return data
+        # Written out (not dataclasses.asdict, which deep-copies): once per check result.
+        evidence = self.evidence
+        return {
+            "name": self.name,
+            "status": self.status.value,
+            "duration": round(self.duration, 4),
+            "message": self.message,
+            "failures": list(self.failures),
+            "evidence": None
+            if evidence is None
+            else {
+                "request": evidence.request,
+                "status": evidence.status,
+                "body": evidence.body,
+                "attempts": evidence.attempts,
+            },
+            "location": self.location,
+        }
 
 
 @dataclass(frozen=True)

@@ -99,3 +99,17 @@ def test_a_gate_of_report_only_suites_alone_fails_closed() -> None:
         "every planned suite is report-only: nothing blocking was tested "
         "(1 suite, 3 checks: 0 passed, 3 failed (3 tolerated by policy))"
     )
+
+
+def test_a_check_result_as_a_dict_holds_every_field() -> None:
+    # to_dict is written out by hand: a field added to CheckResult or Evidence must be too.
+    import dataclasses
+
+    from hooks.results import CheckResult, Evidence, Status
+
+    result = CheckResult(
+        "c", Status.FAILED, 0.123456, "m", ("a", "b"), Evidence("GET /", 500, "x", 2), "f:1"
+    )
+    expected = dataclasses.asdict(result)
+    expected.update(status="failed", failures=["a", "b"], duration=0.1235)
+    assert result.to_dict() == expected

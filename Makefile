@@ -8,6 +8,8 @@ PY := $(VENV)/bin/python
 # aws-sam-cli pins boto3 and click: it lives in its own tool environment.
 SAM_VENV ?= .tools/sam
 SAM := $(SAM_VENV)/bin/sam
+# Tavern, a peer in the benchmark, in its own environment (it pins its own pytest).
+TAVERN := .tools/tavern/bin/tavern-ci
 export SAM_CLI_TELEMETRY = 0
 export GREENLIGHT_SAM = $(abspath $(SAM))
 
@@ -33,7 +35,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check hooks tests bench test_suites
 	$(VENV)/bin/mypy
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed $(TAVERN)
 	$(PY) bench/run.py
 
 build: $(SAM)
@@ -47,6 +49,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
+
+$(TAVERN):
+	test -x .tools/tavern/bin/python || $(PYTHON) -m venv .tools/tavern
+	.tools/tavern/bin/pip install --quiet tavern
+	test -x $(TAVERN)
 
 $(SAM):
 	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)

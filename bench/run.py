@@ -316,6 +316,35 @@ def sequential_pytest(url: str, root: Path, count: int) -> float:
     return float(done.stdout.strip())
 
 
+#: Tavern, in an environment of its own (``make bench`` makes it): a peer, printed only.
+TAVERN_PYTHON = ROOT / ".tools" / "tavern" / "bin" / "python"
+
+
+def tavern(url: str, root: Path, count: int) -> float | None:
+    """The same requests as one Tavern test of ``count`` stages (Tavern runs them in order)."""
+    if not TAVERN_PYTHON.exists():
+        return None
+    stages = "".join(
+        f"  - name: c{i}\n    request: {{url: '{url}/r{i}', method: GET}}\n"
+        f"    response: {{status_code: 200}}\n"
+        for i in range(count)
+    )
+    folder = root / "tavern"
+    folder.mkdir(exist_ok=True)
+    (folder / "test_bench.tavern.yaml").write_text(f"test_name: bench\nstages:\n{stages}")
+    done = subprocess.run(
+        [str(TAVERN_PYTHON), "-c", SEQUENTIAL_PYTEST, str(folder / "test_bench.tavern.yaml")],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=folder,
+    )
+    if done.returncode != 0:
+        print(f"  (tavern failed: {(done.stderr or done.stdout).strip()[-300:]})")
+        return None
+    return float(done.stdout.strip())
+
+
 WORKER_START = textwrap.dedent("""
     import sys, tempfile, time
     from hooks.deadline import Deadline
@@ -362,6 +391,7 @@ def main() -> int:
                 lambda: thread_pool(hook.artifact, url, n, c),
             )
             peer = sequential_pytest(url, root, n)
+            tavern_time = tavern(url, root, n)
         bound = math.ceil(n / c) * delay
         limit = max(bound, statistics.median(t))
         ratio = statistics.median(g) / limit
@@ -373,6 +403,13 @@ def main() -> int:
             f"  peer (printed, not gated): sequential pytest + requests {peer:.3f}s, "
             f"{peer / statistics.median(g):.1f}x Greenlight's time"
         )
+        if tavern_time is None:
+            print("  peer (printed, not gated): Tavern not installed (make bench installs it)")
+        else:
+            print(
+                f"  peer (printed, not gated): Tavern {tavern_time:.3f}s, "
+                f"{tavern_time / statistics.median(g):.1f}x Greenlight's time"
+            )
         figure("verdict-latency-vs-practical-limit", ratio, 1.25)
 
         # 2. Overhead on the default (concurrent) path: 2,000 instant checks.

@@ -14,13 +14,25 @@ from hooks import spawn
 
 #: In a Lambda function (not on a laptop that imports this module): a suite worker starts
 #: as the function initialises, before anything else is imported, and again as each
-#: invocation ends, so the next invocation finds one with its imports done.
+#: invocation ends, so the next invocation finds one with its imports done. So does the
+#: fork server, when the suites directory holds pytest files.
 IN_LAMBDA = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
 if IN_LAMBDA:
     spawn.prestart()
 
 from hooks.hook import Clients, Runtime, handle  # noqa: E402 - after the worker's start
 from hooks.lifecycle import LifecycleEvent  # noqa: E402
+from hooks.settings import default_suites_dir  # noqa: E402
+
+
+def _prestart() -> None:
+    spawn.prestart()
+    if spawn.holds_pytest_files(default_suites_dir(os.environ)):
+        spawn.prestart_forks()
+
+
+if IN_LAMBDA:
+    _prestart()
 
 
 @cache
@@ -62,7 +74,7 @@ def _invoke(event: Any, context: Any, lifecycle_event: LifecycleEvent) -> dict[s
         return handle(event, context, lifecycle_event, runtime())
     finally:
         if IN_LAMBDA:
-            spawn.prestart()
+            _prestart()
 
 
 def before_install(event: Any, context: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from typing import IO, Any
 
 #: Variables read as a process starts (interpreter, loader, allocator, locale): a worker
@@ -62,16 +63,60 @@ def launch(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], IO[bytes]]:
     return process, os.fdopen(read_fd, "rb")
 
 
+def launch_fork_server(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], Any]:
+    """The fork server (``python -m hooks.worker --fork-server``) and our end of its socket."""
+    import socket
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                *interpreter_flags(),
+                "-m",
+                "hooks.worker",
+                "--fork-server",
+                str(theirs.fileno()),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=2,
+            pass_fds=(theirs.fileno(),),
+            start_new_session=True,
+            env=env,
+        )
+    except BaseException:
+        ours.close()
+        raise
+    finally:
+        theirs.close()
+    return process, ours
+
+
+def holds_pytest_files(folder: str | os.PathLike[str], most: int = 10_000) -> bool:
+    """Whether ``folder`` holds a pytest file (``test_*.py``, ``*_test.py``), looking at
+    ``most`` entries at most."""
+    seen = 0
+    for _, _, files in os.walk(folder):
+        for name in files:
+            if name.endswith(".py") and (name.startswith("test_") or name.endswith("_test.py")):
+                return True
+        seen += len(files) + 1
+        if seen > most:
+            return False
+    return False
+
+
 class _Spare:
-    __slots__ = ("fingerprint", "process", "stream")
+    __slots__ = ("channel", "fingerprint", "process")
 
     def __init__(
-        self, process: subprocess.Popen[bytes], stream: IO[bytes], fingerprint: tuple[Any, ...]
+        self, process: subprocess.Popen[bytes], channel: Any, fingerprint: tuple[Any, ...]
     ) -> None:
-        self.process, self.stream, self.fingerprint = process, stream, fingerprint
+        self.process, self.channel, self.fingerprint = process, channel, fingerprint
 
 
-_spare: _Spare | None = None
+#: Processes started ahead of their invocation, by kind: "worker", "forks".
+_spares: dict[str, _Spare] = {}
 _spare_lock = threading.Lock()
 
 
@@ -84,44 +129,71 @@ def prestart() -> None:
     same interpreter, working directory and start-up variables; it ends by itself when
     this process does (its stdin closes).
     """
-    global _spare
+    _prestart("worker", launch)
+
+
+def prestart_forks() -> None:
+    """Start a spare fork server now (for suites directories holding pytest files): it
+    imports pytest while the invocation plans. Taken and ended as :func:`prestart`'s."""
+    _prestart("forks", launch_fork_server)
+
+
+def _prestart(
+    kind: str, start: Callable[[dict[str, str]], tuple[subprocess.Popen[bytes], Any]]
+) -> None:
     with _spare_lock:
-        if _spare is not None and _spare.process.poll() is None:
+        current = _spares.get(kind)
+        if current is not None and current.process.poll() is None:
             return
-        stale, _spare = _spare, None
+        stale = _spares.pop(kind, None)
         env = worker_env()
         try:
-            process, stream = launch(env)
+            process, channel = start(env)
         except OSError as exc:
             import logging
 
-            logging.getLogger(__name__).debug("no spare worker: %s", exc)
+            logging.getLogger(__name__).debug("no spare %s: %s", kind, exc)
         else:
-            _spare = _Spare(process, stream, _fingerprint(env))
+            _spares[kind] = _Spare(process, channel, _fingerprint(env))
     if stale is not None:
         _discard(stale)
 
 
 @atexit.register
 def end_spare() -> None:
-    """A spare does not outlive a process that exits (one frozen by Lambda keeps it)."""
-    global _spare
+    """Spares do not outlive a process that exits (one frozen by Lambda keeps them)."""
     with _spare_lock:
-        spare, _spare = _spare, None
-    if spare is not None:
+        spares = list(_spares.values())
+        _spares.clear()
+    for spare in spares:
         _discard(spare)
 
 
 def take_spare(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], IO[bytes]] | None:
-    global _spare
+    """The spare worker and its records' stream, if there is one that fits ``env``."""
+    return _take("worker", env)
+
+
+def take_fork_server(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], Any] | None:
+    """The spare fork server and our end of its socket, if there is one that fits ``env``."""
+    return _take("forks", env)
+
+
+def _take(kind: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], Any] | None:
     with _spare_lock:
-        spare, _spare = _spare, None
+        spare = _spares.pop(kind, None)
     if spare is None:
         return None
     if spare.fingerprint == _fingerprint(env) and spare.process.poll() is None:
-        return spare.process, spare.stream
+        return spare.process, spare.channel
     _discard(spare)
     return None
+
+
+def spare(kind: str = "worker") -> subprocess.Popen[bytes] | None:
+    """The spare process of ``kind`` waiting to be taken, if any."""
+    found = _spares.get(kind)
+    return found.process if found is not None else None
 
 
 def _discard(spare: _Spare) -> None:
@@ -130,7 +202,7 @@ def _discard(spare: _Spare) -> None:
     with contextlib.suppress(subprocess.TimeoutExpired):
         spare.process.wait(timeout=2)
     with contextlib.suppress(OSError):
-        spare.stream.close()
+        spare.channel.close()
     if spare.process.stdin is not None:
         with contextlib.suppress(OSError):
             spare.process.stdin.close()

@@ -22,7 +22,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +32,7 @@ from hooks import messages
 from hooks.deadline import LAMBDA_MAX_SECONDS, Deadline
 from hooks.exceptions import ConfigError
 from hooks.results import CheckResult, Policy, Status, SuiteResult
-from hooks.spawn import interpreter_flags, launch, take_spare, worker_env
+from hooks.spawn import launch, launch_fork_server, take_fork_server, take_spare, worker_env
 
 log = logging.getLogger(__name__)
 
@@ -207,31 +206,8 @@ class ForkServer:
     """
 
     def __init__(self) -> None:
-        import socket
-
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.sock = ours
-        try:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    *interpreter_flags(),
-                    "-m",
-                    "hooks.worker",
-                    "--fork-server",
-                    str(theirs.fileno()),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=2,
-                pass_fds=(theirs.fileno(),),
-                start_new_session=True,
-                env=worker_env(),
-            )
-        except BaseException:
-            ours.close()
-            raise
-        finally:
-            theirs.close()
+        env = worker_env()
+        self.process, self.sock = take_fork_server(env) or launch_fork_server(env)
         self.lost = False
         self.ready = threading.Event()
         self.data_mb = 0.0

@@ -138,7 +138,9 @@ def _preload() -> None:
         import hooks.http
         import hooks.runner
         import hooks.suites.http
-        import hooks.suites.registry  # noqa: F401
+        import hooks.suites.registry
+
+        hooks.suites.registry.scan_entry_points()
 
 
 def prepare(setup: dict[str, Any]) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import traceback
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -65,7 +66,24 @@ class Catalog:
         return found
 
 
+#: The entry points found by :func:`scan_entry_points` ahead of use, and for which path.
+_scanned: tuple[tuple[str, ...], list[EntryPoint]] | None = None
+
+
+def scan_entry_points() -> None:
+    """Read the installed distributions' entry points now (metadata only, no plugin code):
+    a worker does it before its set-up arrives, and the fork server for all its workers."""
+    global _scanned
+    _scanned = (tuple(sys.path), _read_entry_points())
+
+
 def _entry_points() -> list[EntryPoint]:
+    if _scanned is not None and _scanned[0] == tuple(sys.path):
+        return list(_scanned[1])
+    return _read_entry_points()
+
+
+def _read_entry_points() -> list[EntryPoint]:
     return sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: (ep.name, ep.value))
 
 

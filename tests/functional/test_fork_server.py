@@ -198,3 +198,70 @@ def test_no_forked_worker_outlives_the_run(tmp_path: Path) -> None:
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_a_run_takes_the_spare_fork_server(tmp_path: Path) -> None:
+    from hooks import spawn
+
+    spawn.end_spare()
+    spawn.prestart_forks()
+    spare = spawn.spare("forks")
+    assert spare is not None
+    try:
+        suites = _suites(tmp_path / "suites", tmp_path / "record", NAMES[:2])
+        with http_server(InFlight(0)) as url:
+            run, results = _run(suites, url, NAMES[:2])
+        assert all(r.passed for r in results)
+        assert run.forks is not None
+        assert run.forks.process.pid == spare.pid
+        assert spawn.spare("forks") is None
+    finally:
+        spawn.end_spare()
+
+
+@pytest.mark.parametrize(
+    ("files", "holds"),
+    [
+        ({"a/b/test_x.py": ""}, True),
+        ({"x_test.py": ""}, True),
+        ({"smoke.yaml": "", "helpers.py": "", "test_data.json": ""}, False),
+        ({}, False),
+    ],
+    ids=["nested", "suffix", "no pytest file", "empty"],
+)
+def test_a_suites_directory_holding_pytest_files_is_told_apart(
+    tmp_path: Path, files: dict[str, str], holds: bool
+) -> None:
+    from hooks.spawn import holds_pytest_files
+
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert holds_pytest_files(tmp_path) is holds
+
+
+@pytest.mark.parametrize("with_pytest", [True, False], ids=["pytest files", "yaml only"])
+def test_in_lambda_the_fork_server_starts_with_the_function_only_for_pytest_files(
+    tmp_path: Path, with_pytest: bool
+) -> None:
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    (tmp_path / "smoke.yaml").write_text("name: smoke\nchecks: []\n")
+    if with_pytest:
+        (tmp_path / "test_api.py").write_text("def test_a():\n    pass\n")
+    script = (
+        "import hooks.handlers, hooks.spawn as s\n"
+        "print(s.spare('worker') is not None, s.spare('forks') is not None)\n"
+    )
+    env = {
+        **os.environ,
+        "AWS_LAMBDA_FUNCTION_NAME": "greenlight-test",
+        "GREENLIGHT_SUITES_DIR": str(tmp_path),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert done.stdout.split() == ["True", str(with_pytest)], done.stderr

@@ -216,3 +216,25 @@ def test_every_built_in_kind_and_suite_has_tests_of_its_own() -> None:
     assert entry_points
     for ep in entry_points:
         assert ep.value.split(":")[1] in tests_text, f"no test uses {ep.value}"
+
+
+def test_entry_points_read_ahead_are_read_again_when_the_path_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Workers read the entry points before their set-up arrives; a path that changed since
+    # (a plugin installed on it) is read again, never answered from the old list.
+    from hooks.suites import registry
+
+    monkeypatch.setattr(registry, "_scanned", None)
+    registry.scan_entry_points()
+    before = {ep.name for ep in registry._entry_points()}
+    install(
+        tmp_path,
+        monkeypatch,
+        "gl_ping_plugin_late",
+        PING_PLUGIN,
+        "[greenlight.suites]\nlate_ping = gl_ping_plugin_late:PingKind\n",
+    )
+    after = {ep.name for ep in registry._entry_points()}
+    assert after == before | {"late_ping"}
+    assert "late_ping" not in before

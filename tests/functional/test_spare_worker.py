@@ -78,8 +78,9 @@ class Seen:
 
 
 def _spare_pid() -> int:
-    assert spawn._spare is not None
-    return spawn._spare.process.pid
+    spare = spawn.spare()
+    assert spare is not None
+    return spare.pid
 
 
 def test_the_next_run_takes_the_spare_and_sees_the_environment_of_now(
@@ -95,7 +96,7 @@ def test_the_next_run_takes_the_spare_and_sees_the_environment_of_now(
     assert pid == spare
     assert passed == ["echo"]
     assert seen.paths == ["/seen/at-run"]
-    assert spawn._spare is None  # taken, not shared
+    assert spawn.spare() is None  # taken, not shared
 
 
 def test_a_spare_started_under_other_start_up_variables_is_ended_not_used(
@@ -103,14 +104,14 @@ def test_a_spare_started_under_other_start_up_variables_is_ended_not_used(
 ) -> None:
     monkeypatch.setenv("GREENLIGHT_TEST_TOKEN", "x")
     spawn.prestart()
-    spare = spawn._spare
+    spare = spawn.spare()
     assert spare is not None
     monkeypatch.setenv("PYTHONHASHSEED", "7")  # read by the interpreter as it starts
     with http_server(Seen()) as url:
         pid, passed = _run(suites, url)
-    assert pid != spare.process.pid
+    assert pid != spare.pid
     assert passed == ["echo"]
-    assert spare.process.poll() is not None  # ended, not left running
+    assert spare.poll() is not None  # ended, not left running
 
 
 def test_a_dead_spare_is_replaced_by_a_fresh_worker(
@@ -118,13 +119,13 @@ def test_a_dead_spare_is_replaced_by_a_fresh_worker(
 ) -> None:
     monkeypatch.setenv("GREENLIGHT_TEST_TOKEN", "x")
     spawn.prestart()
-    spare = spawn._spare
+    spare = spawn.spare()
     assert spare is not None
-    spare.process.kill()
-    spare.process.wait(5)
+    spare.kill()
+    spare.wait(5)
     with http_server(Seen()) as url:
         pid, passed = _run(suites, url)
-    assert pid != spare.process.pid
+    assert pid != spare.pid
     assert passed == ["echo"]
 
 
@@ -133,9 +134,10 @@ def test_prestart_keeps_one_live_spare(monkeypatch: pytest.MonkeyPatch) -> None:
     first = _spare_pid()
     spawn.prestart()
     assert _spare_pid() == first
-    assert spawn._spare is not None
-    spawn._spare.process.kill()
-    spawn._spare.process.wait(5)
+    spare = spawn.spare()
+    assert spare is not None
+    spare.kill()
+    spare.wait(5)
     spawn.prestart()
     assert _spare_pid() != first
 
@@ -153,7 +155,7 @@ def _alive(pid: int) -> bool:
 def test_the_handler_module_starts_a_spare_in_lambda_that_ends_with_the_process() -> None:
     script = (
         "import hooks.handlers, hooks.spawn as s\n"
-        "print(s._spare.process.pid if s._spare else 'none', flush=True)\n"
+        "print(s.spare().pid if s.spare() else 'none', flush=True)\n"
     )
     env = {**os.environ, "AWS_LAMBDA_FUNCTION_NAME": "greenlight-test"}
     done = subprocess.run(
@@ -168,7 +170,7 @@ def test_the_handler_module_starts_a_spare_in_lambda_that_ends_with_the_process(
 
 
 def test_off_lambda_importing_the_handlers_starts_nothing() -> None:
-    script = "import hooks.handlers, hooks.spawn as s\nprint(s._spare is None)\n"
+    script = "import hooks.handlers, hooks.spawn as s\nprint(s.spare() is None)\n"
     env = {k: v for k, v in os.environ.items() if k != "AWS_LAMBDA_FUNCTION_NAME"}
     done = subprocess.run(
         [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True

@@ -52,7 +52,7 @@ $(VENV)/.installed: pyproject.toml
 
 $(TAVERN):
 	test -x .tools/tavern/bin/python || $(PYTHON) -m venv .tools/tavern
-	.tools/tavern/bin/pip install --quiet tavern
+	.tools/tavern/bin/pip install --quiet tavern "pytest<9"  # Tavern 3 imports _pytest.python_api
 	test -x $(TAVERN)
 
 $(SAM):

@@ -404,7 +404,7 @@ def main() -> int:
             f"{peer / statistics.median(g):.1f}x Greenlight's time"
         )
         if tavern_time is None:
-            print("  peer (printed, not gated): Tavern not installed (make bench installs it)")
+            print("  peer (printed, not gated): Tavern did not run (make bench installs it)")
         else:
             print(
                 f"  peer (printed, not gated): Tavern {tavern_time:.3f}s, "

@@ -278,10 +278,26 @@ def show(values: list[float], unit: str = "s", scale: float = 1.0) -> str:
 RESULTS: list[str] = []
 
 
-def figure(name: str, measured: float, target: float, unit: str = "x") -> None:
-    """A gated figure: ``measured`` must be at most ``target``."""
+def figure(
+    name: str,
+    measured: float,
+    target: float,
+    spread: tuple[float, float],
+    unit: str = "x",
+) -> None:
+    """A gated figure: ``measured`` (a median) must be at most ``target``; ``spread`` is
+    the lowest and highest of the same figure round by round."""
     verdict = "ok" if measured <= target else "MISS"
-    RESULTS.append(f"bench {name}: {measured:.2f}{unit} (target <= {target:g}{unit}) {verdict}")
+    RESULTS.append(
+        f"bench {name}: {measured:.2f}{unit} [{spread[0]:.2f}-{spread[1]:.2f}] "
+        f"(target <= {target:g}{unit}) {verdict}"
+    )
+
+
+def paired(a: list[float], b: list[float], scale: float = 1.0) -> tuple[float, float]:
+    """The lowest and highest ratio of ``a`` to ``b`` over the rounds (measured side by side)."""
+    ratios = [x / y * scale for x, y in zip(a, b, strict=True)]
+    return min(ratios), max(ratios)
 
 
 SEQUENTIAL_PYTEST = textwrap.dedent("""
@@ -410,7 +426,9 @@ def main() -> int:
                 f"  peer (printed, not gated): Tavern {tavern_time:.3f}s, "
                 f"{tavern_time / statistics.median(g):.1f}x Greenlight's time"
             )
-        figure("verdict-latency-vs-practical-limit", ratio, 1.25)
+        figure(
+            "verdict-latency-vs-practical-limit", ratio, 1.25, paired(g, [max(bound, x) for x in t])
+        )
 
         # 2. Overhead on the default (concurrent) path: 2,000 instant checks.
         n = 2000
@@ -425,13 +443,14 @@ def main() -> int:
             f"overhead, {n} instant checks, C={c}: greenlight {show(g)}, thread pool {show(t)} "
             f"({(statistics.median(g) - statistics.median(t)) / n * 1e6:.0f} us per check)"
         )
-        figure("overhead-2000-instant-vs-thread-pool", ratio, 1.15)
+        figure("overhead-2000-instant-vs-thread-pool", ratio, 1.15, paired(g, t))
 
         # 3. Scale: 2,000 and 10,000 checks x 10 ms at C = 16 and 64.
-        peak = 0.0
+        peaks: list[float] = []
         for c in (16, 64):
             per: dict[int, float] = {}
             pool: dict[int, float] = {}
+            rounds: dict[int, tuple[list[float], list[float]]] = {}
             with server(0.01) as url:
                 for n in (2000, 10000):
                     suites = yaml_suite(root, n)
@@ -446,18 +465,25 @@ def main() -> int:
                     g, t = interleave(one, lambda n=n, c=c: thread_pool(hook.artifact, url, n, c))
                     per[n] = statistics.median(g) / n
                     pool[n] = statistics.median(t) / n
+                    rounds[n] = (g, t)
                     if n == 10000:
-                        peak = max(peak, max(r["peak_mb"] + r["workers_peak_mb"] for r in runs))
+                        peaks += [r["peak_mb"] + r["workers_peak_mb"] for r in runs]
                     print(
                         f"scale, {n} checks x 10 ms, C={c}: greenlight {show(g)} "
                         f"({per[n] * 1e6:.0f} us/check), thread pool {show(t)} "
                         f"({pool[n] * 1e6:.0f} us/check)"
                     )
             linear = per[10000] / per[2000]
-            figure(f"per-check-10000-vs-2000-C{c}", linear, 1.1)
+            figure(
+                f"per-check-10000-vs-2000-C{c}",
+                linear,
+                1.1,
+                paired(rounds[10000][0], rounds[2000][0], 2000 / 10000),
+            )
             versus = per[10000] / pool[10000]
-            figure(f"per-check-10000-vs-thread-pool-C{c}", versus, 1.15)
-        figure("peak-memory-10000-checks", peak, 128, " MB")
+            figure(f"per-check-10000-vs-thread-pool-C{c}", versus, 1.15, paired(*rounds[10000]))
+        # The handler's process and its largest worker, summed: the function's peak.
+        figure("peak-memory-10000-checks", max(peaks), 128, (min(peaks), max(peaks)), " MB")
 
         # 4. pytest suites: 20 files x 10 tests x 50 ms, against the same checks in YAML.
         c = 16
@@ -470,7 +496,7 @@ def main() -> int:
             )
         ratio = statistics.median(p) / statistics.median(y)
         print(f"pytest suites, 20 files x 10 tests x 50 ms: {show(p)}; the same in YAML {show(y)}")
-        figure("pytest-20x10-vs-yaml", ratio, 3)
+        figure("pytest-20x10-vs-yaml", ratio, 3, paired(p, y))
 
         # 5. Cold start: handler entry to the first request on the wire, against import boto3.
         suites = yaml_suite(root, 1)
@@ -489,7 +515,7 @@ def main() -> int:
             f"cold start: handler entry to first request {show(h, ' ms', 1000)}, "
             f"import boto3 {show(f, ' ms', 1000)}"
         )
-        figure("cold-start-first-request-vs-import-boto3", ratio, 1.5)
+        figure("cold-start-first-request-vs-import-boto3", ratio, 1.5, paired(h, f))
 
         # 6. The worker's start: the price of isolation each invocation pays.
         w, f = interleave(
@@ -500,7 +526,7 @@ def main() -> int:
             f"worker start (spawn to exit, nothing to run): {show(w, ' ms', 1000)}, "
             f"import boto3 {show(f, ' ms', 1000)}"
         )
-        figure("worker-start-vs-import-boto3", ratio, 2)
+        figure("worker-start-vs-import-boto3", ratio, 2, paired(w, f))
 
     print()
     for result in RESULTS:

@@ -6,6 +6,7 @@ keep the cold start close to ``import boto3``), and everything else is in ``hook
 
 from __future__ import annotations
 
+import logging
 import os
 from functools import cache
 from typing import Any
@@ -26,9 +27,14 @@ from hooks.settings import default_suites_dir  # noqa: E402
 
 
 def _prestart() -> None:
-    spawn.prestart()
-    if spawn.holds_pytest_files(default_suites_dir(os.environ)):
-        spawn.prestart_forks()
+    """Spares are an optimisation: whatever goes wrong here, the function still loads and
+    each invocation starts what it needs itself."""
+    try:
+        spawn.prestart()
+        if spawn.holds_pytest_files(default_suites_dir(os.environ)):
+            spawn.prestart_forks()
+    except Exception:  # pragma: no cover - prestart already logs and swallows its errors
+        logging.getLogger(__name__).debug("no spare processes", exc_info=True)
 
 
 if IN_LAMBDA:

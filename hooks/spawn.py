@@ -146,15 +146,16 @@ def _prestart(
         if current is not None and current.process.poll() is None:
             return
         stale = _spares.pop(kind, None)
-        env = worker_env()
         try:
+            env = worker_env()
+            fingerprint = _fingerprint(env)
             process, channel = start(env)
-        except OSError as exc:
+        except Exception as exc:  # a spare is an optimisation: it never stops the function
             import logging
 
             logging.getLogger(__name__).debug("no spare %s: %s", kind, exc)
         else:
-            _spares[kind] = _Spare(process, channel, _fingerprint(env))
+            _spares[kind] = _Spare(process, channel, fingerprint)
     if stale is not None:
         _discard(stale)
 
@@ -184,7 +185,11 @@ def _take(kind: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], Any]
         spare = _spares.pop(kind, None)
     if spare is None:
         return None
-    if spare.fingerprint == _fingerprint(env) and spare.process.poll() is None:
+    try:
+        fits = spare.fingerprint == _fingerprint(env) and spare.process.poll() is None
+    except Exception:  # the working directory is gone...: start afresh (and say why there)
+        fits = False
+    if fits:
         return spare.process, spare.channel
     _discard(spare)
     return None

@@ -489,7 +489,7 @@ class Supervisor:
             return None
         try:
             process, stream = forks.fork({**setup, "label": label, "environ": worker_env()}, job)
-        except OSError as exc:
+        except Exception as exc:
             log.warning("the fork server failed (%s): starting workers afresh", exc)
             return None
         return Worker(label, process), stream
@@ -596,7 +596,7 @@ class Supervisor:
                 return
             try:
                 self.forks = ForkServer()
-            except OSError as exc:
+            except Exception as exc:  # no fork here (a platform without SOCK_SEQPACKET...)
                 log.warning("no fork server (%s): starting workers afresh", exc)
 
     # ---- the results ----

@@ -176,3 +176,15 @@ def test_off_lambda_importing_the_handlers_starts_nothing() -> None:
         [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert done.stdout.strip() == "True", done.stderr
+
+
+def test_a_spare_that_cannot_start_is_no_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(env: dict[str, str]) -> None:
+        raise RuntimeError("no processes here")
+
+    monkeypatch.setattr(spawn, "launch", broken)
+    monkeypatch.setattr(spawn, "launch_fork_server", broken)
+    spawn.prestart()  # what the handler module runs as the function loads
+    spawn.prestart_forks()
+    assert spawn.spare("worker") is None
+    assert spawn.spare("forks") is None

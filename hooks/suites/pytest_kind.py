@@ -68,6 +68,7 @@ class PytestSuite(Suite):
         from hooks.suites.pytest_plugin import CONTEXT_KEY
 
         suite = self
+        here = Path(os.path.abspath(self.path))  # as pytest names paths: absolute, unresolved
         interrupted: list[str] = []
         reported: set[str] = set()
         collection_failed: list[str] = []
@@ -76,6 +77,18 @@ class PytestSuite(Suite):
             @pytest.hookimpl(tryfirst=True)
             def pytest_configure(self, config: pytest.Config) -> None:
                 config.stash[CONTEXT_KEY] = ctx
+
+            def pytest_ignore_collect(self, collection_path: Path) -> bool | None:
+                # The suite is this file (or folder): its siblings are other suites, each
+                # run in a worker of its own; pytest would otherwise make a node of each.
+                target = here
+                if (
+                    collection_path == target
+                    or target in collection_path.parents
+                    or collection_path in target.parents
+                ):
+                    return None
+                return True
 
             def pytest_collection_finish(self, session: pytest.Session) -> None:
                 suite._collected = [item.nodeid for item in session.items]

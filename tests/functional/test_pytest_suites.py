@@ -154,3 +154,53 @@ def test_plain_pytest_without_a_url_skips_with_a_reason() -> None:
     )
     assert "pass --target-url URL or set GREENLIGHT_TARGET_URL" in done.stdout
     assert "3 skipped" in done.stdout
+
+
+def test_a_suite_collects_its_own_file_only_not_its_siblings(tmp_path: Path) -> None:
+    # Each sibling is a suite of its own, run in its own worker: collecting it here too
+    # would cost every worker a node per file beside it (and run its collection hooks).
+    log = tmp_path / "collected.log"
+    folder = tmp_path / "siblings"
+    folder.mkdir()
+    (folder / "conftest.py").write_text(
+        "def pytest_collect_file(file_path, parent):\n"
+        f"    with open({str(log)!r}, 'a') as out:\n"
+        "        out.write(file_path.name + '\\n')\n"
+    )
+    for name in ("a", "b", "c"):
+        (folder / f"test_{name}.py").write_text("def test_x():\n    pass\n")
+    (suite,) = KIND.load(folder / "test_a.py")
+    result = run_suites(
+        [suite],
+        target=Target("http://127.0.0.1:9"),
+        deployment=INFO,
+        deadline=Deadline.in_seconds(30),
+    )
+    assert [c.status for c in result.suites[0].checks] == [Status.PASSED]
+    collected = set(log.read_text().split())
+    assert "test_a.py" in collected
+    assert not collected & {"test_b.py", "test_c.py"}
+
+
+@pytest.mark.parametrize(
+    ("target", "names"),
+    [("test_rel_a.py", ("a", "b")), (".", ("c", "d"))],
+    ids=["file", "folder"],
+)
+def test_a_suite_given_by_a_relative_path_still_collects_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str, names: tuple[str, str]
+) -> None:
+    folder = tmp_path / "relative"
+    folder.mkdir()
+    for name in names:  # module names no other test here imports (one pytest process)
+        (folder / f"test_rel_{name}.py").write_text("def test_x():\n    pass\n")
+    monkeypatch.chdir(folder)
+    (suite,) = KIND.load(Path(target))
+    result = run_suites(
+        [suite],
+        target=Target("http://127.0.0.1:9"),
+        deployment=INFO,
+        deadline=Deadline.in_seconds(30),
+    )
+    expected = 1 if target != "." else 2
+    assert [c.status for c in result.suites[0].checks] == [Status.PASSED] * expected

@@ -44,6 +44,8 @@ SUPERVISOR_RESERVE_MB = 128
 MIN_WORKER_MB = 96
 #: Workers of their own running at once, at most (besides the catalog worker).
 MAX_PARALLEL = 4
+#: How long the fork server may take to fork a worker before it is taken for stuck.
+FORK_REPLY_SECONDS = 10.0
 #: The least memory a forked worker may take beyond the pages it shares with the server
 #: (a pytest file of HTTP tests takes ~10 MB; thread stacks are counted apart).
 MIN_FORKED_MB = 24
@@ -252,8 +254,11 @@ class ForkServer:
     def wait_ready(self, deadline: Deadline) -> bool:
         return self.ready.wait(max(deadline.remaining(), 0)) and not self.lost
 
-    def fork(self, setup: dict[str, Any], job: dict[str, Any]) -> tuple[ForkedProcess, IO[bytes]]:
-        """A new worker running ``job``, and the read end of its records."""
+    def fork(
+        self, setup: dict[str, Any], job: dict[str, Any], wait: float = 10.0
+    ) -> tuple[ForkedProcess, IO[bytes]]:
+        """A new worker running ``job``, and the read end of its records; OSError if the
+        server does not answer within ``wait`` seconds."""
         import socket
 
         request = json.dumps({"setup": json.dumps(setup), "job": json.dumps(job)}).encode()
@@ -264,11 +269,16 @@ class ForkServer:
                     socket.send_fds(self.sock, [request], [write_fd])
                 finally:
                     os.close(write_fd)
+                end = time.monotonic() + wait
                 with self._replies:
-                    while not self._forked and not self.lost:
-                        self._replies.wait(1)
+                    while not self._forked and not self.lost and time.monotonic() < end:
+                        self._replies.wait(min(max(end - time.monotonic(), 0), 1))
                     if not self._forked:
-                        raise OSError("the fork server has ended")
+                        if not self.lost:  # stuck: ended, so that it cannot fork late
+                            self.lost = True
+                            with contextlib.suppress(ProcessLookupError, PermissionError):
+                                os.killpg(self.process.pid, signal.SIGKILL)
+                        raise OSError("the fork server did not answer")
                     pid = self._forked.pop(0)
                     child = ForkedProcess(pid, self)
                     self._children[pid] = child
@@ -488,7 +498,11 @@ class Supervisor:
         if forks is None or job is None or forks.lost or not forks.ready.is_set():
             return None
         try:
-            process, stream = forks.fork({**setup, "label": label, "environ": worker_env()}, job)
+            process, stream = forks.fork(
+                {**setup, "label": label, "environ": worker_env()},
+                job,
+                wait=max(min(self.deadline.remaining(), FORK_REPLY_SECONDS), 0.0),
+            )
         except Exception as exc:
             log.warning("the fork server failed (%s): starting workers afresh", exc)
             return None

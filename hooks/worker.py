@@ -444,16 +444,20 @@ def _fork_server(sock_fd: int) -> NoReturn:
                 os._exit(0)
             request = json.loads(message)
             pid = os.fork()
-            if pid == 0:  # the worker
-                signal.set_wakeup_fd(-1)
-                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                for fd in (wake_r, wake_w):
-                    os.close(fd)
-                selector.close()
-                sock.close()
-                os.setsid()
-                sys.argv[1:] = [str(fds[0])]  # as a worker started afresh: hooks.worker FD
-                _serve(os.fdopen(fds[0], "wb", buffering=0), request["setup"], _given(request))
+            if pid == 0:  # the worker: it never returns into the server's loop
+                try:
+                    signal.set_wakeup_fd(-1)
+                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                    for fd in (wake_r, wake_w):
+                        os.close(fd)
+                    selector.close()
+                    sock.close()
+                    os.setsid()
+                    sys.argv[1:] = [str(fds[0])]  # as a worker started afresh: hooks.worker FD
+                    out = os.fdopen(fds[0], "wb", buffering=0)
+                    _serve(out, request["setup"], _given(request))
+                finally:
+                    os._exit(EXIT_CRASH)
             for fd in fds:
                 os.close(fd)
             _send(sock, {"forked": pid})

@@ -265,3 +265,32 @@ def test_in_lambda_the_fork_server_starts_with_the_function_only_for_pytest_file
         [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert done.stdout.split() == ["True", str(with_pytest)], done.stderr
+
+
+def test_a_fork_server_that_stops_answering_is_ended_and_workers_start_afresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import signal
+
+    from hooks import supervisor
+
+    monkeypatch.setattr(supervisor, "FORK_REPLY_SECONDS", 0.5)
+    original = ForkServer.wait_ready
+
+    def stop_once_ready(self: ForkServer, deadline: Deadline) -> bool:
+        ready = original(self, deadline)
+        os.kill(self.process.pid, signal.SIGSTOP)  # alive, but answers nothing
+        return ready
+
+    monkeypatch.setattr(ForkServer, "wait_ready", stop_once_ready)
+    suites = _suites(tmp_path / "suites", tmp_path / "record", NAMES[:3])
+    started = time.monotonic()
+    with http_server(InFlight(0)) as url:
+        run, results = _run(suites, url, NAMES[:3])
+    assert time.monotonic() - started < 20
+    assert [r.name for r in results] == NAMES[:3]
+    assert all(r.passed for r in results), [[c.message for c in r.checks] for r in results]
+    assert run.forks is not None
+    assert run.forks.lost
+    assert run.forks.process.poll() is not None  # killed, so it cannot fork late
+    assert not any(isinstance(w.process, ForkedProcess) for w in run.workers)

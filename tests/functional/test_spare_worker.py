@@ -99,13 +99,18 @@ def test_the_next_run_takes_the_spare_and_sees_the_environment_of_now(
     assert spawn.spare() is None  # taken, not shared
 
 
-def test_a_spare_started_under_other_start_up_variables_is_ended_not_used(
-    suites: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _prestarted(monkeypatch: pytest.MonkeyPatch) -> subprocess.Popen[bytes]:
     monkeypatch.setenv("GREENLIGHT_TEST_TOKEN", "x")
     spawn.prestart()
     spare = spawn.spare()
     assert spare is not None
+    return spare
+
+
+def test_a_spare_started_under_other_start_up_variables_is_ended_not_used(
+    suites: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spare = _prestarted(monkeypatch)
     monkeypatch.setenv("PYTHONHASHSEED", "7")  # read by the interpreter as it starts
     with http_server(Seen()) as url:
         pid, passed = _run(suites, url)
@@ -117,10 +122,7 @@ def test_a_spare_started_under_other_start_up_variables_is_ended_not_used(
 def test_a_dead_spare_is_replaced_by_a_fresh_worker(
     suites: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("GREENLIGHT_TEST_TOKEN", "x")
-    spawn.prestart()
-    spare = spawn.spare()
-    assert spare is not None
+    spare = _prestarted(monkeypatch)
     spare.kill()
     spare.wait(5)
     with http_server(Seen()) as url:

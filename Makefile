@@ -16,10 +16,8 @@ export GREENLIGHT_SAM = $(abspath $(SAM))
 # The Lambda build (sam build runs the build-<LogicalId> targets below).
 LAMBDA_PLATFORM ?= manylinux2014_aarch64
 LAMBDA_PYTHON_VERSION ?= 3.13
-# The Lambda runtime ships the AWS SDK: it is left out of the artifact.
-RUNTIME_PROVIDED := boto3 botocore s3transfer
 
-.PHONY: demo test lint bench build clean venv tools lambda-artifact
+.PHONY: demo test lint bench build clean venv tools lambda-artifact lock
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/greenlight demo
@@ -39,7 +37,11 @@ bench: $(VENV)/.installed $(TAVERN)
 	$(PY) bench/run.py
 
 build: $(SAM)
-	$(SAM) build --build-in-source
+	$(SAM) build
+
+# After a change to the dependencies in pyproject.toml: pin them again, with their hashes.
+lock:
+	$(PYTHON) .ci/lock.py
 
 venv: $(VENV)/.installed
 tools: $(SAM)
@@ -60,34 +62,41 @@ $(SAM):
 	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli
 	test -x $(SAM)
 
-# ---- Lambda artifact: the hooks package, test_suites/ and the runtime dependencies ----
-# The dependencies are read from pyproject.toml, so the list lives in one place.
+# ---- The Lambda layer: the hooks package and its runtime dependencies, built once ----
+# sam build runs build-GreenlightLayer below once for the five hooks and the fail-safe; each
+# function's own code is only its suites (CodeUri: test_suites/). The dependencies come from
+# requirements-lambda.txt (`python3 .ci/lock.py` writes it from pyproject.toml), every wheel
+# checked against its sha256: two builds from one commit hold the same bytes.
+LAMBDA_LOCK := requirements-lambda.txt
+LAYER_PATH ?= /opt/python
 BUILD_TMP := $(shell mktemp -d -u /tmp/greenlight-build.XXXXXX)
 
 lambda-artifact:
 	test -n "$(ARTIFACTS_DIR)"
-	mkdir -p $(BUILD_TMP)
-	$(PYTHON) -c 'import tomllib, re; deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]; print("\n".join(d for d in deps if re.split(r"[<>=!~ \[]", d)[0].lower() not in "$(RUNTIME_PROVIDED)".split()))' > $(BUILD_TMP)/requirements.txt
-	$(PYTHON) -m pip install --quiet --target "$(ARTIFACTS_DIR)" --platform $(LAMBDA_PLATFORM) \
-		--implementation cp --python-version $(LAMBDA_PYTHON_VERSION) --only-binary=:all: \
-		--upgrade -r $(BUILD_TMP)/requirements.txt
+	mkdir -p $(BUILD_TMP) "$(ARTIFACTS_DIR)"
+	$(PYTHON) -m pip install --quiet --no-deps --require-hashes --no-compile \
+		--target "$(ARTIFACTS_DIR)" --platform $(LAMBDA_PLATFORM) --implementation cp \
+		--python-version $(LAMBDA_PYTHON_VERSION) --only-binary=:all: --upgrade -r $(LAMBDA_LOCK)
+	# The package itself, unpacked from its wheel (pip would record the wheel's temporary
+	# path in direct_url.json, and the build would differ from one run to the next).
 	$(PYTHON) -m pip wheel --quiet --no-deps --wheel-dir $(BUILD_TMP) .
-	$(PYTHON) -m pip install --quiet --no-deps --target "$(ARTIFACTS_DIR)" --upgrade $(BUILD_TMP)/greenlight_hooks-*.whl
-	rm -rf "$(ARTIFACTS_DIR)/test_suites" && cp -R test_suites "$(ARTIFACTS_DIR)/test_suites"
+	rm -rf "$(ARTIFACTS_DIR)/hooks" "$(ARTIFACTS_DIR)"/greenlight_hooks-*.dist-info
+	$(PYTHON) -m zipfile -e $(BUILD_TMP)/greenlight_hooks-*.whl "$(ARTIFACTS_DIR)"
 	find "$(ARTIFACTS_DIR)" -name __pycache__ -type d -prune -exec rm -rf {} +
 	rm -rf "$(ARTIFACTS_DIR)/bin" $(BUILD_TMP)
 	# The JSON Schemas compiled to Python once, here, rather than on every cold start.
 	PYTHONPATH="$(ARTIFACTS_DIR)" $(PYTHON) -m hooks.validators "$(ARTIFACTS_DIR)/hooks/_validators" \
 		hooks/plan_schema.json hooks/suites/http/schema.json > /dev/null
-	# Bytecode for the runtime's Python: /var/task is read-only, so without it every cold
+	# Bytecode for the runtime's Python: /opt is read-only, so without it every cold
 	# start compiles every module again. unchecked-hash: no timestamps (the same bytes on
-	# every build), and the runtime never stats the sources to validate it.
+	# every build), and the runtime never stats the sources to validate it. The file names
+	# in the code objects are those of the layer in the runtime, not of this build's folder.
 	python$(LAMBDA_PYTHON_VERSION) -m compileall -q -j 0 --invalidation-mode unchecked-hash \
-		-x '/test_suites/' "$(ARTIFACTS_DIR)" > /dev/null
+		-s "$(ARTIFACTS_DIR)" -p $(LAYER_PATH) -x '/hooks/examples/' "$(ARTIFACTS_DIR)" > /dev/null
 
-build-BeforeInstallHook build-AfterInstallHook build-AfterAllowTestTrafficHook \
-build-BeforeAllowTrafficHook build-AfterAllowTrafficHook:
-	$(MAKE) --no-print-directory lambda-artifact ARTIFACTS_DIR="$(ARTIFACTS_DIR)"
+# A Python layer's modules live under python/ (on the runtime's sys.path as /opt/python).
+build-GreenlightLayer:
+	$(MAKE) --no-print-directory lambda-artifact ARTIFACTS_DIR="$(ARTIFACTS_DIR)/python"
 
 clean:
 	rm -rf .aws-sam build *.egg-info .mypy_cache .ruff_cache

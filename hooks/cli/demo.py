@@ -9,7 +9,14 @@ from hooks.cli.console import Console
 from hooks.cli.rehearse import rehearse
 from hooks.cli.sample_service import SampleService
 
-EXAMPLES = Path(__file__).resolve().parent.parent.parent / "test_suites" / "examples"
+#: The examples ship in the package (``hooks/examples``, mapped from ``test_suites/examples``
+#: by pyproject.toml); an editable install or a source tree reads them where they are.
+_PACKAGED = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = (
+    _PACKAGED
+    if _PACKAGED.is_dir()
+    else Path(__file__).resolve().parent.parent.parent / "test_suites" / "examples"
+)
 
 
 def demo(console: Console, suites_dir: Path = EXAMPLES) -> int:

@@ -132,7 +132,38 @@ def test_the_same_file_runs_with_plain_pytest_given_a_url(service: SampleService
     assert "3 passed" in done.stdout
 
 
-def test_plain_pytest_without_a_url_skips_with_a_reason() -> None:
+def _fixtures(cwd: Path, *args: str, **env: str) -> str:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("GREENLIGHT_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--fixtures", "-p", "no:cacheprovider", *args],
+        cwd=cwd,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return done.stdout + done.stderr
+
+
+def test_the_installed_plugin_is_inert_in_other_projects(tmp_path: Path) -> None:
+    """Installing greenlight-hooks adds no fixture to another project's pytest runs: the
+    fixtures come only with --target-url or GREENLIGHT_TARGET_URL."""
+    (tmp_path / "test_other.py").write_text("def test_other():\n    pass\n")
+    ours = ("base_url ", "deployment ", "http ", "target ")
+    inert = _fixtures(tmp_path)
+    assert "\ntmp_path " in inert  # the listing ran, with pytest's own fixtures
+    assert not any(f"\n{name}" in inert for name in ours), inert
+    for given in (
+        _fixtures(tmp_path, "--target-url", "http://127.0.0.1:9"),
+        _fixtures(tmp_path, GREENLIGHT_TARGET_URL="http://127.0.0.1:9"),
+    ):
+        assert "fixtures defined from hooks.suites.pytest_plugin" in given
+        assert "\nbase_url" in given
+        assert "\ndeployment" in given
+
+
+def test_plain_pytest_without_a_url_names_the_missing_fixture() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GREENLIGHT_")}
     done = subprocess.run(
         [
@@ -143,7 +174,6 @@ def test_plain_pytest_without_a_url_skips_with_a_reason() -> None:
             "-p",
             "no:cacheprovider",
             "-q",
-            "-rs",
         ],
         cwd=ROOT,
         env=env,
@@ -152,8 +182,8 @@ def test_plain_pytest_without_a_url_skips_with_a_reason() -> None:
         timeout=120,
         check=False,
     )
-    assert "pass --target-url URL or set GREENLIGHT_TARGET_URL" in done.stdout
-    assert "3 skipped" in done.stdout
+    assert done.returncode == 1
+    assert "fixture 'http' not found" in done.stdout or "fixture 'base_url'" in done.stdout
 
 
 def test_a_suite_collects_its_own_file_only_not_its_siblings(tmp_path: Path) -> None:

@@ -1,0 +1,74 @@
+"""The package declares what it imports, and ships what its commands read."""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+import tomllib
+from importlib.metadata import packages_distributions
+
+from tests.helpers import ROOT
+
+PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+
+def _declared() -> set[str]:
+    return {
+        re.sub(r"[-_.]+", "-", re.split(r"[<>=!~ \[;]", d, maxsplit=1)[0]).lower()
+        for d in PROJECT["dependencies"]
+    }
+
+
+def _imported_top_level_modules() -> dict[str, str]:
+    """{module: a file importing it} for every absolute import in hooks/ outside the stdlib."""
+    found: dict[str, str] = {}
+    for path in sorted((ROOT / "hooks").rglob("*.py")):
+        if "examples" in path.parts:
+            continue  # suites, not the package's code
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".", 1)[0]
+                if top not in sys.stdlib_module_names and top != "hooks":
+                    found.setdefault(top, str(path.relative_to(ROOT)))
+    return found
+
+
+def test_every_library_the_package_imports_is_a_declared_dependency() -> None:
+    owners = packages_distributions()
+    imported = _imported_top_level_modules()
+    assert {"yaml", "requests", "jmespath", "pytest", "aws_lambda_powertools"} <= set(imported)
+    missing = {
+        module: where
+        for module, where in imported.items()
+        if not {re.sub(r"[-_.]+", "-", d).lower() for d in owners.get(module, [module])}
+        & _declared()
+    }
+    assert missing == {}, f"imported but not declared in pyproject.toml: {missing}"
+
+
+def test_the_lock_pins_every_runtime_dependency_with_hashes() -> None:
+    lock = (ROOT / "requirements-lambda.txt").read_text()
+    pinned = set(re.findall(r"^([a-z0-9-]+)==", lock, re.MULTILINE))
+    runtime_provided = {"boto3", "botocore", "s3transfer"}
+    assert _declared() - runtime_provided <= pinned, "run `make lock` after changing dependencies"
+    assert not pinned & runtime_provided
+    entries = re.split(r"^(?=[a-z0-9-]+==)", lock, flags=re.MULTILINE)[1:]
+    assert entries
+    assert all(re.search(r"--hash=sha256:[0-9a-f]{64}", e) for e in entries)
+
+
+def test_the_examples_ship_in_the_package_for_greenlight_demo() -> None:
+    from hooks.cli.demo import EXAMPLES
+
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert setuptools["package-dir"]["hooks.examples"] == "test_suites/examples"
+    assert "hooks.examples" in setuptools["packages"]
+    assert {"*.yaml", "*.py"} <= set(setuptools["package-data"]["hooks.examples"])
+    assert (EXAMPLES / "greenlight.yaml").is_file()

@@ -8,9 +8,11 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from hooks import secrets
 from hooks.deadline import Deadline
 from hooks.discovery import Deployment, Discovery, GreenTarget, Stack
 from hooks.exceptions import ConfigError
@@ -47,7 +49,7 @@ def evaluate(
         check_suites_dir(settings.suites_dir)
         if supervisor is None:
             supervisor = progress.supervisor = start_supervisor(
-                settings, summary.invocation, runtime
+                settings, summary.invocation, runtime, progress.log_keys
             )
         _evaluate(summary, settings, deadline, runtime, progress, supervisor)
     finally:
@@ -56,12 +58,18 @@ def evaluate(
 
 
 def start_supervisor(
-    settings: Settings, invocation: HookInvocation, runtime: Runtime
+    settings: Settings,
+    invocation: HookInvocation,
+    runtime: Runtime,
+    log_keys: dict[str, Any] | None = None,
 ) -> Supervisor:
-    """A supervisor whose catalog worker is starting: set up with what is known already."""
+    """A supervisor whose catalog worker is starting: set up with what is known already.
+
+    ``log_keys`` (the Lambda request id, the cold start) join every line the workers log.
+    """
     setup = {
         "suites_dir": str(settings.suites_dir),
-        "log_keys": invocation.log_keys(),
+        "log_keys": {**invocation.log_keys(), **(log_keys or {})},
         **_worker_logging(),
     }
     return Supervisor(SupervisedRun(setup, settings.memory_mb, runtime.on_check)).start()
@@ -93,9 +101,13 @@ def _evaluate(
 
     application = deployment.application if deployment else settings.application
     group = deployment.deployment_group if deployment else settings.deployment_group
+    summary.application, summary.deployment_group = application, group
     plan = resolve_plan(
         event, settings, plan_file, application=application, deployment_group=group, tags=tags
     )
+    if any("${" in value for value in plan.headers.values()):
+        progress.set("reading the plan's header secrets (Secrets Manager, Parameter Store)")
+        plan = replace(plan, headers=_header_secrets(plan.headers))
     summary.plan = plan
     log.info("plan", extra={"plan": plan.describe()})
 
@@ -114,6 +126,12 @@ def _evaluate(
     from hooks import redact
 
     redact.register(*plan.headers.values())
+    # Secrets the suites name by reference, fetched here (cached across warm invocations)
+    # and handed to the workers with the job.
+    references = secrets.scan(settings.suites_dir)
+    if references:
+        progress.set("reading the suites' secrets (Secrets Manager, Parameter Store)")
+    resolved_secrets, unresolved = secrets.resolve_all(references)
     job = {
         "event": event.value,
         "planned": list(plan.suites) if plan.suites is not None else None,
@@ -137,6 +155,8 @@ def _evaluate(
         "request_timeout": plan.request_timeout,
         "max_body_bytes": plan.max_body_bytes,
         "secrets": redact.secrets(),
+        "resolved": resolved_secrets,
+        "unresolved": unresolved,
         # AfterInstall tests every green task directly; later events when asked (per_target).
         "green_targets": [{"url": t.url, "label": t.label} for t in resolved.green_targets],
         "per_target_all": event is LifecycleEvent.AFTER_INSTALL or plan.per_target,
@@ -154,6 +174,16 @@ def _evaluate(
 
 
 _CONNECT_FAILURES = ("cannot connect", "connection timed out", "no complete response")
+
+
+def _header_secrets(headers: Mapping[str, str]) -> dict[str, str]:
+    from hooks import redact
+
+    resolved = {
+        name: secrets.substitute(value, f"plan header {name}") for name, value in headers.items()
+    }
+    redact.register(*resolved.values())
+    return resolved
 
 
 def _cannot_connect(run: RunResult) -> bool:

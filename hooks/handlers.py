@@ -43,8 +43,40 @@ if IN_LAMBDA:
 
 @cache
 def runtime() -> Runtime:
-    """The container's collaborators; the AWS clients are built on first use (or warm-up)."""
-    return Runtime(connect=clients)
+    """The container's collaborators; the AWS clients are built on first use (or warm-up).
+
+    After each report: the evidence bundle (``GREENLIGHT_EVIDENCE_BUCKET``), the metrics
+    (EMF on stdout) and the notification (``GREENLIGHT_NOTIFY_TOPIC``), in that order, so
+    the metrics and the message carry the bundle's location.
+    """
+    from hooks.metrics import MetricsReporter
+    from hooks.notify import Notifier
+    from hooks.reports import EvidenceBundle
+
+    return Runtime(
+        connect=clients,
+        reporters=(
+            EvidenceBundle(lambda: _publisher("s3")),
+            MetricsReporter(),
+            Notifier(lambda: _publisher("sns")),
+        ),
+    )
+
+
+@cache
+def _publisher(service: str) -> Any:
+    """A client for a reporter, built on first use: short timeouts, one retry. A slow
+    upload costs the evidence, never the report (which was sent before)."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        retries={"mode": "standard", "total_max_attempts": 2},
+        connect_timeout=2,
+        read_timeout=5,
+        user_agent_extra="greenlight",
+    )
+    return boto3.client(service, config=config)  # type: ignore[call-overload]
 
 
 def clients() -> Clients:

@@ -15,6 +15,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from hooks import redact
@@ -39,6 +40,10 @@ log = logging.getLogger(__name__)
 _HANDOVER = 0.5
 #: Time kept at the very end of the Lambda run, after the report's last retry.
 _REPORT_RESERVE = 0.3
+#: Failed checks the summary log line lists in full (the evidence bundle has them all).
+LOGGED_FAILURES = 50
+#: Whether the next invocation in this process is its first (Lambda's cold start).
+_cold_start = True
 
 
 class Reporter(Protocol):
@@ -55,6 +60,8 @@ class Progress:
     lock: threading.Lock = field(default_factory=threading.Lock)
     #: The run's supervisor, once started: ended at the deadline with its workers.
     supervisor: Any = None
+    #: Keys every line of this invocation carries (request id, cold start), workers' too.
+    log_keys: dict[str, Any] = field(default_factory=dict)
 
     def set(self, stage: str) -> None:
         with self.lock:
@@ -135,6 +142,15 @@ class RunSummary:
     duration: float = 0.0
     #: The verdict is Failed because of the configuration (settings, plan, suite files).
     configuration_error: bool = False
+    #: The deployment's application and group, when known (discovery or settings).
+    application: str | None = None
+    deployment_group: str | None = None
+    #: Seconds from the invocation's start to the report's answer.
+    reported_after: float | None = None
+    #: Where the evidence bundle was written (``s3://bucket/prefix/``), once it was.
+    evidence: str | None = None
+    #: The run's settings (None when they could not be read): where reporters publish.
+    settings: Settings | None = None
 
     def to_dict(self) -> dict[str, Any]:
         suites = self.run.suites if self.run is not None else ()
@@ -153,7 +169,35 @@ class RunSummary:
             "configuration_error": self.configuration_error,
             "report": self.report.state.value if self.report else None,
             "duration": round(self.duration, 3),
+            "application": self.application,
+            "deployment_group": self.deployment_group,
+            "evidence": self.evidence,
         }
+
+    def failure_details(self, limit: int = LOGGED_FAILURES) -> list[dict[str, Any]]:
+        """The first ``limit`` failed checks (or suites that did not load): what failed, its
+        first mismatch with the value seen, and the request that saw it."""
+        found: list[dict[str, Any]] = []
+        for suite in self.run.suites if self.run is not None else ():
+            if suite.error is not None:
+                found.append({"check": suite.name, "status": "error", "message": suite.error})
+            for check in suite.failed_checks:
+                if len(found) >= limit:
+                    return found
+                detail: dict[str, Any] = {
+                    "check": f"{suite.name} / {check.name}",
+                    "status": check.status.value,
+                    "message": (check.failures[0] if check.failures else check.message)[:500],
+                }
+                if check.evidence is not None and check.evidence.request:
+                    seen = check.evidence.status
+                    detail["request"] = check.evidence.request + (
+                        f" -> HTTP {seen}" if seen is not None else " -> no response"
+                    )
+                if suite.policy.report_only:
+                    detail["report_only"] = True
+                found.append(detail)
+        return found[:limit]
 
 
 def handle(
@@ -167,23 +211,29 @@ def handle(
         get_logger().error(f"invalid hook event: {exc} (nothing can be reported without both ids)")
         raise
     redact.reset()  # a warm container: the last invocation's secrets are not this one's
+    global _cold_start
+    context_keys = {
+        "function_request_id": getattr(context, "aws_request_id", None) or "local",
+        "cold_start": _cold_start,
+    }
+    _cold_start = False
     settings: Settings | None = None
     settings_error = ""
     try:
         settings = Settings.from_env(runtime.env)
     except Exception as exc:  # whatever reading settings raises, the hook still reports
         settings_error = str(exc) if isinstance(exc, GreenlightError) else repr(exc)
-    progress = Progress()
+    progress = Progress(log_keys=context_keys)
     if settings is not None:
         # First of all, the suite worker (its imports and suites load while this process
         # sets up logging, plans and discovers), and the AWS clients beside it if discovery
         # needs them; else they are built while the suites run, off the path to the first
         # request (only the report needs them).
-        progress.supervisor = _start_worker(settings, invocation, runtime)
+        progress.supervisor = _start_worker(settings, invocation, runtime, context_keys)
         if settings.target_url is None:
             runtime.warm_up()
     logger = get_logger()
-    logger.append_keys(**invocation.log_keys())
+    logger.append_keys(**invocation.log_keys(), **context_keys)
     margin = settings.safety_margin if settings else DEFAULT_SAFETY_MARGIN
     deadline = Deadline.from_context(context, margin)
 
@@ -194,6 +244,7 @@ def handle(
         logger.error(summary.verdict.reason)
     else:
         summary = _guarded(invocation, settings, deadline, runtime, progress)
+        summary.settings = settings
 
     budget = Deadline.in_seconds(remaining_seconds(context) - _REPORT_RESERVE)
     try:
@@ -203,26 +254,72 @@ def handle(
     except Exception as exc:
         logger.exception("the status report raised")
         summary.report = ReportOutcome(ReportState.FAILED, 1, f"{type(exc).__name__}: {exc}")
+    summary.reported_after = summary.duration = time.monotonic() - started
+    _publish(runtime.reporters, summary, context)
     summary.duration = time.monotonic() - started
-    for reporter in runtime.reporters:
-        try:
-            reporter.publish(summary)
-        except Exception:
-            logger.exception("reporter %s failed (the verdict stands)", type(reporter).__name__)
     result: dict[str, Any] = redact.redact_data(summary.to_dict())
-    logger.info(f"greenlight {result['verdict']}: {result['reason']}", extra=result)
-    for key in invocation.log_keys():
-        logger.remove_keys([key])
+    line = f"greenlight {result['verdict']}: {result['reason']}"
+    if summary.verdict.succeeded:
+        logger.info(line, extra=result)
+    else:
+        failures = redact.redact_data(summary.failure_details())
+        omitted = len(summary.verdict.failed) - len(failures)
+        extra = {**result, "failures": failures, "failures_not_listed": max(omitted, 0)}
+        logger.error(line, extra=extra)
+    logger.remove_keys([*invocation.log_keys(), *context_keys])
     return result
 
 
-def _start_worker(settings: Settings, invocation: HookInvocation, runtime: Runtime) -> Any:
+def _publish(reporters: Sequence[Reporter], summary: RunSummary, context: Any) -> None:
+    """Each reporter in turn, after the report: one that fails or hangs changes nothing, and
+    none runs past the function's own end (what it did not finish is logged)."""
+    for reporter in reporters:
+        name = type(reporter).__name__
+        budget = remaining_seconds(context) - _REPORT_RESERVE
+        if budget <= 0:
+            log.warning("no time left for reporter %s (the verdict stands)", name)
+            continue
+        finished, error = _bounded(partial(reporter.publish, summary), budget, name)
+        if not finished:
+            log.error("reporter %s did not finish in %.1fs (the verdict stands)", name, budget)
+        elif error is not None:
+            log.error(
+                "reporter %s failed (the verdict stands): %s: %s",
+                name,
+                type(error).__name__,
+                error,
+            )
+
+
+def _bounded(
+    call: Callable[[], None], seconds: float, name: str
+) -> tuple[bool, BaseException | None]:
+    """Run ``call`` in a daemon thread for at most ``seconds``: (finished, what it raised)."""
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name=f"greenlight-{name}", daemon=True).start()
+    finished = done.wait(seconds)
+    return finished, errors[0] if errors else None
+
+
+def _start_worker(
+    settings: Settings, invocation: HookInvocation, runtime: Runtime, log_keys: dict[str, Any]
+) -> Any:
     """The run's supervisor with its catalog worker started, or None if it cannot start
     (evaluation then starts it again, and fails with the reason)."""
     from hooks.evaluate import start_supervisor
 
     try:
-        return start_supervisor(settings, invocation, runtime)
+        return start_supervisor(settings, invocation, runtime, log_keys)
     except Exception:
         log.debug("the suite worker could not start early", exc_info=True)
         return None
@@ -263,6 +360,11 @@ def _guarded(
         if progress.supervisor is not None:
             progress.supervisor.close()  # no worker outlives the invocation
         return RunSummary(
-            invocation, Verdict.failure(reason), plan=summary.plan, target=summary.target
+            invocation,
+            Verdict.failure(reason),
+            plan=summary.plan,
+            target=summary.target,
+            application=summary.application,
+            deployment_group=summary.deployment_group,
         )
     return summary

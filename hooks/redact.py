@@ -67,13 +67,31 @@ def register_headers(headers: Mapping[str, Any] | None, secret: Iterable[str] = 
     if not headers:
         return
     marked = {name.lower() for name in secret}
-    register(
-        *(
-            value
-            for name, value in headers.items()
-            if name.lower() in CREDENTIAL_HEADERS or name.lower() in marked
-        )
-    )
+    values = [
+        str(value)
+        for name, value in headers.items()
+        if name.lower() in CREDENTIAL_HEADERS or name.lower() in marked
+    ]
+    register(*values, *(part for value in values for part in credential_parts(value)))
+
+
+#: Shorter parts are not registered on their own (they would mask ordinary text).
+_MIN_PART = 6
+
+
+def credential_parts(value: str) -> list[str]:
+    """The secret parts of a header value, which a response may echo on their own: the
+    credentials after an auth scheme (``Bearer <token>``, ``Basic <b64>``) and each cookie's
+    value (``a=<v1>; b=<v2>``)."""
+    parts: list[str] = []
+    scheme = re.fullmatch(r"\s*[A-Za-z][\w.-]*\s+(\S.*?)\s*", value)
+    if scheme:
+        parts.append(scheme.group(1))
+    for cookie in value.split(";"):
+        name, sep, rest = cookie.partition("=")
+        if sep and name.strip() and rest.strip():
+            parts.append(rest.strip())
+    return [part for part in parts if len(part) >= _MIN_PART]
 
 
 def secrets() -> list[str]:

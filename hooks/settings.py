@@ -69,6 +69,25 @@ def _bool(env: Mapping[str, str], name: str) -> bool | None:
     raise ConfigError(f"environment variable {name}={raw!r} must be true or false")
 
 
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    raw = env.get(name, "").strip().upper()
+    if not raw:
+        return default
+    if raw not in allowed:
+        raise ConfigError(
+            f"environment variable {name}={raw!r} must be one of {', '.join(allowed)}"
+        )
+    return raw
+
+
+def _topic(raw: str | None) -> str | None:
+    if raw is not None and not raw.startswith("arn:"):
+        raise ConfigError(
+            f"environment variable GREENLIGHT_NOTIFY_TOPIC={raw!r} is not a topic ARN"
+        )
+    return raw
+
+
 def _names(raw: str | None) -> tuple[str, ...] | None:
     if raw is None or not raw.strip():
         return None
@@ -76,11 +95,12 @@ def _names(raw: str | None) -> tuple[str, ...] | None:
 
 
 def default_suites_dir(env: Mapping[str, str]) -> Path:
-    """``GREENLIGHT_SUITES_DIR``, else ``test_suites`` in the Lambda task root or here."""
+    """``GREENLIGHT_SUITES_DIR``; else, in Lambda, the function's own code (the template's
+    ``CodeUri: test_suites/``: Greenlight itself is the layer); else ``test_suites`` here."""
     if env.get("GREENLIGHT_SUITES_DIR"):
         return Path(env["GREENLIGHT_SUITES_DIR"])
     root = env.get("LAMBDA_TASK_ROOT")
-    return Path(root) / DEFAULT_SUITES_DIR_NAME if root else Path(DEFAULT_SUITES_DIR_NAME)
+    return Path(root) if root else Path(DEFAULT_SUITES_DIR_NAME)
 
 
 @dataclass(frozen=True)
@@ -108,6 +128,11 @@ class Settings:
     memory_mb: int | None = None
     #: Whether the function is attached to a VPC (the template says); None: unknown.
     in_vpc: bool | None = None
+    #: Where each run's evidence bundle goes (a bucket name); None: nowhere.
+    evidence_bucket: str | None = None
+    #: An SNS topic ARN for verdict notifications, and which verdicts (FAILED or ALL).
+    notify_topic: str | None = None
+    notify_on: str = "FAILED"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -134,4 +159,7 @@ class Settings:
             use_tags=True if use_tags is None else use_tags,
             application=env.get("GREENLIGHT_APPLICATION", "").strip() or None,
             deployment_group=env.get("GREENLIGHT_DEPLOYMENT_GROUP", "").strip() or None,
+            evidence_bucket=env.get("GREENLIGHT_EVIDENCE_BUCKET", "").strip() or None,
+            notify_topic=_topic(env.get("GREENLIGHT_NOTIFY_TOPIC", "").strip() or None),
+            notify_on=_choice(env, "GREENLIGHT_NOTIFY_ON", ("FAILED", "ALL"), "FAILED"),
         )

@@ -368,6 +368,10 @@ def _serve(out: IO[bytes], setup_line: str, next_line: Callable[[], str]) -> NoR
             deadline = Deadline(time.monotonic() + float(job["deadline_in"]))
             limit_memory(job.get("memory_mb"), int(job.get("concurrency", 16)))
             redact.register(*job.get("secrets", []))
+            if job.get("resolved") or job.get("unresolved"):
+                from hooks import secrets
+
+                secrets.provide(job.get("resolved") or {}, job.get("unresolved") or {})
             if prepare_error is not None:
                 raise prepare_error
             run(job, deadline, writer, prepared)

@@ -122,30 +122,34 @@ class Console:
 
     def failures(self, summary: RunSummary) -> None:
         """Every failing assertion of every failed check, with the value seen."""
-        if summary.run is None:
-            return
-        for suite in summary.run.suites:
-            failed = [c for c in suite.checks if c.status.is_failure]
-            if not failed and suite.error is None:
-                continue
-            policy = " (report only)" if suite.policy.report_only else ""
-            self.line(
-                self.bold(f"{suite.name}{policy}") + (f" [{suite.source}]" if suite.source else "")
-            )
-            if suite.error is not None:
-                self.line(f"  {self.mark(Status.ERROR)} {suite.error}")
-            for check in failed:
-                where = f" ({check.location})" if check.location else ""
-                self.line(f"  {self.mark(check.status)} {check.name}{where}")
-                for failure in check.failures or (check.message,):
-                    self.line(indent(f"      - {failure}", 8))
-                if check.evidence is not None and check.evidence.request:
-                    seen = f" -> HTTP {check.evidence.status}" if check.evidence.status else ""
-                    self.line(f"      {check.evidence.request}{seen}")
-                    if check.evidence.body:
-                        self.line(indent(f"      body: {check.evidence.body}", 12))
+        from hooks.reports import summary_to_json
 
-    def summary(self, summary: RunSummary) -> None:
+        self.failures_of(summary_to_json(summary))
+
+    def failures_of(self, report: dict[str, Any]) -> None:
+        """The same, from a JSON report (``greenlight report`` reads the evidence bundle's)."""
+        for suite in report.get("suites_detail") or ():
+            failed = [c for c in suite["checks"] if Status(c["status"]).is_failure]
+            if not failed and suite.get("error") is None:
+                continue
+            policy = " (report only)" if suite["policy"].get("report_only") else ""
+            source = f" [{suite['source']}]" if suite.get("source") else ""
+            self.line(self.bold(f"{suite['name']}{policy}") + source)
+            if suite.get("error") is not None:
+                self.line(f"  {self.mark(Status.ERROR)} {suite['error']}")
+            for check in failed:
+                where = f" ({check['location']})" if check.get("location") else ""
+                self.line(f"  {self.mark(Status(check['status']))} {check['name']}{where}")
+                for failure in check.get("failures") or (check.get("message", ""),):
+                    self.line(indent(f"      - {failure}", 8))
+                evidence = check.get("evidence") or {}
+                if evidence.get("request"):
+                    seen = f" -> HTTP {evidence['status']}" if evidence.get("status") else ""
+                    self.line(f"      {evidence['request']}{seen}")
+                    if evidence.get("body"):
+                        self.line(indent(f"      body: {evidence['body']}", 12))
+
+    def summary(self, summary: RunSummary | dict[str, Any]) -> None:
         """The verdict, its reason (which carries the counts) and the time it took."""
-        data = summary.to_dict()
+        data = summary if isinstance(summary, dict) else summary.to_dict()
         self.line(f"{self.verdict(data['verdict'])}: {data['reason']} [{data['duration']:.2f}s]")

@@ -1,4 +1,4 @@
-"""The ``greenlight`` command line: run, invoke, rehearse, validate, appspec, demo.
+"""The ``greenlight`` command line: run, invoke, rehearse, validate, appspec, report, demo.
 
 One exit-status rule for every command: 0 when the verdict is Succeeded (or the check
 passes), 1 when it is Failed, 2 for a usage or configuration error — a bad argument,
@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--junit", type=Path, metavar="FILE", help="write a JUnit XML report")
     run.add_argument("--json", type=Path, metavar="FILE", help="write a JSON report")
+    run.add_argument(
+        "--html", type=Path, metavar="FILE", help="write the HTML report (as the hook's evidence)"
+    )
 
     invoke = sub.add_parser("invoke", help="invoke a template function locally (no Docker)")
     invoke.add_argument("logical_id", help="function logical ID, e.g. AfterAllowTestTrafficHook")
@@ -167,6 +170,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     appspec.add_argument("--json", action="store_true", help="JSON instead of YAML")
 
+    report = sub.add_parser(
+        "report", help="show a deployment's evidence from S3, as `greenlight run` shows a run"
+    )
+    report.add_argument("deployment_id", help="the CodeDeploy deployment id, d-XXXXXXXXX")
+    report.add_argument(
+        "--event", type=_event, action="append", default=[], help="one lifecycle event (repeat)"
+    )
+    report.add_argument("--open", action="store_true", help="open the HTML report in a browser")
+    report.add_argument("--bucket", help="evidence bucket (default: $GREENLIGHT_EVIDENCE_BUCKET)")
+    report.add_argument("--stack-name", help="read the bucket from this stack's outputs")
+    report.add_argument("--application", help="skip codedeploy:GetDeployment: the application")
+    report.add_argument("--deployment-group", help="…and the deployment group")
+    report.add_argument("--html", type=Path, metavar="DIR", help="save the HTML reports in DIR")
+
     sub.add_parser("demo", help="rehearse a good and a broken release of a sample service")
 
     sample = sub.add_parser("serve-sample", help="serve the demo's sample service on loopback")
@@ -186,6 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rehearse": cmd_rehearse,
         "validate": cmd_validate,
         "appspec": cmd_appspec,
+        "report": cmd_report,
         "demo": cmd_demo,
         "serve-sample": cmd_serve_sample,
     }
@@ -239,7 +257,7 @@ def _given(values: dict[str, Any]) -> dict[str, str]:
 def cmd_run(args: argparse.Namespace) -> int:
     from hooks.cli.local import LocalContext, attach, import_handler, patched_env, prepare_aws
     from hooks.plan import PlanFile
-    from hooks.reports import CaptureReport, JsonReport, JUnitReport
+    from hooks.reports import CaptureReport, HtmlReport, JsonReport, JUnitReport
     from hooks.settings import Settings
     from hooks.suites.registry import check_suites_dir
     from hooks.target import Target
@@ -268,6 +286,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         reporters: list[Any] = [capture]
         reporters += [JUnitReport(args.junit)] if args.junit else []
         reporters += [JsonReport(args.json)] if args.json else []
+        reporters += [HtmlReport(args.html)] if args.html else []
         attach(console.on_check, reporters)
         event: LifecycleEvent = args.event
         console.line(console.bold(f"greenlight run {event.value} against {args.url}"))
@@ -433,6 +452,40 @@ def cmd_appspec(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    import tempfile
+    import webbrowser
+
+    import boto3
+
+    from hooks.cli.report import deployment_names, download_html, evidence_bucket, fetch
+
+    bucket = evidence_bucket(args.bucket, args.stack_name)
+    application, group = deployment_names(
+        args.deployment_id, args.application, args.deployment_group
+    )
+    s3 = boto3.client("s3")
+    bundles = fetch(s3, bucket, application, group, args.deployment_id, args.event)
+    console = Console()
+    for bundle in bundles:
+        report = bundle.report
+        console.line(
+            console.bold(f"{bundle.event.value} of {args.deployment_id} ({application}/{group})")
+            + f"  s3://{bucket}/{bundle.prefix}"
+        )
+        console.failures_of(report)
+        console.summary(report)
+        if args.html or args.open:
+            directory = args.html or Path(tempfile.mkdtemp(prefix="greenlight-"))
+            directory.mkdir(parents=True, exist_ok=True)
+            page = download_html(s3, bucket, bundle, directory)
+            console.line(f"  HTML report: {page}")
+            if args.open:
+                webbrowser.open(page.resolve().as_uri())
+    failed = any(b.report["verdict"] != "Succeeded" for b in bundles)
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -125,6 +125,10 @@ class Template:
         if key == "Ref":
             if arg == "AWS::NoValue":
                 return _NO_VALUE
+            if arg in self.data["Resources"]:
+                # A resource of the stack (the evidence bucket, the topic) exists only in
+                # the cloud: locally, the variable is left unset, as if not configured.
+                return _NO_VALUE
             if arg not in self.parameters:
                 raise ConfigError(f"cannot resolve !Ref {arg} locally")
             return self.parameters[arg]

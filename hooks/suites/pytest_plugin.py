@@ -1,8 +1,9 @@
 """Fixtures for pytest suites, in the hook and with plain ``pytest`` on a laptop.
 
-Inside the hook, the runner hands pytest the suite context. With plain pytest, the plugin
-(auto-registered through the ``pytest11`` entry point) builds the same objects from
-``--target-url`` / ``--target-host`` / ``--insecure`` or ``GREENLIGHT_TARGET_URL``::
+Inside the hook, the runner hands pytest this module and the suite context. With plain
+pytest, :mod:`hooks.suites.pytest_entry` (the ``pytest11`` entry point) registers it when
+``--target-url`` or ``GREENLIGHT_TARGET_URL`` is given, and the fixtures build the same
+objects from ``--target-url`` / ``--target-host`` / ``--insecure``::
 
     pytest test_suites/test_api.py --target-url http://127.0.0.1:8080
 """
@@ -22,21 +23,6 @@ if TYPE_CHECKING:
 CONTEXT_KEY = pytest.StashKey["SuiteContext"]()
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("greenlight", "Greenlight suites")
-    group.addoption(
-        "--target-url",
-        default=None,
-        help="base URL of the service under test (default: $GREENLIGHT_TARGET_URL)",
-    )
-    group.addoption(
-        "--target-host", default=None, help="host name to send as Host header and TLS SNI"
-    )
-    group.addoption(
-        "--insecure", action="store_true", default=False, help="do not verify TLS certificates"
-    )
-
-
 def _context(request: pytest.FixtureRequest) -> SuiteContext | None:
     return request.config.stash.get(CONTEXT_KEY, None)
 
@@ -49,13 +35,14 @@ def target(request: pytest.FixtureRequest) -> Target:
     ctx = _context(request)
     if ctx is not None:
         return ctx.target
-    url = request.config.getoption("--target-url") or os.environ.get("GREENLIGHT_TARGET_URL")
+    option = request.config.getoption
+    url = option("--target-url", None) or os.environ.get("GREENLIGHT_TARGET_URL")
     if not url:
         pytest.skip("no target: pass --target-url URL or set GREENLIGHT_TARGET_URL")
     return Target(
         url=url,
-        host=request.config.getoption("--target-host"),
-        verify=not request.config.getoption("--insecure"),
+        host=option("--target-host", None) or os.environ.get("GREENLIGHT_TARGET_HOST"),
+        verify=not option("--insecure", False),
     )
 
 
@@ -75,6 +62,20 @@ def deployment(request: pytest.FixtureRequest) -> DeploymentInfo:
     if ctx is not None:
         return ctx.deployment
     return DeploymentInfo("d-LOCAL", "local", LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC)
+
+
+@pytest.fixture(scope="session")
+def secret() -> Any:
+    """Secrets by reference, as YAML suites name them: ``secret("secret:db#password")``,
+    ``secret("ssm:/greenlight/api-key")``. Values are redacted from every report and log;
+    in the hook they were fetched before the run (write the reference as a literal string
+    so it is found), on a laptop they are fetched with your AWS credentials."""
+    from hooks.secrets import lookup
+
+    def resolve(reference: str) -> str:
+        return lookup(reference.removeprefix("${").removesuffix("}"))
+
+    return resolve
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,19 @@ def functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
+def hooks_of(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in functions(template).items() if k != "FailSafeFunction"}
+
+
+def statements(template: dict[str, Any], role: str) -> list[dict[str, Any]]:
+    """The role's statements, each conditional one as it is when its condition holds."""
+    found = []
+    for policy in template["Resources"][role]["Properties"]["Policies"]:
+        for statement in policy["PolicyDocument"]["Statement"]:
+            found.append(statement["Fn::If"][1] if "Fn::If" in statement else statement)
+    return found
+
+
 def test_cfn_lint_reports_nothing() -> None:
     done = subprocess.run(
         [str(Path(sys.executable).parent / "cfn-lint"), "template.yaml"],
@@ -60,14 +73,28 @@ def test_sam_validate_lint_reports_nothing(sam: str) -> None:
 def test_one_function_per_lifecycle_event_with_the_codedeployhook_prefix(
     template: dict[str, Any],
 ) -> None:
-    found = functions(template)
+    found = hooks_of(template)
     assert set(found) == {event.logical_id for event in LifecycleEvent}
     for event in LifecycleEvent:
         props = found[event.logical_id]["Properties"]
         assert props["Handler"] == f"hooks.handlers.{event.snake_name}"
         name = props["FunctionName"]["Fn::Sub"]
-        assert name.startswith("CodeDeployHook_${AWS::StackName}")  # unique per stack
-        assert name.endswith(event.value)
+        assert name == f"CodeDeployHook_${{HookName}}-{event.value}"
+
+
+def test_the_hook_name_is_checked_at_deploy_time_to_fit_lambdas_64_characters(
+    template: dict[str, Any],
+) -> None:
+    """CloudFormation refuses a HookName too long for the function names, before it creates
+    anything: the longest name is CodeDeployHook_<HookName>-AfterAllowTestTraffic."""
+    spec = template["Parameters"]["HookName"]
+    longest = max(
+        len(f["Properties"]["FunctionName"]["Fn::Sub"].replace("${HookName}", ""))
+        for f in hooks_of(template).values()
+    )
+    assert longest + spec["MaxLength"] == 64
+    assert spec["MinLength"] == 1
+    assert "64 characters" in spec["ConstraintDescription"]
 
 
 def test_handlers_named_by_the_template_exist() -> None:
@@ -77,26 +104,89 @@ def test_handlers_named_by_the_template_exist() -> None:
         assert callable(getattr(hooks.handlers, event.snake_name))
 
 
-def test_runtime_architecture_and_retry_setting(template: dict[str, Any]) -> None:
+def test_runtime_architecture_and_layer(template: dict[str, Any]) -> None:
     function = template["Globals"]["Function"]
     assert function["Runtime"] == "python3.13"
     assert function["Architectures"] == ["arm64"]
     assert function["Timeout"] == {"Ref": "FunctionTimeout"}
     assert function["MemorySize"] == {"Ref": "FunctionMemory"}
-    assert function["EventInvokeConfig"]["MaximumEventAgeInSeconds"] < 3600
+    assert function["CodeUri"] == "test_suites/"  # a function's own code is its suites
+    assert function["Layers"] == [{"Ref": "GreenlightLayer"}]
+    layer = template["Resources"]["GreenlightLayer"]
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
     variables = function["Environment"]["Variables"]
     assert variables["POWERTOOLS_SERVICE_NAME"] == "greenlight"
+    assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "Greenlight"
     assert "POWERTOOLS_LOG_LEVEL" in variables
 
 
+def test_a_killed_hook_goes_at_once_to_the_fail_safe(template: dict[str, Any]) -> None:
+    """No retry of a crashed hook (each would cost minutes): its event goes to the
+    fail-safe, which reports Failed; what the fail-safe cannot report goes to the queue."""
+    for function in hooks_of(template).values():
+        config = function["Properties"]["EventInvokeConfig"]
+        assert config["MaximumRetryAttempts"] == 0
+        assert config["DestinationConfig"]["OnFailure"] == {
+            "Type": "Lambda",
+            "Destination": {"Fn::GetAtt": ["FailSafeFunction", "Arn"]},
+        }
+    failsafe = template["Resources"]["FailSafeFunction"]["Properties"]
+    assert failsafe["Handler"] == "hooks.failsafe.handler"
+    assert failsafe["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Type"] == "SQS"
+    assert failsafe["Role"] == {"Fn::GetAtt": ["FailSafeRole", "Arn"]}
+    assert "EventInvokeConfig" not in template["Globals"]["Function"]  # no loop to itself
+    hook_actions = {a for s in statements(template, "HookRole") for a in s["Action"]}
+    assert "lambda:InvokeFunction" in hook_actions  # the destination is invoked as the hook
+    failsafe_actions = {a for s in statements(template, "FailSafeRole") for a in s["Action"]}
+    assert failsafe_actions == {
+        "codedeploy:PutLifecycleEventHookExecutionStatus",
+        "sqs:SendMessage",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "sns:Publish",
+    }
+
+
+def test_the_evidence_bucket_is_private_encrypted_and_expires(template: dict[str, Any]) -> None:
+    bucket = template["Resources"]["EvidenceStore"]
+    props = bucket["Properties"]
+    assert bucket["Condition"] == "CreateEvidenceBucket"
+    assert all(props["PublicAccessBlockConfiguration"].values())
+    assert len(props["PublicAccessBlockConfiguration"]) == 4
+    rule = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    expiry = props["LifecycleConfiguration"]["Rules"][0]
+    assert expiry["ExpirationInDays"] == {"Ref": "EvidenceRetentionDays"}
+    assert expiry["Status"] == "Enabled"
+    policy = template["Resources"]["EvidenceStorePolicy"]["Properties"]["PolicyDocument"]
+    assert policy["Statement"][0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_optional_resources_follow_their_parameters(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    assert resources["Notifications"]["Condition"] == "CreateTopic"
+    assert resources["FailureAlarmResource"]["Condition"] == "CreateAlarm"
+    alarm = resources["FailureAlarmResource"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("Greenlight", "FailedOrUnreportedHooks")
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "greenlight"}]
+    by_sid = {s["Sid"]: s for s in statements(template, "HookRole")}
+    assert by_sid["ReadNamedSecrets"]["Resource"] == {"Ref": "SecretArns"}
+    assert by_sid["ReadNamedSecrets"]["Action"] == ["secretsmanager:GetSecretValue"]
+    assert by_sid["ReadParametersUnderThePrefix"]["Resource"]["Fn::Sub"].endswith(
+        ":parameter${ParameterPathPrefix}/*"
+    )
+    assert by_sid["WriteEvidence"]["Action"] == ["s3:PutObject"]
+    assert by_sid["Notify"]["Action"] == ["sns:Publish"]
+
+
 def test_role_is_least_privilege(template: dict[str, Any]) -> None:
-    role = template["Resources"]["HookRole"]["Properties"]
-    statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
-    actions = {a for s in statements for a in s["Action"]}
+    found = statements(template, "HookRole")
+    actions = {a for s in found for a in s["Action"]}
     assert all("*" not in action for action in actions)
     assert "codedeploy:PutLifecycleEventHookExecutionStatus" in actions
     assert {"elasticloadbalancing:DescribeListeners", "codedeploy:GetDeployment"} <= actions
-    for statement in statements:
+    for statement in found:
         if any(a.startswith("codedeploy:") for a in statement["Action"]):
             assert ":deploymentgroup:" in statement["Resource"]["Fn::Sub"]
         if any(a.startswith("acm:") for a in statement["Action"]):
@@ -112,12 +202,20 @@ def test_role_is_least_privilege(template: dict[str, Any]) -> None:
     }
 
 
-def test_every_function_has_a_log_group_with_retention(template: dict[str, Any]) -> None:
-    for name, function in functions(template).items():
-        group_id = function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
-        group = template["Resources"][group_id]
-        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
-        assert name.removesuffix("Hook") in group["Properties"]["LogGroupName"]["Fn::Sub"]
+def test_one_log_group_with_retention_kept_when_the_stack_is_deleted(
+    template: dict[str, Any],
+) -> None:
+    """Every hook and the fail-safe log to one group (a deployment's lines are one search
+    away), which outlives the stack; a role writes to that group only."""
+    config = template["Globals"]["Function"]["LoggingConfig"]
+    assert config["LogGroup"] == {"Ref": "HookLogs"}
+    assert not any("LoggingConfig" in f["Properties"] for f in functions(template).values())
+    group = template["Resources"]["HookLogs"]
+    assert group["DeletionPolicy"] == group["UpdateReplacePolicy"] == "Retain"
+    assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    for role in ("HookRole", "FailSafeRole"):
+        logs = [s for s in statements(template, role) if s["Sid"] == "WriteOwnLogs"]
+        assert logs[0]["Resource"] == {"Fn::GetAtt": ["HookLogs", "Arn"]}
 
 
 def test_vpc_placement_is_optional(template: dict[str, Any]) -> None:
@@ -136,26 +234,81 @@ def test_outputs_give_each_arn_and_an_appspec_snippet(template: dict[str, Any]) 
 # ---- the built artifact ----
 
 
-def test_artifact_holds_the_package_suites_and_dependencies_only(built: Path) -> None:
-    for event in LifecycleEvent:
-        artifact = built / event.logical_id
-        names = {p.name for p in artifact.iterdir()}
-        assert {"hooks", "test_suites", "requests", "aws_lambda_powertools", "yaml"} <= names
-        assert not names & {"tests", ".venv", "bench", "events", "Makefile", "template.yaml"}
-        assert not names & {"boto3", "botocore"}  # the Lambda runtime provides them
-        assert (artifact / "hooks" / "suites" / "http" / "schema.json").is_file()
-        assert any(artifact.glob("greenlight_hooks-*.dist-info/entry_points.txt"))
-        # Compiled for the runtime's Python, so a cold start in read-only /var/task does
-        # not compile every module; suites (user content) are left as they are.
-        assert (artifact / "hooks" / "__pycache__" / "worker.cpython-313.pyc").is_file()
-        assert (artifact / "requests" / "__pycache__" / "sessions.cpython-313.pyc").is_file()
-        assert not list((artifact / "test_suites").rglob("*.pyc"))
+def test_one_layer_holds_the_package_and_dependencies_and_each_function_its_suites(
+    built: Path,
+) -> None:
+    layer = built / "GreenlightLayer" / "python"
+    names = {p.name for p in layer.iterdir()}
+    assert {"hooks", "requests", "aws_lambda_powertools", "yaml", "jmespath"} <= names
+    assert not names & {"tests", ".venv", "bench", "events", "Makefile", "template.yaml"}
+    assert not names & {"boto3", "botocore", "bin"}  # the Lambda runtime provides boto3
+    assert (layer / "hooks" / "suites" / "http" / "schema.json").is_file()
+    assert (layer / "hooks" / "examples" / "smoke.yaml").is_file()  # `greenlight demo`
+    assert any(layer.glob("greenlight_hooks-*.dist-info/entry_points.txt"))
+    assert not list(layer.glob("*.dist-info/direct_url.json"))
+    # Compiled for the runtime's Python, so a cold start in read-only /opt does not compile
+    # every module; the names in the code objects are the runtime's, not the build's.
+    compiled = layer / "hooks" / "__pycache__" / "worker.cpython-313.pyc"
+    assert compiled.is_file()
+    assert b"/opt/python/hooks/worker.py" in compiled.read_bytes()
+    assert (layer / "requests" / "__pycache__" / "sessions.cpython-313.pyc").is_file()
+    for function in functions(load_template(ROOT / "template.yaml")):
+        code = built / function
+        assert {p.name for p in code.iterdir()} == {
+            p.name for p in (ROOT / "test_suites").iterdir()
+        }
+        assert not list(code.rglob("*.pyc"))  # suites are user content, left as they are
+
+
+def test_the_layer_installs_exactly_the_locked_wheels(built: Path) -> None:
+    """Every dependency in the layer is pinned, with its hash, in requirements-lambda.txt,
+    and every pin is in the layer: nothing is resolved afresh at build time."""
+    import re
+
+    lock = (ROOT / "requirements-lambda.txt").read_text()
+    pinned = dict(re.findall(r"^([a-z0-9-]+)==(\S+) \\$", lock, re.MULTILINE))
+    assert all("--hash=sha256:" in block for block in lock.split("==")[1:])
+    layer = built / "GreenlightLayer" / "python"
+    installed = {}
+    for info in layer.glob("*.dist-info"):
+        name, version = info.name.removesuffix(".dist-info").rsplit("-", 1)
+        installed[re.sub(r"[-_.]+", "-", name).lower()] = version
+    assert installed.pop("greenlight-hooks")
+    assert installed == pinned
+
+
+def test_two_builds_of_one_commit_are_byte_identical(built: Path, python313: str) -> None:
+    """The layer sam built, and another build of it here: the same files, the same bytes."""
+    import hashlib
+
+    again = built.parent / "again"
+    env = dict(os.environ, PATH=f"{Path(python313).parent}:{os.environ['PATH']}")
+    subprocess.run(
+        ["make", "--no-print-directory", "-s", "lambda-artifact", f"ARTIFACTS_DIR={again}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        check=True,
+        timeout=600,
+    )
+
+    def digests(root: Path) -> dict[str, str]:
+        return {
+            str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(root.rglob("*"))
+            if path.is_file()
+        }
+
+    first, second = digests(built / "GreenlightLayer" / "python"), digests(again)
+    assert len(first) > 1000
+    assert first.keys() == second.keys()
+    assert [name for name in first if first[name] != second[name]] == []
 
 
 def test_built_artifact_validates_with_the_validators_compiled_at_build(
     built: Path, python313: str
 ) -> None:
-    artifact = built / "AfterAllowTestTrafficHook"
+    artifact = built / "GreenlightLayer" / "python"
     assert len(list((artifact / "hooks" / "_validators").glob("v_*.py"))) == 2
     script = (
         "from hooks.yamlfile import compiled_schema\n"
@@ -193,15 +346,17 @@ def _boto3_only(tmp_path: Path) -> Path:
 def test_built_handler_runs_in_python313_and_reports(
     built: Path, python313: str, tmp_path: Path
 ) -> None:
-    artifact = built / "AfterAllowTestTrafficHook"
+    layer = built / "GreenlightLayer" / "python"
+    code = built / "AfterAllowTestTrafficHook"
     runtime = _boto3_only(tmp_path)
     fake = FakeCodeDeploy()
     with http_server(fake) as endpoint, http_server(lambda h: reply(h, 200, {})) as target:
         env = {
             "PATH": "/usr/bin:/bin",
-            "PYTHONPATH": f"{artifact}:{runtime}",
+            # As the runtime lays it out: the function's code, then the layer, then boto3.
+            "PYTHONPATH": f"{code}:{layer}:{runtime}",
             "PYTHONDONTWRITEBYTECODE": "1",
-            "LAMBDA_TASK_ROOT": str(artifact),
+            "LAMBDA_TASK_ROOT": str(code),
             "AWS_ENDPOINT_URL_CODEDEPLOY": endpoint,
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
@@ -220,7 +375,7 @@ def test_built_handler_runs_in_python313_and_reports(
                 "20",
                 "1",
             ],
-            cwd=artifact,
+            cwd=code,
             env=env,
             capture_output=True,
             text=True,

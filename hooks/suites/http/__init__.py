@@ -352,11 +352,12 @@ def _check_expressions(spec: Mapping[str, Any], path: Path, text: str, where: li
 
 
 def _check_references(spec: Any, known: set[str], path: Path, text: str, where: list[Any]) -> None:
-    """Every ``${name}`` must be defined before the check runs (``env:`` is read at run time)."""
+    """Every ``${name}`` must be defined before the check runs (``env:``, ``secret:`` and
+    ``ssm:`` are read at run time)."""
     if isinstance(spec, str):
         for name in _REFERENCE.findall(spec):
             name = name.strip()
-            if not name.startswith("env:") and name not in known:
+            if not name.startswith(("env:", "secret:", "ssm:")) and name not in known:
                 raise located(
                     path,
                     text,

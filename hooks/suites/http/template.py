@@ -1,4 +1,5 @@
-"""``${name}`` substitution: suite variables, captures, ``${env:NAME}``, deployment values."""
+"""``${name}`` substitution: suite variables, captures, ``${env:NAME}``, deployment values,
+and secrets by reference (``${secret:NAME}``, ``${secret:NAME#key}``, ``${ssm:/path}``)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,13 @@ def _lookup(match: re.Match[str], variables: Mapping[str, str]) -> str:
     if match.group(0) == "$${":
         return "${"
     name = match.group(1).strip()
+    if name.startswith(("secret:", "ssm:")):
+        from hooks.secrets import SecretError, lookup
+
+        try:
+            return lookup(name)  # registered as a secret before it is returned
+        except SecretError as exc:
+            raise UnknownVariableError(str(exc)) from None
     if name.startswith("env:"):
         env_name = name[4:]
         if env_name not in os.environ:

@@ -1,0 +1,213 @@
+"""The fail-safe: reports ``Failed`` for a hook that was killed before it could report.
+
+Each hook function's asynchronous ``OnFailure`` destination is this function. When a hook
+crashes, times out or runs out of memory, Lambda sends it an invocation record::
+
+    {"version": "1.0", "timestamp": "...",
+     "requestContext": {"requestId": "...", "functionArn": "...:function:CodeDeployHook_x-...",
+                        "condition": "RetriesExhausted", "approximateInvokeCount": 1},
+     "requestPayload": {"DeploymentId": "d-...", "LifecycleEventHookExecutionId": "..."},
+     "responseContext": {"statusCode": 200, "executedVersion": "$LATEST",
+                         "functionError": "Unhandled"},
+     "responsePayload": {"errorType": "...", "errorMessage": "... Task timed out after ..."}}
+
+and it reports ``Failed`` at once with a reason read from the record, so the deployment rolls
+back in seconds instead of waiting for CodeDeploy's hour. A record it can never report (no
+ids, an unknown deployment) goes to the dead-letter queue, without retries; a report that
+fails for a passing reason (throttling, the network) raises, so Lambda retries it and then
+keeps the record in the same queue. If the hook did report before it died, CodeDeploy
+answers that the hook is already complete, and that is the end of it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from hooks.deadline import Deadline
+from hooks.lifecycle import HookInvocation, LifecycleEvent, parse_event
+from hooks.log import get_logger
+from hooks.protocol import CodeDeployCallback, ReportOutcome, ReportState
+from hooks.verdict import VerdictStatus
+
+log = logging.getLogger(__name__)
+
+#: Time kept at the end of the fail-safe's own run.
+_RESERVE = 1.0
+
+
+@dataclass(frozen=True)
+class Crash:
+    """What a destination record says about the hook run that failed."""
+
+    invocation: HookInvocation | None
+    function: str
+    request_id: str
+    cause: str
+    detail: str
+    #: Why the original event cannot be reported, when it cannot.
+    invalid: str = ""
+
+    @property
+    def reason(self) -> str:
+        return f"the hook {self.cause} before it reported ({self.detail})"
+
+
+def read_record(record: Any) -> Crash:
+    """The crash a destination record describes; ``invalid`` says what makes it unusable."""
+    if not isinstance(record, dict):
+        return Crash(None, "", "", "failed", "", f"not a destination record: {record!r:.200}")
+    context = record.get("requestContext") or {}
+    response = record.get("responsePayload")
+    arn = str(context.get("functionArn", ""))
+    function = arn.split(":function:", 1)[-1].split(":", 1)[0] if ":function:" in arn else arn
+    error_type = error_message = ""
+    if isinstance(response, dict):
+        error_type = str(response.get("errorType", ""))
+        error_message = str(response.get("errorMessage", ""))
+    elif response is not None:
+        error_message = str(response)
+    condition = str(context.get("condition", ""))
+    cause = _cause(condition, error_type, error_message)
+    detail = "; ".join(
+        part
+        for part in (
+            f"{function}" if function else "",
+            f"{error_type}: {error_message}".strip(": ") if error_type or error_message else "",
+            f"condition {condition}" if condition else "",
+            f"{context.get('approximateInvokeCount')} attempt(s)"
+            if context.get("approximateInvokeCount")
+            else "",
+        )
+        if part
+    )[:900]
+    event = _lifecycle_event(function)
+    try:
+        invocation: HookInvocation | None = parse_event(record.get("requestPayload"), event)
+        invalid = ""
+    except Exception as exc:
+        invocation, invalid = None, f"the hook's event cannot be reported: {exc}"
+    return Crash(
+        invocation, function, str(context.get("requestId", "")), cause, detail, invalid=invalid
+    )
+
+
+def _cause(condition: str, error_type: str, message: str) -> str:
+    text = f"{error_type} {message}".lower()
+    if "timed out" in text:
+        return "timed out"
+    if "outofmemory" in text or "out of memory" in text or "signal: killed" in text:
+        return "ran out of memory"
+    if condition == "EventAgeExceeded":
+        return "was not run in time (the event expired in Lambda's queue)"
+    return "crashed"
+
+
+def _lifecycle_event(function: str) -> LifecycleEvent:
+    """The lifecycle event named by a hook function's name (``...-AfterAllowTestTraffic``)."""
+    suffix = function.rsplit("-", 1)[-1]
+    for event in LifecycleEvent:
+        if event.value == suffix:
+            return event
+    return LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC  # the report does not depend on it
+
+
+class FailSafe:
+    """Reports ``Failed`` for crash records; keeps the unreportable ones in a queue."""
+
+    def __init__(
+        self, callback: CodeDeployCallback, sqs: Any = None, queue_url: str | None = None
+    ) -> None:
+        self.callback = callback
+        self.sqs = sqs
+        self.queue_url = queue_url
+
+    def handle(self, record: Any, budget: Deadline) -> dict[str, Any]:
+        crash = read_record(record)
+        logger = get_logger()
+        if crash.invocation is None:
+            logger.error(f"fail-safe: {crash.invalid}; the record is kept in the queue")
+            self._keep(record, crash.invalid)
+            return {"reported": False, "reason": crash.invalid}
+        keys = crash.invocation.log_keys()
+        logger.append_keys(**keys, hook_function=crash.function, hook_request_id=crash.request_id)
+        try:
+            logger.error(f"greenlight Failed: {crash.reason}")
+            outcome = self.callback.report(crash.invocation, VerdictStatus.FAILED, budget)
+            _emit_metrics(crash, outcome)
+            _notify(crash, outcome)
+            if outcome.state is ReportState.FAILED:
+                if _transient(outcome):
+                    # Lambda retries the fail-safe, then keeps the record in the queue.
+                    raise RuntimeError(f"could not report Failed: {outcome.detail}")
+                self._keep(record, f"could not report Failed: {outcome.detail}")
+            return {
+                "reported": outcome.state is ReportState.REPORTED,
+                "report": outcome.state.value,
+                "reason": crash.reason,
+                **keys,
+            }
+        finally:
+            logger.remove_keys([*keys, "hook_function", "hook_request_id"])
+
+    def _keep(self, record: Any, why: str) -> None:
+        if self.sqs is None or not self.queue_url:
+            log.error("no dead-letter queue is configured: the record is only in this log")
+            log.error("record: %s", json.dumps(record, default=str)[:10000])
+            return
+        self.sqs.send_message(
+            QueueUrl=self.queue_url,
+            MessageBody=json.dumps({"reason": why, "record": record}, default=str)[:250_000],
+        )
+
+
+def _transient(outcome: ReportOutcome) -> bool:
+    """Whether another attempt later could report (not an unknown deployment or id)."""
+    permanent = (
+        "InvalidLifecycleEventHookExecutionId",
+        "DeploymentDoesNotExist",
+        "InvalidDeployment",
+    )
+    return not any(code in outcome.detail for code in permanent)
+
+
+def _emit_metrics(crash: Crash, outcome: ReportOutcome) -> None:
+    from hooks.metrics import emit_crash
+
+    try:
+        emit_crash(crash, outcome)
+    except Exception:
+        log.exception("the fail-safe's metrics could not be written")
+
+
+def _notify(crash: Crash, outcome: ReportOutcome) -> None:
+    from hooks.notify import notify_crash
+
+    try:
+        notify_crash(crash, outcome)
+    except Exception:
+        log.exception("the fail-safe's notification could not be sent")
+
+
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    """The ``OnFailure`` destination of every hook function (``template.yaml``)."""
+    import boto3
+
+    from hooks.protocol import report_client_config
+
+    started = time.monotonic()
+    remaining = context.get_remaining_time_in_millis() / 1000 if context else 30.0
+    budget = Deadline.in_seconds(max(remaining - _RESERVE, 1.0))
+    queue = os.environ.get("GREENLIGHT_DEAD_LETTER_QUEUE")
+    safe = FailSafe(
+        CodeDeployCallback(boto3.client("codedeploy", config=report_client_config())),
+        boto3.client("sqs") if queue else None,
+        queue,
+    )
+    result = safe.handle(event, budget)
+    log.debug("fail-safe done in %.3fs", time.monotonic() - started)
+    return result

@@ -1,0 +1,259 @@
+"""Secrets by reference: fetched (moto's Secrets Manager and SSM), used, cached across warm
+invocations, and never shown — not in the result, a log line, the evidence or JUnit."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from hooks import secrets
+from hooks.cli.local import LocalContext
+from hooks.hook import Runtime, handle
+from hooks.lifecycle import LifecycleEvent
+from hooks.log import get_logger
+from hooks.protocol import CodeDeployCallback
+from hooks.reports import EvidenceBundle
+from tests.functional.test_hook_protocol import EVENT, expect_report
+from tests.helpers import http_server, reply
+
+TOKEN = "tok-9f8e7d6c5b4a"
+KEY = "key-0123456789ab"
+PLAN_TOKEN = "plan-a1b2c3d4e5f6"
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    secrets._providers.cache_clear()  # each test starts with a cold cache
+    with mock_aws():
+        manager = boto3.client("secretsmanager")
+        manager.create_secret(Name="shop/api", SecretString=json.dumps({"token": TOKEN}))
+        manager.create_secret(Name="shop/plan", SecretString=PLAN_TOKEN)
+        boto3.client("ssm").put_parameter(Name="/greenlight/key", Value=KEY, Type="SecureString")
+        boto3.client("s3").create_bucket(Bucket="evidence")
+        yield
+    secrets._providers.cache_clear()
+
+
+class Service:
+    """Answers 200 when the credentials match, and echoes them back in every answer."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, str | None]] = []
+
+    def __call__(self, handler: Any) -> None:
+        got = {
+            "authorization": handler.headers.get("Authorization"),
+            "key": handler.headers.get("X-Key"),
+            "plan": handler.headers.get("X-Plan"),
+        }
+        if handler.path == "/":  # the built-in reachability probe
+            reply(handler, 200, {})
+            return
+        self.seen.append(got)
+        ok = got["authorization"] == f"Bearer {TOKEN}" and got["key"] == KEY
+        status = 200 if ok and handler.path != "/broken" else 500
+        reply(handler, status, {"you_sent": got})
+
+
+SUITE = """\
+name: secured
+checks:
+  - name: with secrets
+    request:
+      path: /orders
+      headers:
+        Authorization: "Bearer ${secret:shop/api#token}"
+        X-Key: ${ssm:/greenlight/key}
+    assert:
+      - status: 200
+  - name: echoes them on failure
+    request:
+      path: /broken
+      headers:
+        Authorization: "Bearer ${secret:shop/api#token}"
+        X-Key: ${ssm:/greenlight/key}
+    assert:
+      - status: 200
+"""
+
+
+def suites_dir(tmp_path: Path, suite: str = SUITE, plan: str | None = None) -> Path:
+    folder = tmp_path / "suites"
+    folder.mkdir(exist_ok=True)
+    (folder / "secured.yaml").write_text(suite)
+    if plan is not None:
+        (folder / "greenlight.yaml").write_text(plan)
+    return folder
+
+
+def run(
+    callback: CodeDeployCallback, env: dict[str, str], runtime: Runtime | None = None
+) -> tuple[dict[str, Any], str]:
+    stream = io.StringIO()
+    handler = get_logger().registered_handler
+    previous = getattr(handler, "stream", None)
+    level = logging.getLevelName(get_logger().log_level)
+    get_logger(stream=stream, level="DEBUG")
+    try:
+        result = handle(
+            EVENT,
+            LocalContext(30),
+            LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC,
+            runtime or Runtime(protocol=callback, env=env),
+        )
+    finally:
+        get_logger(stream=previous, level=level)
+    return result, stream.getvalue()
+
+
+def test_referenced_secrets_are_used_and_never_shown(
+    aws: None, tmp_path: Path, codedeploy: tuple[Any, Stubber], callback: CodeDeployCallback
+) -> None:
+    _, stubber = codedeploy
+    expect_report(stubber, "Failed")
+    service = Service()
+    with http_server(service) as url:
+        env = {"GREENLIGHT_SUITES_DIR": str(suites_dir(tmp_path)), "GREENLIGHT_TARGET_URL": url}
+        runtime = Runtime(
+            protocol=callback, env=env, reporters=(EvidenceBundle(boto3.client("s3"), "evidence"),)
+        )
+        result, logs = run(callback, env, runtime)
+
+    assert {"authorization": f"Bearer {TOKEN}", "key": KEY, "plan": None} in service.seen
+    assert result["verdict"] == "Failed"
+    assert result["failed"] == [
+        "secured / echoes them on failure: status: expected to be 200, got 500"
+    ]
+    s3 = boto3.client("s3")
+    evidence = "".join(
+        s3.get_object(Bucket="evidence", Key=o["Key"])["Body"].read().decode()
+        for o in s3.list_objects_v2(Bucket="evidence")["Contents"]
+    )
+    assert "you_sent" in evidence  # the echoed body is in the evidence, masked
+    for text in (json.dumps(result), logs, evidence):
+        assert TOKEN not in text
+        assert KEY not in text
+        assert json.dumps({"token": TOKEN}) not in text
+
+
+def test_a_plan_header_can_name_a_secret(
+    aws: None, tmp_path: Path, codedeploy: tuple[Any, Stubber], callback: CodeDeployCallback
+) -> None:
+    _, stubber = codedeploy
+    expect_report(stubber, "Failed")
+    plan = "version: 1\ndefaults:\n  headers:\n    X-Plan: 'Token ${secret:shop/plan}'\n"
+    service = Service()
+    with http_server(service) as url:
+        env = {
+            "GREENLIGHT_SUITES_DIR": str(suites_dir(tmp_path, plan=plan)),
+            "GREENLIGHT_TARGET_URL": url,
+        }
+        result, logs = run(callback, env)
+    assert all(seen["plan"] == f"Token {PLAN_TOKEN}" for seen in service.seen)
+    assert PLAN_TOKEN not in json.dumps(result) + logs
+
+
+def test_an_unresolvable_plan_secret_fails_the_run_naming_it(
+    aws: None, tmp_path: Path, codedeploy: tuple[Any, Stubber], callback: CodeDeployCallback
+) -> None:
+    _, stubber = codedeploy
+    expect_report(stubber, "Failed")
+    plan = "version: 1\ndefaults:\n  headers:\n    X-Plan: '${secret:shop/missing}'\n"
+    with http_server(Service()) as url:
+        env = {
+            "GREENLIGHT_SUITES_DIR": str(suites_dir(tmp_path, plan=plan)),
+            "GREENLIGHT_TARGET_URL": url,
+        }
+        result, _ = run(callback, env)
+    assert result["configuration_error"] is True
+    assert "plan header X-Plan: ${secret:shop/missing} could not be read" in result["reason"]
+    assert "ResourceNotFoundException" in result["reason"]
+
+
+def test_an_unresolvable_suite_secret_fails_its_checks_with_the_reason(
+    aws: None, tmp_path: Path, codedeploy: tuple[Any, Stubber], callback: CodeDeployCallback
+) -> None:
+    _, stubber = codedeploy
+    expect_report(stubber, "Failed")
+    suite = SUITE.replace("shop/api#token", "shop/api#password").replace(
+        "/greenlight/key", "/greenlight/nope"
+    )
+    with http_server(Service()) as url:
+        env = {
+            "GREENLIGHT_SUITES_DIR": str(suites_dir(tmp_path, suite)),
+            "GREENLIGHT_TARGET_URL": url,
+        }
+        result, _ = run(callback, env)
+    assert result["verdict"] == "Failed"
+    failed = "\n".join(result["failed"])
+    assert "${secret:shop/api#password}: the secret has no key 'password' (keys: token)" in failed
+    assert TOKEN not in failed
+
+
+def test_values_are_cached_across_warm_invocations(
+    aws: None,
+    tmp_path: Path,
+    codedeploy: tuple[Any, Stubber],
+    callback: CodeDeployCallback,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One container, two invocations: the second does not fetch again within the max age
+    (the secret rotated in between, and the run still sends the cached value); past the
+    max age, a third fetches the new value."""
+    _, stubber = codedeploy
+    expect_report(stubber, "Succeeded")
+    expect_report(stubber, "Succeeded")
+    expect_report(stubber, "Failed")
+    suite = SUITE.split("  - name: echoes")[0]
+    service = Service()
+    with http_server(service) as url:
+        env = {
+            "GREENLIGHT_SUITES_DIR": str(suites_dir(tmp_path, suite)),
+            "GREENLIGHT_TARGET_URL": url,
+        }
+        runtime = Runtime(protocol=callback, env=env)
+        first, _ = run(callback, env, runtime)
+        boto3.client("secretsmanager").put_secret_value(
+            SecretId="shop/api", SecretString=json.dumps({"token": "rotated"})
+        )
+        second, _ = run(callback, env, runtime)
+        cached = [seen["authorization"] for seen in service.seen]
+        monkeypatch.setenv("GREENLIGHT_SECRETS_MAX_AGE", "0")
+        third, _ = run(callback, env, runtime)
+    assert (first["verdict"], second["verdict"]) == ("Succeeded", "Succeeded")
+    assert cached == [f"Bearer {TOKEN}"] * 2
+    assert service.seen[-1]["authorization"] == "Bearer rotated"
+    assert third["verdict"] == "Failed"  # the service still wants the old token
+
+
+def test_a_pytest_suite_reads_a_secret_through_the_fixture(
+    aws: None, tmp_path: Path, codedeploy: tuple[Any, Stubber], callback: CodeDeployCallback
+) -> None:
+    _, stubber = codedeploy
+    expect_report(stubber, "Succeeded")
+    folder = tmp_path / "suites"
+    folder.mkdir()
+    (folder / "test_secured.py").write_text(
+        "def test_orders(http, base_url, secret):\n"
+        "    token = secret('secret:shop/api#token')\n"
+        "    key = secret('${ssm:/greenlight/key}')\n"
+        "    answer = http.get(base_url + '/orders',\n"
+        "                      headers={'Authorization': 'Bearer ' + token, 'X-Key': key})\n"
+        "    assert answer.status_code == 200, answer.text\n"
+    )
+    service = Service()
+    with http_server(service) as url:
+        env = {"GREENLIGHT_SUITES_DIR": str(folder), "GREENLIGHT_TARGET_URL": url}
+        result, logs = run(callback, env)
+    assert result["verdict"] == "Succeeded", result
+    assert {"authorization": f"Bearer {TOKEN}", "key": KEY, "plan": None} in service.seen
+    assert TOKEN not in logs

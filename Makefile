@@ -17,7 +17,7 @@ export GREENLIGHT_SAM = $(abspath $(SAM))
 LAMBDA_PLATFORM ?= manylinux2014_aarch64
 LAMBDA_PYTHON_VERSION ?= 3.13
 
-.PHONY: demo test lint bench build clean venv tools lambda-artifact lock
+.PHONY: demo test lint bench bench-build build clean venv tools lambda-artifact lock
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/greenlight demo
@@ -35,6 +35,10 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed $(TAVERN)
 	$(PY) bench/run.py
+
+# sam build's time and size against the five-build design it replaced (needs python3.13).
+bench-build: $(VENV)/.installed $(SAM)
+	$(PY) bench/build.py
 
 build: $(SAM)
 	$(SAM) build

@@ -132,7 +132,7 @@ class FailSafe:
         if crash.invocation is None:
             logger.error(f"fail-safe: {crash.invalid}; the record is kept in the queue")
             self._keep(record, crash.invalid)
-            return {"reported": False, "reason": crash.invalid}
+            return {"verdict": "Failed", "reported": False, "reason": crash.invalid}
         keys = crash.invocation.log_keys()
         logger.append_keys(**keys, hook_function=crash.function, hook_request_id=crash.request_id)
         try:
@@ -146,6 +146,7 @@ class FailSafe:
                     raise RuntimeError(f"could not report Failed: {outcome.detail}")
                 self._keep(record, f"could not report Failed: {outcome.detail}")
             return {
+                "verdict": "Failed",
                 "reported": outcome.state is ReportState.REPORTED,
                 "report": outcome.state.value,
                 "reason": crash.reason,

@@ -8,12 +8,13 @@ A suite (YAML or pytest), or the plan's headers, name a secret instead of holdin
 
 Values are fetched with Powertools Parameters in the hook's own process, which lives across
 warm invocations, so each is fetched once per ``GREENLIGHT_SECRETS_MAX_AGE`` seconds (300 by
-default; 0 fetches every time), not once per run. Before the suites run, the supervisor finds the references in the
-suite files (their text, read as text: no suite code runs here) and in the plan's headers,
-fetches them, and hands the values to the workers with the job. Every value — and each of its
-encoded forms — joins the redaction set first: it never appears in a log line, a result,
-the evidence or the return value. A reference no one could resolve fails the check that
-uses it (or, in the plan, the run), naming the reference and the error.
+default; 0 fetches every time), not once per run. Before the suites run, the supervisor
+finds the references in the suite files (read as text: no suite code runs here) and in the
+plan's headers, fetches them, and hands the values to the workers with the job. Every
+value — and each of its encoded forms — joins the redaction set first: it never appears in
+a log line, a result, the evidence or the return value. A reference no one could resolve
+fails the check that uses it (or, in the plan, the run), naming the reference and the
+error.
 """
 
 from __future__ import annotations

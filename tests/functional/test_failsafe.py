@@ -223,3 +223,19 @@ def test_the_deployed_handler_reports_over_the_wire(
     assert result["reported"] is True
     assert fake.statuses == ["Failed"]
     assert fake.requests[0]["body"]["deploymentId"] == EVENT["DeploymentId"]
+
+
+def test_the_sample_record_drives_greenlight_invoke_of_the_fail_safe() -> None:
+    """events/failsafe_record.json feeds `sam local invoke FailSafeFunction -e` and this."""
+    from tests.functional.test_cli import greenlight
+
+    sample = json.loads((ROOT / "events" / "failsafe_record.json").read_text())
+    assert read_record(sample).invocation is not None
+    done = greenlight(
+        "invoke", "FailSafeFunction", "--event", str(ROOT / "events" / "failsafe_record.json")
+    )
+    assert done.returncode == 1, done.stdout + done.stderr  # it reports Failed, by design
+    recorded = done.stdout.split("(recorded, not sent):", 1)[1]
+    assert '"status": "Failed"' in recorded
+    assert sample["requestPayload"]["DeploymentId"] in recorded
+    assert "the hook ran out of memory before it reported" in done.stdout

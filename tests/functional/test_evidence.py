@@ -441,3 +441,58 @@ def test_the_reporters_run_one_at_a_time_after_the_report(
     assert callback.reported_at is not None
     assert seen[0][1] > callback.reported_at
     assert seen[1][2] == "s3://b/p/"
+
+
+def test_the_templates_alarm_watches_a_metric_the_hooks_emit(
+    env: dict[str, str], codedeploy: tuple[Any, Stubber], callback: CodeDeployCallback
+) -> None:
+    """The run's EMF line, published as CloudWatch extracts it (moto), gives the template's
+    alarm a datapoint at its threshold: same namespace, metric name and dimensions."""
+    from datetime import UTC, datetime, timedelta
+
+    from hooks.cli.template import load_template
+    from tests.helpers import ROOT
+
+    _, stubber = codedeploy
+    expect_report(stubber, "Failed")
+    out = io.StringIO()
+    with redirect_stdout(out):
+        run_hook(callback, {**env, "GREENLIGHT_EVIDENCE_BUCKET": ""}, (MetricsReporter(),))
+    (emf,) = [json.loads(line) for line in out.getvalue().splitlines() if '"_aws"' in line]
+    (directive,) = emf["_aws"]["CloudWatchMetrics"]
+    alarm = load_template(ROOT / "template.yaml")["Resources"]["FailureAlarmResource"]
+    props = alarm["Properties"]
+    with mock_aws():
+        cloudwatch = boto3.client("cloudwatch")
+        for dimensions in directive["Dimensions"]:  # what CloudWatch makes of the line
+            cloudwatch.put_metric_data(
+                Namespace=directive["Namespace"],
+                MetricData=[
+                    {
+                        "MetricName": metric["Name"],
+                        "Dimensions": [{"Name": d, "Value": emf[d]} for d in dimensions],
+                        "Value": emf[metric["Name"]][0],
+                        "Unit": metric["Unit"],
+                    }
+                    for metric in directive["Metrics"]
+                ],
+            )
+        keys = ("Namespace", "MetricName", "Dimensions", "Statistic", "Period")
+        cloudwatch.put_metric_alarm(
+            AlarmName="greenlight-failed",
+            **{key: props[key] for key in keys},
+            EvaluationPeriods=props["EvaluationPeriods"],
+            Threshold=props["Threshold"],
+            ComparisonOperator=props["ComparisonOperator"],
+        )
+        now = datetime.now(UTC)
+        stats = cloudwatch.get_metric_statistics(
+            Namespace=props["Namespace"],
+            MetricName=props["MetricName"],
+            Dimensions=props["Dimensions"],
+            StartTime=now - timedelta(minutes=5),
+            EndTime=now + timedelta(minutes=5),
+            Period=props["Period"],
+            Statistics=[props["Statistic"]],
+        )
+    assert sum(p["Sum"] for p in stats["Datapoints"]) >= props["Threshold"]

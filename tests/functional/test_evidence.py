@@ -249,9 +249,10 @@ def test_an_upload_that_fails_or_hangs_changes_nothing_and_comes_after_the_repor
     assert any("EvidenceBundle" in line["message"] for line in lines if line["level"] == "ERROR")
 
 
-def test_metrics_are_one_emf_line_with_both_dimension_sets(
-    env: dict[str, str], codedeploy: tuple[Any, Stubber], callback: CodeDeployCallback
-) -> None:
+def emitted_metrics(
+    codedeploy: tuple[Any, Stubber], callback: CodeDeployCallback, env: dict[str, str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A failing run's one EMF line on stdout, and its CloudWatch directive."""
     _, stubber = codedeploy
     expect_report(stubber, "Failed")
     out = io.StringIO()
@@ -259,6 +260,13 @@ def test_metrics_are_one_emf_line_with_both_dimension_sets(
         run_hook(callback, {**env, "GREENLIGHT_EVIDENCE_BUCKET": ""}, (MetricsReporter(),))
     (emf,) = [json.loads(line) for line in out.getvalue().splitlines() if '"_aws"' in line]
     (directive,) = emf["_aws"]["CloudWatchMetrics"]
+    return emf, directive
+
+
+def test_metrics_are_one_emf_line_with_both_dimension_sets(
+    env: dict[str, str], codedeploy: tuple[Any, Stubber], callback: CodeDeployCallback
+) -> None:
+    emf, directive = emitted_metrics(codedeploy, callback, env)
     assert directive["Namespace"] == "Greenlight"
     assert sorted(map(sorted, directive["Dimensions"])) == [
         ["application", "deployment_group", "lifecycle_event", "service"],
@@ -453,13 +461,7 @@ def test_the_templates_alarm_watches_a_metric_the_hooks_emit(
     from hooks.cli.template import load_template
     from tests.helpers import ROOT
 
-    _, stubber = codedeploy
-    expect_report(stubber, "Failed")
-    out = io.StringIO()
-    with redirect_stdout(out):
-        run_hook(callback, {**env, "GREENLIGHT_EVIDENCE_BUCKET": ""}, (MetricsReporter(),))
-    (emf,) = [json.loads(line) for line in out.getvalue().splitlines() if '"_aws"' in line]
-    (directive,) = emf["_aws"]["CloudWatchMetrics"]
+    emf, directive = emitted_metrics(codedeploy, callback, env)
     alarm = load_template(ROOT / "template.yaml")["Resources"]["FailureAlarmResource"]
     props = alarm["Properties"]
     with mock_aws():

@@ -412,8 +412,12 @@ class Discovery:
 
     def green_targets(self, stack: Stack) -> list[GreenTarget]:
         """Every healthy registered green task, each addressed directly by ``ip:port``."""
+        return self.tasks_in(stack.green)
+
+    def tasks_in(self, groups: tuple[TargetGroup, ...]) -> list[GreenTarget]:
+        """Every healthy task registered in ``groups``, each addressed by ``ip:port``."""
         found: list[GreenTarget] = []
-        for group in stack.green:
+        for group in groups:
             health = self._call(
                 self.elbv2,
                 "elasticloadbalancing",
@@ -430,7 +434,7 @@ class Discovery:
                 host = f"[{address}]" if ":" in str(address) else address
                 found.append(GreenTarget(f"{scheme}://{host}:{port}", label))
         if not found:
-            names = ", ".join(g.name for g in stack.green) or "no green target group"
+            names = ", ".join(g.name for g in groups) or "no green target group"
             raise DiscoveryError(f"no healthy registered target in {names} to test directly")
         return sorted(found, key=lambda t: t.label)
 

@@ -90,20 +90,35 @@ def _evaluate(
 
     deployment: Deployment | None = None
     tags: dict[str, str] = {}
+    ecs = invocation.ecs
     if settings.target_url is None:
         runtime.ensure()
-    if settings.target_url is None and runtime.discovery is not None:
+    if ecs is None and settings.target_url is None and runtime.discovery is not None:
         progress.set("looking up the deployment (codedeploy:GetDeployment)")
         deployment = runtime.discovery.deployment(invocation.deployment_id)
         if settings.use_tags:
             progress.set("reading the deployment group's tags")
             tags = runtime.discovery.tags(deployment, runtime.region)
 
-    application = deployment.application if deployment else settings.application
-    group = deployment.deployment_group if deployment else settings.deployment_group
+    if ecs is not None:  # an ECS service deployment: its cluster and service
+        application = settings.application or ecs.cluster
+        group = settings.deployment_group or ecs.service
+        discovering = settings.target_url is None and runtime.ecs_discovery is not None
+        if discovering and settings.use_tags and ecs.service_arn:
+            progress.set("reading the service's tags (ecs:ListTagsForResource)")
+            tags = runtime.ecs_discovery.tags(ecs.service_arn)
+    else:
+        application = deployment.application if deployment else settings.application
+        group = deployment.deployment_group if deployment else settings.deployment_group
     summary.application, summary.deployment_group = application, group
     plan = resolve_plan(
-        event, settings, plan_file, application=application, deployment_group=group, tags=tags
+        event,
+        settings,
+        plan_file,
+        application=application,
+        deployment_group=group,
+        tags=tags,
+        stage=ecs.stage.value if ecs is not None else None,
     )
     if any("${" in value for value in plan.headers.values()):
         progress.set("reading the plan's header secrets (Secrets Manager, Parameter Store)")
@@ -111,7 +126,10 @@ def _evaluate(
     summary.plan = plan
     log.info("plan", extra={"plan": plan.describe()})
 
-    resolved = _target(plan, deployment, runtime, deadline, progress, settings)
+    if ecs is not None:
+        resolved = _ecs_target(plan, ecs, runtime, deadline, progress)
+    else:
+        resolved = _target(plan, deployment, runtime, deadline, progress, settings)
     target, plan = resolved.target, resolved.plan
     summary.target, summary.plan = target, plan
     if not target.verify:
@@ -150,7 +168,11 @@ def _evaluate(
             "execution_id": invocation.execution_id,
             "application": application,
             "deployment_group": group,
+            "stage": ecs.stage.value if ecs is not None else None,
+            "traffic": ecs.traffic() if ecs is not None else {},
         },
+        # Suites that passed at an earlier call of this ECS gate (IN_PROGRESS).
+        "skip": _passed_earlier(ecs),
         "concurrency": plan.concurrency,
         "request_timeout": plan.request_timeout,
         "max_body_bytes": plan.max_body_bytes,
@@ -311,6 +333,68 @@ def _target(
         headers=dict(plan.headers),
     )
     return Resolved(target, plan, green, hint)
+
+
+def _passed_earlier(call: Any) -> list[str]:
+    if call is None:
+        return []
+    from hooks.ecs import GateState, now
+
+    return GateState.of(call, now()).passed
+
+
+def _ecs_target(
+    plan: Plan, call: Any, runtime: Runtime, deadline: Deadline, progress: Progress
+) -> Resolved:
+    """The green revision of an ECS service deployment: through the test listener rule (or
+    Service Connect with the test header); its tasks directly after scale-up, when no
+    test traffic reaches it yet; production before green exists."""
+    from hooks.discovery import _name
+
+    event = plan.event
+    url, prod_url = plan.target_url, plan.prod_url
+    host, headers = plan.host, dict(plan.headers)
+    green: list[GreenTarget] = []
+    if url is None:
+        discovery = runtime.ecs_discovery
+        if discovery is None:
+            raise ConfigError(
+                "no target: set GREENLIGHT_TARGET_URL (or target_url in the plan), "
+                "or run with discovery"
+            )
+        progress.set("finding the green revision (ecs:DescribeServiceRevisions)")
+        found = discovery.target(call.deployment_arn, call.target_revision_arn)
+        url, prod_url = found.url, prod_url or found.prod_url
+        host = host or found.host
+        headers = {**found.headers, **headers}
+        if event is LifecycleEvent.BEFORE_INSTALL:
+            url = prod_url or url
+        elif found.green_target_groups and runtime.discovery is not None:
+            progress.set(
+                "waiting for the green targets to be healthy "
+                "(elasticloadbalancing:DescribeTargetHealth)"
+            )
+            runtime.discovery.wait_ready(
+                found.green_target_groups, timeout=plan.readiness_timeout, deadline=deadline
+            )
+            if event is LifecycleEvent.AFTER_INSTALL:
+                groups = runtime.discovery.target_groups(
+                    tuple(_name(arn) for arn in found.green_target_groups)
+                )
+                green = runtime.discovery.tasks_in(groups)
+        if host != plan.host:
+            plan = replace(plan, host=host, sources={**plan.sources, "host": found.source})
+    elif event is LifecycleEvent.BEFORE_INSTALL:
+        url = prod_url = prod_url or url
+    target = Target(
+        url=url,
+        prod_url=prod_url,
+        host=host,
+        verify=plan.verify,
+        ca_bundle=plan.ca_bundle,
+        headers=headers,
+    )
+    return Resolved(target, plan, green)
 
 
 def _with_host(plan: Plan, stack: Stack, discovery: Discovery) -> Plan:

@@ -107,6 +107,45 @@ def clients() -> Clients:
     )
 
 
+@cache
+def ecs_runtime() -> Runtime:
+    """The ECS hook's collaborators: the verdict is the return value (no report client);
+    discovery reads ECS and ELBv2, each client built on first use."""
+    import boto3
+    from botocore.config import Config
+
+    from hooks.discovery import Discovery
+    from hooks.ecs import EcsReturn
+    from hooks.ecs_discovery import EcsDiscovery
+
+    lookups = Config(
+        retries={"mode": "standard", "max_attempts": 4},
+        connect_timeout=3,
+        read_timeout=10,
+        user_agent_extra="greenlight",
+    )
+    elbv2 = cache(lambda: boto3.client("elbv2", config=lookups))
+    base = runtime()
+    return Runtime(
+        protocol=EcsReturn(),
+        discovery=Discovery(lambda: None, elbv2),
+        ecs_discovery=EcsDiscovery(lambda: boto3.client("ecs", config=lookups), elbv2),
+        region=boto3.session.Session().region_name or "us-east-1",
+        reporters=base.reporters,
+    )
+
+
+def ecs_hook(event: Any, context: Any) -> dict[str, Any]:
+    """Amazon ECS native blue/green lifecycle hooks, every stage (``lifecycleStage``)."""
+    from hooks.ecs import handle_ecs
+
+    try:
+        return handle_ecs(event, context, ecs_runtime())
+    finally:
+        if IN_LAMBDA:
+            _prestart()
+
+
 def _invoke(event: Any, context: Any, lifecycle_event: LifecycleEvent) -> dict[str, Any]:
     try:
         return handle(event, context, lifecycle_event, runtime())

@@ -27,7 +27,7 @@ from hooks.log import get_logger
 from hooks.protocol import ReportOutcome, ReportState, StatusProtocol
 from hooks.results import CheckResult, Status
 from hooks.settings import Settings
-from hooks.verdict import Verdict
+from hooks.verdict import Verdict, VerdictStatus
 
 if TYPE_CHECKING:
     from hooks.plan import Plan
@@ -42,6 +42,8 @@ _HANDOVER = 0.5
 _REPORT_RESERVE = 0.3
 #: Failed checks the summary log line lists in full (the evidence bundle has them all).
 LOGGED_FAILURES = 50
+#: Marks the summary line (searchable in the logs; the command line prints its own).
+SUMMARY_KEY = "greenlight_summary"
 #: Whether the next invocation in this process is its first (Lambda's cold start).
 _cold_start = True
 
@@ -89,6 +91,8 @@ class Runtime:
 
     protocol: StatusProtocol | None = None
     discovery: Discovery | None = None
+    #: Amazon ECS discovery (:class:`hooks.ecs_discovery.EcsDiscovery`), for ECS hooks.
+    ecs_discovery: Any = None
     region: str = "us-east-1"
     env: Mapping[str, str] | None = None
     reporters: Sequence[Reporter] = ()
@@ -151,6 +155,10 @@ class RunSummary:
     evidence: str | None = None
     #: The run's settings (None when they could not be read): where reporters publish.
     settings: Settings | None = None
+    #: The green targets were not healthy in time (an ECS gate may wait at its next call).
+    not_ready: bool = False
+    #: ECS only: ``callBackDelay`` and ``hookDetails`` of an ``IN_PROGRESS`` answer.
+    continuation: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         suites = self.run.suites if self.run is not None else ()
@@ -210,6 +218,14 @@ def handle(
     except Exception as exc:
         get_logger().error(f"invalid hook event: {exc} (nothing can be reported without both ids)")
         raise
+    return handle_invocation(invocation, context, runtime, started)
+
+
+def handle_invocation(
+    invocation: HookInvocation, context: HasRemainingTime, runtime: Runtime, started: float
+) -> dict[str, Any]:
+    """Everything after the event is parsed, whichever protocol sent it: plan, target,
+    suites, the verdict, its report (or, for ECS, return value), then the reporters."""
     redact.reset()  # a warm container: the last invocation's secrets are not this one's
     global _cold_start
     context_keys = {
@@ -245,6 +261,10 @@ def handle(
     else:
         summary = _guarded(invocation, settings, deadline, runtime, progress)
         summary.settings = settings
+        if invocation.ecs is not None:
+            from hooks.ecs import settle
+
+            settle(summary, invocation.ecs, runtime.env)
 
     budget = Deadline.in_seconds(remaining_seconds(context) - _REPORT_RESERVE)
     try:
@@ -259,14 +279,16 @@ def handle(
     summary.duration = time.monotonic() - started
     result: dict[str, Any] = redact.redact_data(summary.to_dict())
     line = f"greenlight {result['verdict']}: {result['reason']}"
-    if summary.verdict.succeeded:
-        logger.info(line, extra=result)
+    if summary.verdict.succeeded or summary.verdict.status is VerdictStatus.IN_PROGRESS:
+        logger.info(line, extra={**result, SUMMARY_KEY: True})
     else:
         failures = redact.redact_data(summary.failure_details())
         omitted = len(summary.verdict.failed) - len(failures)
         extra = {**result, "failures": failures, "failures_not_listed": max(omitted, 0)}
-        logger.error(line, extra=extra)
+        logger.error(line, extra={**extra, SUMMARY_KEY: True})
     logger.remove_keys([*invocation.log_keys(), *context_keys])
+    if summary.continuation is not None:  # ECS: what the IN_PROGRESS answer carries
+        result["continuation"] = summary.continuation
     return result
 
 
@@ -338,7 +360,7 @@ def _guarded(
 
     def work() -> None:
         from hooks.evaluate import evaluate
-        from hooks.exceptions import ConfigError
+        from hooks.exceptions import ConfigError, TargetNotReadyError
 
         try:
             evaluate(summary, settings, deadline.earlier(_HANDOVER), runtime, progress)
@@ -347,6 +369,7 @@ def _guarded(
             summary.verdict = Verdict.failure(f"configuration error: {exc}")
             summary.configuration_error = True
         except Exception as exc:
+            summary.not_ready = isinstance(exc, TargetNotReadyError)
             log.error("the hook failed while %s: %s: %s", progress.stage, type(exc).__name__, exc)
             log.debug("traceback\n%s", traceback.format_exc())
             summary.verdict = Verdict.failure(f"{type(exc).__name__} while {progress.stage}: {exc}")

@@ -27,6 +27,7 @@ h2 { font-size: 1.15rem; margin: 1.6rem 0 .5rem; border-bottom: 1px solid #8884;
 .verdict { display: inline-block; padding: .15rem .6rem; border-radius: .3rem; color: #fff;
   font-weight: 700; }
 .Succeeded { background: var(--ok); } .Failed { background: var(--bad); }
+.InProgress { background: #7a5c00; }
 .reason { font-size: 1.05rem; margin: .3rem 0 .6rem; }
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: .1rem 1rem;
   margin: .4rem 0; }

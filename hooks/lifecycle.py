@@ -52,18 +52,26 @@ class LifecycleEvent(StrEnum):
 
 @dataclass(frozen=True)
 class HookInvocation:
-    """One call of a hook: the ids CodeDeploy sent and the event this function serves."""
+    """One call of a hook: the ids CodeDeploy sent and the event this function serves.
+
+    ``ecs`` is the Amazon ECS hook call (:class:`hooks.ecs.EcsCall`) when the gate is an ECS
+    native blue/green deployment's; ``lifecycle_event`` is then its stage's counterpart.
+    """
 
     deployment_id: str
     execution_id: str
     lifecycle_event: LifecycleEvent
+    ecs: Any = None
 
     def log_keys(self) -> dict[str, str]:
-        return {
+        keys = {
             "deployment_id": self.deployment_id,
             "lifecycle_event_hook_execution_id": self.execution_id,
             "lifecycle_event": self.lifecycle_event.value,
         }
+        if self.ecs is not None:
+            keys["ecs_stage"] = self.ecs.stage.value
+        return keys
 
 
 _REQUIRED = ("DeploymentId", "LifecycleEventHookExecutionId")

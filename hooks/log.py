@@ -51,6 +51,10 @@ def configure_for_cli(verbose: bool) -> Logger:
     """Logs on stderr for the command line: JSON with ``verbose``; else warnings, as text."""
     logger = get_logger(stream=sys.stderr, level="DEBUG" if verbose else "WARNING")
     if not verbose:
+        # The console prints the verdict and the failures itself: not the summary line too.
+        logger.registered_handler.addFilter(
+            lambda record: not hasattr(record, "greenlight_summary")
+        )
         plain = logging.StreamHandler(sys.stderr)
         plain.setFormatter(logging.Formatter("greenlight: %(levelname)s: %(message)s"))
         logging.getLogger("hooks").handlers = [plain]

@@ -10,6 +10,7 @@ alarm on ``FailedOrUnreportedHooks``).
 ``Unreported``             Count    1 when the report call failed: CodeDeploy waits
 ``FailedOrUnreportedHooks`` Count   what the alarm watches
 ``Crashed``                Count    1 from the fail-safe: the hook was killed
+``InProgress``             Count    1 for an ECS call answered IN_PROGRESS (no verdict yet)
 ``Checks<Status>``         Count    checks by status: Passed, Failed, Error, TimedOut, Skipped
 ``Duration``               Seconds  the whole run
 ``TimeToReport``           Seconds  from the invocation's start to CodeDeploy's answer
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from hooks.protocol import ReportOutcome, ReportState
 from hooks.results import Status
+from hooks.verdict import VerdictStatus
 
 if TYPE_CHECKING:
     from hooks.failsafe import Crash
@@ -64,11 +66,13 @@ def emit_run(summary: RunSummary) -> None:
         deployment_group=summary.deployment_group,
         lifecycle_event=summary.invocation.lifecycle_event.value,
     )
-    failed = not summary.verdict.succeeded
+    failed = summary.verdict.status is VerdictStatus.FAILED
+    going_on = summary.verdict.status is VerdictStatus.IN_PROGRESS
     unreported = summary.report is not None and summary.report.state is ReportState.FAILED
-    metrics.add_metric(name="Succeeded", unit="Count", value=0 if failed else 1)
+    metrics.add_metric(name="Succeeded", unit="Count", value=int(summary.verdict.succeeded))
     metrics.add_metric(name="Failed", unit="Count", value=1 if failed else 0)
     metrics.add_metric(name="Unreported", unit="Count", value=1 if unreported else 0)
+    metrics.add_metric(name="InProgress", unit="Count", value=int(going_on))
     metrics.add_metric(
         name="FailedOrUnreportedHooks", unit="Count", value=1 if failed or unreported else 0
     )

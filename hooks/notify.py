@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from hooks.protocol import ReportOutcome
+from hooks.verdict import VerdictStatus
 
 if TYPE_CHECKING:
     from hooks.failsafe import Crash
@@ -40,7 +41,10 @@ class Notifier:
         settings = summary.settings
         if settings is None or not settings.notify_topic:
             return
-        if summary.verdict.succeeded and settings.notify_on != "ALL":
+        status = summary.verdict.status
+        if status is VerdictStatus.IN_PROGRESS:
+            return  # an ECS gate that goes on has no verdict yet
+        if status is not VerdictStatus.FAILED and settings.notify_on != "ALL":
             return
         data = redact.redact_data(summary.to_dict())
         data["failures"] = redact.redact_data(summary.failure_details(LISTED_FAILURES))

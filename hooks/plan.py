@@ -104,8 +104,16 @@ class PlanFile:
             found.append((self._label(["defaults"], "defaults"), self.data["defaults"]))
         for index, entry in enumerate(self.data.get("groups", [])):
             match = entry["match"]
-            if _fits(match.get("application"), application) and _fits(
-                match.get("deployment_group"), group
+            # An ECS service deployment's cluster and service stand where CodeDeploy's
+            # application and deployment group do.
+            if all(
+                _fits(match.get(key), value)
+                for key, value in (
+                    ("application", application),
+                    ("deployment_group", group),
+                    ("cluster", application),
+                    ("service", group),
+                )
             ):
                 label = ", ".join(f"{k}={v}" for k, v in match.items())
                 found.append((self._label(["groups", index], f"group {label}"), entry))
@@ -134,8 +142,12 @@ def resolve_plan(
     application: str | None = None,
     deployment_group: str | None = None,
     tags: Mapping[str, str] | None = None,
+    stage: str | None = None,
 ) -> Plan:
-    """Merge every source into one plan, remembering where each value came from."""
+    """Merge every source into one plan, remembering where each value came from.
+
+    ``stage`` (an Amazon ECS lifecycle stage) is looked up in ``suites`` before ``event``.
+    """
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     policies: dict[str, Policy] = {}
@@ -149,7 +161,10 @@ def resolve_plan(
     for label, entry in plan_file.entries(application, deployment_group) if plan_file else []:
         source = f"file {label}"
         suites = entry.get("suites", {})
-        put("suites", _tuple(suites.get(event.value, suites.get("default"))), source)
+        listed = suites.get(stage) if stage else None
+        if listed is None:
+            listed = suites.get(event.value, suites.get("default"))
+        put("suites", _tuple(listed), source)
         for key in (
             "target_url",
             "prod_url",

@@ -163,11 +163,14 @@ def junit_xml(summary: RunSummary) -> bytes:
 def bundle_prefix(summary: RunSummary) -> str:
     """``<application>/<deployment group>/<deployment id>/<event>/``: one run's folder."""
     invocation = summary.invocation
+    folder: str | LifecycleEvent = invocation.lifecycle_event
+    if invocation.ecs is not None:
+        # An ECS stage, and at a traffic step the production weight: each step its own.
+        weight = invocation.ecs.traffic()["traffic.production_weight"]
+        step = f"-{weight}" if invocation.ecs.stage.shifts_traffic and weight else ""
+        folder = f"{invocation.ecs.stage.value}{step}"
     return bundle_prefix_of(
-        summary.application,
-        summary.deployment_group,
-        invocation.deployment_id,
-        invocation.lifecycle_event,
+        summary.application, summary.deployment_group, invocation.deployment_id, folder
     )
 
 
@@ -175,7 +178,7 @@ def bundle_prefix_of(
     application: str | None,
     group: str | None,
     deployment_id: str,
-    event: LifecycleEvent | None,
+    event: LifecycleEvent | str | None,
 ) -> str:
     """The folder of one run's bundle (or, without ``event``, of the deployment's)."""
 
@@ -187,7 +190,8 @@ def bundle_prefix_of(
         part(group, "_unknown-deployment-group"),
         part(deployment_id, "_unknown-deployment"),
     ]
-    return "/".join([*parts, *([event.value] if event is not None else []), ""])
+    folder = event.value if isinstance(event, LifecycleEvent) else event
+    return "/".join([*parts, *([folder] if folder else []), ""])
 
 
 def bundle_files(summary: RunSummary) -> dict[str, bytes]:

@@ -10,10 +10,12 @@ from hooks.results import Status, SuiteResult
 
 
 class VerdictStatus(StrEnum):
-    """The only two statuses CodeDeploy accepts from a hook."""
+    """The two statuses CodeDeploy accepts from a hook, and, for Amazon ECS hooks only, a
+    gate that goes on at ECS's next call (``IN_PROGRESS``)."""
 
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
+    IN_PROGRESS = "InProgress"
 
 
 @dataclass(frozen=True)

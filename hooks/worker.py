@@ -158,7 +158,7 @@ def run(
     job: dict[str, Any], deadline: Deadline, writer: RecordWriter, prepared: Any = None
 ) -> None:
     from hooks.runner import run_suites
-    from hooks.suites.registry import load_one, select_suites
+    from hooks.suites.registry import BrokenSuite, load_one, select_suites
 
     event = LifecycleEvent(job["event"])
     policies = _policies(job)
@@ -174,6 +174,9 @@ def run(
             planned_source=job.get("planned_source", "the plan"),
             suites_dir=suites_dir,
         )
+        # Suites that passed in an earlier call of the same gate (ECS IN_PROGRESS).
+        skip = set(job.get("skip") or ())
+        suites = [s for s in suites if s.name not in skip or isinstance(s, BrokenSuite)]
         suites = fan_out(
             [_production_only(s) for s in suites] if event is _BEFORE_INSTALL else suites,
             job.get("green_targets") or [],
@@ -205,6 +208,8 @@ def run(
         event,
         info.get("application"),
         info.get("deployment_group"),
+        info.get("stage"),
+        info.get("traffic") or {},
     )
     run_suites(
         mine,
@@ -512,7 +517,7 @@ def test_warm_up(http, base_url, target, deployment, i):
 """
 
 
-def _warm_up_pytest() -> None:
+def _warm_up_pytest() -> int | None:
     """One pytest session of Greenlight's own, before any fork: what pytest and requests
     build on first use (fixture and hook caches, assertion rewriting, a session with its
     settings) is then built once, not in every worker. Plugins installed in the
@@ -522,7 +527,7 @@ def _warm_up_pytest() -> None:
     with contextlib.suppress(Exception):
         import pytest
 
-        from hooks.suites import pytest_plugin
+        from hooks.suites import pytest_entry, pytest_plugin
         from hooks.suites.pytest_kind import _QUIET_ARGS
 
         with tempfile.TemporaryDirectory(prefix="greenlight-warm-up-") as folder:
@@ -533,9 +538,12 @@ def _warm_up_pytest() -> None:
             previous = sys.dont_write_bytecode
             sys.dont_write_bytecode = True
             try:
-                pytest.main(
-                    [str(path), *_QUIET_ARGS, f"--rootdir={folder}", "--target-url=http://-"],
-                    plugins=[pytest_plugin],
+                # The options come with the entry point's module (passed in, not loaded).
+                return int(
+                    pytest.main(
+                        [str(path), *_QUIET_ARGS, f"--rootdir={folder}", "--target-url=http://-"],
+                        plugins=[pytest_entry, pytest_plugin],
+                    )
                 )
             finally:
                 sys.dont_write_bytecode = previous
@@ -544,6 +552,7 @@ def _warm_up_pytest() -> None:
                 else:
                     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = autoload
                 sys.modules.pop(path.stem, None)
+    return None  # the warm-up is an optimisation: whatever failed, forks work as before
 
 
 def _memory_mb() -> dict[str, float]:

@@ -112,9 +112,10 @@ def prepare_aws(report: str) -> None:
 
 def attach(on_check: Callable[[Any, Any], None] | None, reporters: list[Any]) -> Any:
     """The handlers' runtime, with progress output and file reports attached."""
-    from hooks.handlers import runtime
+    from hooks.handlers import ecs_runtime, runtime
 
     current = runtime()
-    current.on_check = on_check
-    current.reporters = list(reporters)
+    for each in (current, ecs_runtime()):
+        each.on_check = on_check
+        each.reporters = list(reporters)
     return current

@@ -1,4 +1,5 @@
-"""The ``greenlight`` command line: run, invoke, rehearse, validate, appspec, report, demo.
+"""The ``greenlight`` command line: run, invoke, rehearse, validate, appspec, ecs-hooks,
+report, demo.
 
 One exit-status rule for every command: 0 when the verdict is Succeeded (or the check
 passes), 1 when it is Failed, 2 for a usage or configuration error — a bad argument,
@@ -129,6 +130,17 @@ def build_parser() -> argparse.ArgumentParser:
     rehearse.add_argument("--test-url", required=True, help="the green (new) build")
     rehearse.add_argument("--suites-dir", type=Path)
     rehearse.add_argument("--timeout", type=float, default=300.0, help="seconds per hook")
+    rehearse.add_argument(
+        "--protocol",
+        choices=["codedeploy", "ecs"],
+        default="codedeploy",
+        help="CodeDeploy's lifecycle events, or Amazon ECS native blue/green stages",
+    )
+    rehearse.add_argument(
+        "--canary",
+        default="10,50,100",
+        help="ECS: production traffic steps in percent (default 10,50,100)",
+    )
 
     validate = sub.add_parser(
         "validate", help="check suites and the plan without running them; print file:line errors"
@@ -170,6 +182,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     appspec.add_argument("--json", action="store_true", help="JSON instead of YAML")
 
+    ecs_hooks = sub.add_parser(
+        "ecs-hooks",
+        help="print the lifecycleHooks block of an ECS service's deploymentConfiguration",
+    )
+    ecs_hooks.add_argument("--stack-name", help="read the ARNs from this stack's outputs")
+    ecs_hooks.add_argument("--hook-arn", default="ECS_HOOK_FUNCTION_ARN")
+    ecs_hooks.add_argument("--role-arn", default="ECS_HOOK_INVOKE_ROLE_ARN")
+    ecs_hooks.add_argument(
+        "--stage",
+        action="append",
+        default=[],
+        help="a lifecycle stage (repeat); default: "
+        "one stage per lifecycle event with suites planned",
+    )
+    ecs_hooks.add_argument("--suites-dir", type=Path)
+
     report = sub.add_parser(
         "report", help="show a deployment's evidence from S3, as `greenlight run` shows a run"
     )
@@ -204,6 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "validate": cmd_validate,
         "appspec": cmd_appspec,
         "report": cmd_report,
+        "ecs-hooks": cmd_ecs_hooks,
         "demo": cmd_demo,
         "serve-sample": cmd_serve_sample,
     }
@@ -346,6 +375,8 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         console.line(json.dumps(call, indent=2))
     console.line(console.bold("Handler returned:"))
     console.line(json.dumps(result, indent=2))
+    if "hookStatus" in result:  # the Amazon ECS hook: its answer is the verdict
+        return EXIT_FAILED if result["hookStatus"] == "FAILED" else EXIT_OK
     _configuration_errors("invoke", result)
     return exit_code(result)
 
@@ -356,6 +387,24 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
 
     for url in (args.prod_url, args.test_url):
         Target(url=url)  # a malformed URL is a usage error
+    if args.protocol == "ecs":
+        from hooks.cli.rehearse_ecs import rehearse_ecs
+
+        try:
+            steps = [float(s) for s in args.canary.split(",") if s.strip()]
+        except ValueError:
+            raise UsageError(f"--canary {args.canary!r}: percentages, e.g. 10,50,100") from None
+        if not steps or steps[-1] != 100 or any(not 0 < s <= 100 for s in steps):
+            raise UsageError(f"--canary {args.canary!r}: rising percentages ending at 100")
+        ecs = rehearse_ecs(
+            args.prod_url,
+            args.test_url,
+            console=Console(),
+            timeout=args.timeout,
+            suites_dir=args.suites_dir,
+            canary=steps,
+        )
+        return EXIT_OK if ecs.shifted else EXIT_FAILED
     result = rehearse(
         args.prod_url,
         args.test_url,
@@ -451,6 +500,39 @@ def cmd_appspec(args: argparse.Namespace) -> int:
             f"# placeholders for {', '.join(missing)}: pass --stack-name or --hook EVENT=ARN",
             file=sys.stderr,
         )
+    return EXIT_OK
+
+
+def cmd_ecs_hooks(args: argparse.Namespace) -> int:
+    from hooks.cli.local import patched_env
+    from hooks.ecs import PREFERRED_STAGES, EcsStage, lifecycle_hooks
+    from hooks.evaluate import planned_events
+    from hooks.plan import PlanFile
+    from hooks.settings import Settings
+    from hooks.suites.registry import discover
+
+    hook_arn, role_arn = args.hook_arn, args.role_arn
+    if args.stack_name:
+        import boto3
+
+        stacks = boto3.client("cloudformation").describe_stacks(StackName=args.stack_name)
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks["Stacks"][0]["Outputs"]}
+        hook_arn = outputs.get("EcsHookArn", hook_arn)
+        role_arn = outputs.get("EcsHookInvokeRoleArn", role_arn)
+    try:
+        stages = [EcsStage(s.upper()) for s in args.stage]
+    except ValueError as exc:
+        raise UsageError(f"{exc}; stages: {', '.join(s.value for s in EcsStage)}") from None
+    if not stages:
+        with patched_env(_given({"GREENLIGHT_SUITES_DIR": args.suites_dir})):
+            settings = Settings.from_env()
+            events = planned_events(
+                discover(settings.suites_dir), PlanFile.load(settings.plan_file), settings
+            )
+        stages = [PREFERRED_STAGES[e] for e in events]
+    if not stages:
+        raise UsageError("no lifecycle event has suites planned: pass --stage STAGE")
+    print(json.dumps(lifecycle_hooks(hook_arn, role_arn, stages, None), indent=2))
     return EXIT_OK
 
 

@@ -32,7 +32,7 @@ import queue
 import time
 import traceback
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import cached_property, partial
@@ -63,6 +63,10 @@ class DeploymentInfo:
     lifecycle_event: LifecycleEvent
     application: str | None = None
     deployment_group: str | None = None
+    #: The Amazon ECS lifecycle stage (ECS native blue/green), else None.
+    stage: str | None = None
+    #: ``traffic.test_weight`` / ``traffic.production_weight``: green's share at this call.
+    traffic: Mapping[str, str] = field(default_factory=dict)
 
     def variables(self) -> dict[str, str]:
         return {
@@ -71,6 +75,9 @@ class DeploymentInfo:
             "deployment.lifecycle_event": self.lifecycle_event.value,
             "deployment.application": self.application or "",
             "deployment.group": self.deployment_group or "",
+            "deployment.stage": self.stage or "",
+            "traffic.test_weight": self.traffic.get("traffic.test_weight", ""),
+            "traffic.production_weight": self.traffic.get("traffic.production_weight", ""),
         }
 
 

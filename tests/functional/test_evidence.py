@@ -374,6 +374,7 @@ def test_greenlight_report_prints_the_run_view_from_the_bundle(
     saved = package.handlers[:], package.level
     powertools = get_logger().registered_handler
     stream = getattr(powertools, "stream", None)
+    filters = powertools.filters[:]
     try:
         code = main(
             [
@@ -394,6 +395,7 @@ def test_greenlight_report_prints_the_run_view_from_the_bundle(
         package.setLevel(saved[1])
         if isinstance(powertools, logging.StreamHandler):
             powertools.setStream(stream)
+        powertools.filters = filters
     out = capsys.readouterr().out
     assert code == 1
     assert f"AfterAllowTestTraffic of {EVENT['DeploymentId']} (shop/shop-prod)" in out

@@ -9,6 +9,8 @@ suite still gets a verdict.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
@@ -19,7 +21,7 @@ import pytest
 from hooks.deadline import Deadline
 from hooks.results import SuiteResult
 from hooks.supervisor import ForkedProcess, ForkServer, SupervisedRun, Supervisor
-from tests.helpers import http_server, install_package, reply
+from tests.helpers import ROOT, http_server, install_package, reply
 
 TEST_FILE = """\
 import os, pathlib
@@ -294,3 +296,21 @@ def test_a_fork_server_that_stops_answering_is_ended_and_workers_start_afresh(
     assert run.forks.lost
     assert run.forks.process.poll() is not None  # killed, so it cannot fork late
     assert not any(isinstance(w.process, ForkedProcess) for w in run.workers)
+
+
+def test_the_fork_servers_pytest_warm_up_runs_its_fixtures() -> None:
+    """The warm-up session passes (its test uses every fixture), with no plugin autoloaded:
+    a warm-up that errors out would leave every fork to build what it should share."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys\nfrom hooks.worker import _warm_up_pytest\nsys.exit(_warm_up_pytest())",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

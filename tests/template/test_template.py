@@ -33,7 +33,9 @@ def functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def hooks_of(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {k: v for k, v in functions(template).items() if k != "FailSafeFunction"}
+    """The CodeDeploy hooks (not the ECS hook or the fail-safe)."""
+    events = {event.logical_id for event in LifecycleEvent}
+    return {k: v for k, v in functions(template).items() if k in events}
 
 
 def statements(template: dict[str, Any], role: str) -> list[dict[str, Any]]:
@@ -97,11 +99,35 @@ def test_the_hook_name_is_checked_at_deploy_time_to_fit_lambdas_64_characters(
     assert "64 characters" in spec["ConstraintDescription"]
 
 
-def test_handlers_named_by_the_template_exist() -> None:
-    import hooks.handlers
+def test_handlers_named_by_the_template_exist(template: dict[str, Any]) -> None:
+    import importlib
 
-    for event in LifecycleEvent:
-        assert callable(getattr(hooks.handlers, event.snake_name))
+    for function in functions(template).values():
+        module, _, name = function["Properties"]["Handler"].rpartition(".")
+        assert callable(getattr(importlib.import_module(module), name))
+
+
+def test_ecs_invokes_its_hook_with_a_role_that_may_invoke_nothing_else(
+    template: dict[str, Any],
+) -> None:
+    resources = template["Resources"]
+    assert resources["EcsHook"]["Properties"]["Handler"] == "hooks.handlers.ecs_hook"
+    assert "EventInvokeConfig" not in resources["EcsHook"]["Properties"]  # invoked in-line
+    role = resources["EcsHookInvokeRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "ecs.amazonaws.com"}
+    (statement,) = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    assert statement["Action"] == ["lambda:InvokeFunction"]
+    assert statement["Resource"] == {"Fn::GetAtt": ["EcsHook", "Arn"]}
+    by_sid = {s["Sid"]: s for s in statements(template, "HookRole")}
+    assert by_sid["ReadEcsServiceTags"]["Action"] == ["ecs:ListTagsForResource"]
+    assert by_sid["ReadEcsServiceTags"]["Resource"]["Fn::Sub"].endswith(":service/*")
+    assert by_sid["ReadEcsServiceDeployments"]["Action"] == [
+        "ecs:DescribeServiceDeployments",
+        "ecs:DescribeServiceRevisions",
+    ]
+    outputs = template["Outputs"]
+    assert {"EcsHookArn", "EcsHookInvokeRoleArn", "EcsLifecycleHooks"} <= set(outputs)
 
 
 def test_runtime_architecture_and_layer(template: dict[str, Any]) -> None:

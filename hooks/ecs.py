@@ -1,0 +1,436 @@
+"""Amazon ECS native blue/green lifecycle hooks: the second protocol adapter.
+
+ECS (``deploymentConfiguration.strategy: BLUE_GREEN``) invokes one Lambda function at the
+stages it is configured for, with::
+
+    {"executionId": "...", "lifecycleStage": "POST_TEST_TRAFFIC_SHIFT",
+     "resourceArn": "<the service deployment>",
+     "executionDetails": {"serviceArn": "...", "targetServiceRevisionArn": "...",
+                          "testTrafficWeights": {...}, "productionTrafficWeights": {...}},
+     "hookDetails": {...}}
+
+(an older documentation revision shows the same fields flat at the top level: both are
+accepted). The verdict is the return value: ``{"hookStatus": "SUCCEEDED" | "FAILED"}``, or
+``{"hookStatus": "IN_PROGRESS", "callBackDelay": s, "hookDetails": {...}}`` to be called
+again with those details. A missing status or a raised error rolls back, so nothing raises
+here: a malformed event is ``FAILED`` with the reason in the log.
+
+Each stage maps to the CodeDeploy lifecycle event that tests the same thing (the plan may
+also name stages directly). A gate longer than one Lambda run continues: suites that
+passed are carried in ``hookDetails`` and the rest run on the next call, until the gate's
+own budget (``GREENLIGHT_ECS_BUDGET`` seconds from the first call) is spent — then it fails.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from hooks.deadline import Deadline
+from hooks.exceptions import InvalidEventError
+from hooks.lifecycle import HookInvocation, LifecycleEvent
+from hooks.protocol import ReportOutcome, ReportState
+from hooks.verdict import VerdictStatus
+
+if TYPE_CHECKING:
+    from hooks.hook import RunSummary
+
+log = logging.getLogger(__name__)
+
+#: Seconds ECS waits before calling again after IN_PROGRESS (its default is 30).
+DEFAULT_CALLBACK_DELAY = 30
+#: The whole gate, across IN_PROGRESS calls (ECS's own hook timeout defaults to 24 h).
+DEFAULT_BUDGET = 3600.0
+#: hookDetails is sent back by ECS: kept well below any size limit.
+MAX_DETAILS_BYTES = 8192
+#: The key under which Greenlight keeps its progress in hookDetails.
+STATE_KEY = "greenlight"
+#: The header Service Connect routes test traffic on (AWS samples use this name).
+SERVICE_CONNECT_TEST_HEADER = "x-amzn-ecs-bluegreen-test"
+
+
+class EcsStage(StrEnum):
+    """The stages an ECS blue/green deployment can call a hook at, in order."""
+
+    RECONCILE_SERVICE = "RECONCILE_SERVICE"
+    PRE_SCALE_UP = "PRE_SCALE_UP"
+    POST_SCALE_UP = "POST_SCALE_UP"
+    TEST_TRAFFIC_SHIFT = "TEST_TRAFFIC_SHIFT"
+    POST_TEST_TRAFFIC_SHIFT = "POST_TEST_TRAFFIC_SHIFT"
+    PRE_PRODUCTION_TRAFFIC_SHIFT = "PRE_PRODUCTION_TRAFFIC_SHIFT"
+    PRODUCTION_TRAFFIC_SHIFT = "PRODUCTION_TRAFFIC_SHIFT"
+    POST_PRODUCTION_TRAFFIC_SHIFT = "POST_PRODUCTION_TRAFFIC_SHIFT"
+
+    @property
+    def lifecycle_event(self) -> LifecycleEvent:
+        """The CodeDeploy event that tests the same thing (what, and through which listener)."""
+        return _EVENTS[self]
+
+    @property
+    def shifts_traffic(self) -> bool:
+        """The stages ECS calls again, green weight 0, when it rolls back."""
+        return self in (EcsStage.TEST_TRAFFIC_SHIFT, EcsStage.PRODUCTION_TRAFFIC_SHIFT)
+
+
+_EVENTS = {
+    # No green revision serves anything yet: production is what exists.
+    EcsStage.RECONCILE_SERVICE: LifecycleEvent.BEFORE_INSTALL,
+    EcsStage.PRE_SCALE_UP: LifecycleEvent.BEFORE_INSTALL,
+    # Green runs, behind no listener: its tasks are tested directly.
+    EcsStage.POST_SCALE_UP: LifecycleEvent.AFTER_INSTALL,
+    # Green behind the test listener (rule).
+    EcsStage.TEST_TRAFFIC_SHIFT: LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC,
+    EcsStage.POST_TEST_TRAFFIC_SHIFT: LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC,
+    EcsStage.PRE_PRODUCTION_TRAFFIC_SHIFT: LifecycleEvent.BEFORE_ALLOW_TRAFFIC,
+    # Green takes (part of, then all) production traffic.
+    EcsStage.PRODUCTION_TRAFFIC_SHIFT: LifecycleEvent.AFTER_ALLOW_TRAFFIC,
+    EcsStage.POST_PRODUCTION_TRAFFIC_SHIFT: LifecycleEvent.AFTER_ALLOW_TRAFFIC,
+}
+
+
+@dataclass(frozen=True)
+class EcsCall:
+    """One ECS hook call, parsed."""
+
+    execution_id: str
+    stage: EcsStage
+    deployment_arn: str | None
+    service_arn: str | None
+    target_revision_arn: str | None
+    test_weights: Mapping[str, float] = field(default_factory=dict)
+    production_weights: Mapping[str, float] = field(default_factory=dict)
+    hook_details: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def cluster(self) -> str | None:
+        """``arn:aws:ecs:r:a:service/<cluster>/<service>`` -> the cluster's name."""
+        parts = (self.service_arn or "").split(":service/", 1)
+        return parts[1].split("/")[0] if len(parts) == 2 and "/" in parts[1] else None
+
+    @property
+    def service(self) -> str | None:
+        return (self.service_arn or "").rsplit("/", 1)[-1] or None
+
+    @property
+    def deployment_id(self) -> str:
+        """The service deployment's id (the end of its ARN), for logs and the evidence."""
+        return (self.deployment_arn or "").rsplit("/", 1)[-1] or self.execution_id
+
+    def green_weight(self, weights: Mapping[str, float]) -> float | None:
+        if self.target_revision_arn and self.target_revision_arn in weights:
+            return float(weights[self.target_revision_arn])
+        return None
+
+    def traffic(self) -> dict[str, str]:
+        """``${traffic.test_weight}`` and ``${traffic.production_weight}``: green's share, in
+        percent, as this call reports it ("" when it does not)."""
+        test = self.green_weight(self.test_weights)
+        production = self.green_weight(self.production_weights)
+        return {
+            "traffic.test_weight": "" if test is None else f"{test:g}",
+            "traffic.production_weight": "" if production is None else f"{production:g}",
+        }
+
+    def looks_like_rollback(self) -> bool:
+        """ECS rolling back calls the traffic stages again with green at 0 and blue at 100."""
+        if not self.stage.shifts_traffic:
+            return False
+        test = self.green_weight(self.test_weights)
+        production = self.green_weight(self.production_weights)
+        others = [
+            w for arn, w in self.production_weights.items() if arn != self.target_revision_arn
+        ]
+        return test == 0 and production == 0 and any(w > 0 for w in others)
+
+    def invocation(self) -> HookInvocation:
+        return HookInvocation(
+            deployment_id=self.deployment_id,
+            execution_id=self.execution_id,
+            lifecycle_event=self.stage.lifecycle_event,
+            ecs=self,
+        )
+
+
+def parse_ecs_event(event: Any) -> EcsCall:
+    """Validate an ECS hook event; raise :class:`InvalidEventError` naming what is wrong."""
+    if not isinstance(event, Mapping):
+        raise InvalidEventError(
+            f"the ECS hook event must be a JSON object, got {type(event).__name__}"
+        )
+    details = event.get("executionDetails")
+    if details is None:
+        details = event  # the flat form of an older documentation revision
+    if not isinstance(details, Mapping):
+        raise InvalidEventError("'executionDetails' must be an object")
+    execution_id = event.get("executionId")
+    if not isinstance(execution_id, str) or not execution_id.strip():
+        raise InvalidEventError(f"the event has no 'executionId'; got keys {sorted(event)}")
+    stage = event.get("lifecycleStage")
+    try:
+        parsed_stage = EcsStage(str(stage))
+    except ValueError:
+        names = ", ".join(s.value for s in EcsStage)
+        raise InvalidEventError(
+            f"unknown lifecycleStage {stage!r}; expected one of: {names}"
+        ) from None
+    return EcsCall(
+        execution_id=execution_id.strip(),
+        stage=parsed_stage,
+        deployment_arn=_text(event.get("resourceArn") or details.get("resourceArn")),
+        service_arn=_text(details.get("serviceArn")),
+        target_revision_arn=_text(details.get("targetServiceRevisionArn")),
+        test_weights=_weights(details.get("testTrafficWeights"), "testTrafficWeights"),
+        production_weights=_weights(
+            details.get("productionTrafficWeights"), "productionTrafficWeights"
+        ),
+        hook_details=_details(event.get("hookDetails")),
+    )
+
+
+def _text(value: Any) -> str | None:
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _weights(value: Any, name: str) -> dict[str, float]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(
+        isinstance(w, int | float) and not isinstance(w, bool) for w in value.values()
+    ):
+        raise InvalidEventError(f"{name!r} must map service revision ARNs to weights")
+    return {str(arn): float(weight) for arn, weight in value.items()}
+
+
+def _details(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, str):  # the template's HookDetails is a JSON string
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise InvalidEventError("'hookDetails' is not a JSON object") from None
+    if not isinstance(value, Mapping):
+        raise InvalidEventError("'hookDetails' must be an object")
+    return dict(value)
+
+
+# ---- progress carried between IN_PROGRESS calls ----
+
+
+@dataclass
+class GateState:
+    """What earlier calls of this gate did, carried in ``hookDetails``."""
+
+    started: float
+    attempt: int = 1
+    passed: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, call: EcsCall, now: float) -> GateState:
+        state = call.hook_details.get(STATE_KEY)
+        if not isinstance(state, Mapping) or state.get("execution") != call.execution_id:
+            return cls(started=now)
+        return cls(
+            started=float(state.get("started", now)),
+            attempt=int(state.get("attempt", 0)) + 1,
+            passed=[str(name) for name in state.get("passed", [])],
+        )
+
+    def details(self, call: EcsCall) -> dict[str, Any]:
+        """The hookDetails to return: the user's own keys, and this gate's progress."""
+        state = {
+            "execution": call.execution_id,
+            "started": round(self.started, 3),
+            "attempt": self.attempt,
+            "passed": self.passed,
+        }
+        details = {**call.hook_details, STATE_KEY: state}
+        if len(json.dumps(details)) > MAX_DETAILS_BYTES:
+            raise ValueError("the progress no longer fits in hookDetails")
+        return details
+
+
+def budget(env: Mapping[str, str] | None = None) -> float:
+    raw = (env if env is not None else os.environ).get("GREENLIGHT_ECS_BUDGET", "").strip()
+    try:
+        return float(raw) if raw else DEFAULT_BUDGET
+    except ValueError:
+        return DEFAULT_BUDGET
+
+
+def callback_delay(env: Mapping[str, str] | None = None) -> int:
+    raw = (env if env is not None else os.environ).get("GREENLIGHT_ECS_CALLBACK_DELAY", "").strip()
+    try:
+        return max(int(raw), 1) if raw else DEFAULT_CALLBACK_DELAY
+    except ValueError:
+        return DEFAULT_CALLBACK_DELAY
+
+
+class EcsReturn:
+    """The ECS protocol's "report": the verdict is the handler's return value, so reporting
+    only records it (there is no callback to lose)."""
+
+    def __init__(self) -> None:
+        self.status: VerdictStatus | None = None
+
+    def report(
+        self, invocation: HookInvocation, status: VerdictStatus, budget: Deadline
+    ) -> ReportOutcome:
+        self.status = status
+        return ReportOutcome(ReportState.REPORTED, 1, "returned to Amazon ECS")
+
+
+def now() -> float:
+    return time.time()
+
+
+def settle(summary: RunSummary, call: EcsCall, env: Mapping[str, str] | None) -> None:
+    """Decide between the verdict and another call: a gate that could not finish in this run
+    (the green targets not yet healthy, or suites cut short by this run's deadline) goes on
+    with ``IN_PROGRESS`` — carrying the suites that passed — until its own budget is spent;
+    a suite that failed ends it at once."""
+    from hooks.results import Status
+    from hooks.verdict import Verdict
+
+    state = GateState.of(call, now())
+    elapsed = now() - state.started
+    limit = budget(env)
+    run = summary.run
+    unfinished: list[str] = []
+    if summary.not_ready:
+        unfinished = ["(waiting for the green targets to be healthy)"]
+    elif run is not None and run.deadline_reached:
+        for suite in run.suites:
+            cut = any(c.status is Status.TIMED_OUT for c in suite.checks) or (
+                suite.error is not None and "did not run" in suite.error
+            )
+            if cut:
+                unfinished.append(suite.name)
+            elif not suite.passed and not suite.policy.report_only:
+                summary.verdict = Verdict.failure(
+                    f"suite {suite.name} failed (attempt {state.attempt}): "
+                    f"{summary.verdict.reason}",
+                    summary.verdict.failed,
+                )
+                return
+            elif suite.name not in state.passed:
+                state.passed.append(suite.name)
+    earlier = [name for name in state.passed if run is None or name not in _names(run)]
+    if not unfinished:
+        if summary.verdict.succeeded and earlier:
+            summary.verdict = Verdict(
+                summary.verdict.status,
+                f"{summary.verdict.reason}; passed in earlier calls: {', '.join(earlier)}",
+                summary.verdict.failed,
+            )
+        return
+    if elapsed >= limit:
+        summary.verdict = Verdict.failure(
+            f"the gate's budget of {limit:g}s is spent after {state.attempt} calls "
+            f"({summary.verdict.reason}); still unfinished: {', '.join(unfinished)}",
+            summary.verdict.failed,
+        )
+        return
+    try:
+        details = state.details(call)
+    except ValueError as exc:
+        summary.verdict = Verdict.failure(f"{exc} ({summary.verdict.reason})")
+        return
+    summary.continuation = {"callBackDelay": callback_delay(env), "hookDetails": details}
+    summary.verdict = Verdict(
+        VerdictStatus.IN_PROGRESS,
+        f"continuing at ECS's next call (attempt {state.attempt}, {elapsed:.0f}s of "
+        f"{limit:g}s): unfinished {', '.join(unfinished)}; "
+        f"passed {', '.join(state.passed) or 'none yet'}",
+    )
+
+
+def _names(run: Any) -> set[str]:
+    return {suite.name for suite in run.suites}
+
+
+def answer(result: Mapping[str, Any], continuation: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The return value ECS reads."""
+    if result.get("verdict") == VerdictStatus.SUCCEEDED.value:
+        return {"hookStatus": "SUCCEEDED"}
+    if result.get("verdict") == VerdictStatus.IN_PROGRESS.value and continuation:
+        return {"hookStatus": "IN_PROGRESS", **continuation}
+    return {"hookStatus": "FAILED"}
+
+
+def handle_ecs(event: Any, context: Any, runtime: Any) -> dict[str, Any]:
+    """One ECS hook call: its answer, whatever happens — never an exception, which ECS would
+    take as a rollback with no reason given."""
+    from hooks.hook import handle_invocation
+    from hooks.log import get_logger
+
+    started = time.monotonic()
+    logger = get_logger()
+    try:
+        call = parse_ecs_event(event)
+    except Exception as exc:
+        logger.error(f"greenlight FAILED: invalid Amazon ECS hook event: {exc}")
+        return {"hookStatus": "FAILED"}
+    try:
+        if call.looks_like_rollback() and _confirmed_rollback(call, runtime):
+            logger.info(
+                f"greenlight SUCCEEDED without testing: Amazon ECS is rolling back "
+                f"({call.stage.value} with green at 0% of test and production traffic); "
+                f"a rollback is not gated",
+                extra={"ecs_stage": call.stage.value, "execution_id": call.execution_id},
+            )
+            return {"hookStatus": "SUCCEEDED"}
+        result = handle_invocation(call.invocation(), context, runtime, started)
+        return answer(result, result.get("continuation"))
+    except Exception as exc:  # the pipeline never raises; this is the last guard
+        logger.exception(f"greenlight FAILED: {type(exc).__name__}: {exc}")
+        return {"hookStatus": "FAILED"}
+
+
+def _confirmed_rollback(call: EcsCall, runtime: Any) -> bool:
+    """The weights are ECS's rollback signature; when the service deployment can be read, it
+    has the last word (a deployment that is not rolling back is tested as usual)."""
+    discovery = getattr(runtime, "ecs_discovery", None)
+    if discovery is None or call.deployment_arn is None:
+        log.warning("treating the call as a rollback from its traffic weights alone")
+        return True
+    try:
+        return bool(discovery.rolling_back(call.deployment_arn))
+    except Exception as exc:
+        log.warning(
+            "could not read the service deployment (%s): treating the call as a rollback "
+            "from its traffic weights alone",
+            exc,
+        )
+        return True
+
+
+#: The stage that gates each lifecycle event's tests in an ECS deployment (the printer's
+#: default: PRODUCTION_TRAFFIC_SHIFT is called at every canary or linear step).
+PREFERRED_STAGES = {
+    LifecycleEvent.BEFORE_INSTALL: EcsStage.PRE_SCALE_UP,
+    LifecycleEvent.AFTER_INSTALL: EcsStage.POST_SCALE_UP,
+    LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC: EcsStage.POST_TEST_TRAFFIC_SHIFT,
+    LifecycleEvent.BEFORE_ALLOW_TRAFFIC: EcsStage.PRE_PRODUCTION_TRAFFIC_SHIFT,
+    LifecycleEvent.AFTER_ALLOW_TRAFFIC: EcsStage.PRODUCTION_TRAFFIC_SHIFT,
+}
+
+
+def lifecycle_hooks(
+    hook_arn: str, role_arn: str, stages: list[EcsStage], details: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The ``lifecycleHooks`` block of a service's ``deploymentConfiguration``."""
+    hook: dict[str, Any] = {
+        "hookTargetArn": hook_arn,
+        "roleArn": role_arn,
+        "lifecycleStages": [s.value for s in sorted(set(stages), key=list(EcsStage).index)],
+    }
+    if details:
+        hook["hookDetails"] = dict(details)
+    return {"lifecycleHooks": [hook]}

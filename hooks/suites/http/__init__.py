@@ -30,6 +30,7 @@ from hooks.suites.http.assertions import (
     evaluate,
     search,
 )
+from hooks.suites.http.compare import Answer, Compare, compare
 from hooks.suites.http.template import UnknownVariableError, render
 from hooks.target import NoProductionUrlError
 from hooks.yamlfile import load_document, located, validate
@@ -79,6 +80,8 @@ class HttpCheck(Check):
     location: str | None = None
     #: Variables it uses that earlier checks capture: variable -> the capturing check.
     depends: Mapping[str, str] = field(default_factory=dict)
+    #: Blue versus green (:mod:`hooks.suites.http.compare`), when the check says ``compare``.
+    compare: Compare | None = None
 
     def run(self, ctx: SuiteContext) -> CheckResult:
         scope = ctx.scope
@@ -92,6 +95,8 @@ class HttpCheck(Check):
                 location=self.location,
             )
         started = time.perf_counter()
+        if self.compare is not None:
+            return self._run_compare(ctx, scope, self.compare, started)
         attempts = 0
         while True:
             attempts += 1
@@ -128,14 +133,32 @@ class HttpCheck(Check):
                 request, defaults, assertions = render([request, defaults, assertions], scope)
             except UnknownVariableError as exc:
                 return [str(exc)], None, None
-        method = request.get("method", "GET")
         try:
-            url = ctx.target.resolve(
-                request.get("url") or request.get("path") or "/",
-                prod=request.get("listener") == "prod",
+            line, raw, millis = self._send(
+                ctx, request, defaults, request.get("listener") == "prod"
             )
         except NoProductionUrlError as exc:
             return [str(exc)], None, None
+        except _SendError as exc:  # requests' errors: refused, timeout, TLS...
+            return (
+                [f"request failed: {describe_error(exc.cause)}"],
+                Evidence(exc.line, attempts=attempt),
+                None,
+            )
+        response = Response(raw.status_code, raw.headers, lambda: raw.text, millis)
+        failures = [f for assertion in assertions for f in evaluate(assertion, response)]
+        evidence = Evidence(
+            line, raw.status_code, cut(response.text) if failures else None, attempt
+        )
+        return failures, evidence, response
+
+    def _send(
+        self, ctx: SuiteContext, request: Mapping[str, Any], defaults: Mapping[str, Any], prod: bool
+    ) -> tuple[str, Any, float]:
+        """One request (the production listener's when ``prod``): its line, the response and
+        the milliseconds it took; :class:`_SendError` when no response came."""
+        method = request.get("method", "GET")
+        url = ctx.target.resolve(request.get("url") or request.get("path") or "/", prod=prod)
         headers = {k: str(v) for k, v in defaults.items()}
         headers.update({k: str(v) for k, v in request.get("headers", {}).items()})
         redact.register_headers(headers, self.secret_headers)
@@ -155,20 +178,72 @@ class HttpCheck(Check):
                 allow_redirects=request.get("allow_redirects", False),
                 max_body_bytes=request.get("max_body_bytes"),
             )
-        except Exception as exc:  # requests' errors: refused, timeout, TLS...
-            return (
-                [f"request failed: {describe_error(exc)}"],
-                Evidence(line, attempts=attempt),
-                None,
-            )
-        response = Response(
-            raw.status_code, raw.headers, lambda: raw.text, (time.perf_counter() - t0) * 1000
-        )
-        failures = [f for assertion in assertions for f in evaluate(assertion, response)]
+        except Exception as exc:
+            raise _SendError(line, exc) from exc
+        return line, raw, (time.perf_counter() - t0) * 1000
+
+    def _run_compare(
+        self, ctx: SuiteContext, scope: Mapping[str, str], spec: Compare, started: float
+    ) -> CheckResult:
+        """Blue and green, the same request each; a difference fails the check."""
+        from hooks.http import describe_error
+
+        request, defaults, assertions = self.request, self.headers, self.assertions
+        if self.templated:
+            try:
+                request, defaults, assertions = render([request, defaults, assertions], scope)
+            except UnknownVariableError as exc:
+                return CheckResult(
+                    self.name, Status.FAILED, message=str(exc), location=self.location
+                )
+        lines: dict[bool, str] = {}
+        first_green: list[Any] = []
+
+        def ask(prod: bool) -> Answer:
+            line, raw, millis = self._send(ctx, request, defaults, prod)
+            lines.setdefault(prod, line)
+            if not prod and not first_green:
+                first_green.append((raw, millis))
+            return Answer(raw.status_code, raw.headers, raw.text, millis)
+
+        try:
+            failures, summary = compare(spec, ask)
+        except NoProductionUrlError as exc:
+            failures, summary = [f"compare needs the production URL: {exc}"], ""
+        except _SendError as exc:
+            failures, summary = [f"request failed: {exc.line}: {describe_error(exc.cause)}"], ""
+        if first_green and self.request.get("assert") is not None:
+            raw, millis = first_green[0]
+            response = Response(raw.status_code, raw.headers, lambda: raw.text, millis)
+            failures += [f for assertion in assertions for f in evaluate(assertion, response)]
         evidence = Evidence(
-            line, raw.status_code, cut(response.text) if failures else None, attempt
+            " / ".join(
+                f"{'blue' if prod else 'green'}: {line}" for prod, line in sorted(lines.items())
+            ),
+            first_green[0][0].status_code if first_green else None,
+            cut("\n".join(failures)) if failures else None,
         )
-        return failures, evidence, response
+        duration = time.perf_counter() - started
+        if not failures:
+            return CheckResult(
+                self.name,
+                Status.PASSED,
+                duration,
+                summary,
+                evidence=evidence,
+                location=self.location,
+            )
+        status = Status.TIMED_OUT if ctx.deadline.expired() else Status.FAILED
+        message = failures[0] + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else "")
+        return CheckResult(
+            self.name,
+            status,
+            duration,
+            message,
+            tuple(failures),
+            evidence=evidence,
+            location=self.location,
+        )
 
     def _capture(self, response: Response, scope: dict[str, str]) -> list[str]:
         failures: list[str] = []
@@ -194,6 +269,15 @@ class HttpCheck(Check):
             else:
                 scope[variable] = value if isinstance(value, str) else _text(value)
         return failures
+
+
+class _SendError(Exception):
+    """A request that got no response: its line, and why."""
+
+    def __init__(self, line: str, cause: BaseException) -> None:
+        super().__init__(line)
+        self.line = line
+        self.cause = cause
 
 
 def _text(value: Any) -> str:
@@ -274,6 +358,12 @@ def _build(data: Mapping[str, Any], path: Path, text: str, lines: list[int]) -> 
             "assert": spec.get("assert"),
             "headers": defaults.get("headers"),
         }
+        comparison = None
+        if "compare" in spec:
+            try:
+                comparison = Compare.parse(spec["compare"], spec["request"].get("method", "GET"))
+            except ValueError as exc:
+                raise located(path, text, [*where, "compare"], str(exc)) from None
         checks.append(
             HttpCheck(
                 name=spec["name"],
@@ -290,6 +380,7 @@ def _build(data: Mapping[str, Any], path: Path, text: str, lines: list[int]) -> 
                 secret_headers=frozenset(data.get("secret_headers", [])),
                 location=f"{path}:{lines[index]}" if index < len(lines) else str(path),
                 depends=depends,
+                compare=comparison,
             )
         )
     flow = any(c.captures for c in checks)

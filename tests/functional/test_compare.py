@@ -1,0 +1,156 @@
+"""Blue versus green: a YAML check's ``compare`` against two real loopback services that
+differ in one field, in noise only, in status, in latency — through ``greenlight run``."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hooks.suites.http.compare import differences, pattern, pointer
+from tests.functional.test_cli import greenlight
+from tests.helpers import http_server, reply
+
+_counter = itertools.count()
+
+
+def app(price: int = 10, status: int = 200, delay: float = 0.0, text: str | None = None) -> Any:
+    """A catalog service: its `generated_at` and `request_id` change on every answer."""
+
+    def handle(handler: Any) -> None:
+        if delay:
+            time.sleep(delay)
+        if text is not None:
+            handler.send_response(status)
+            body = text.encode()
+            handler.send_header("Content-Type", "text/plain")
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
+            handler.wfile.write(body)
+            return
+        reply(
+            handler,
+            status,
+            {
+                "items": [{"sku": "a-1", "price": price, "updated_at": time.time()}],
+                "meta": {"request_id": next(_counter), "generated_at": time.time()},
+            },
+            headers={"X-Version": "2" if price != 10 else "1"},
+        )
+
+    return handle
+
+
+@contextmanager
+def pair(blue: Callable[..., Any], green: Callable[..., Any]) -> Iterator[tuple[str, str]]:
+    with http_server(blue) as blue_url, http_server(green) as green_url:
+        yield blue_url, green_url
+
+
+def run(tmp_path: Path, compare: str, blue: Any, green: Any, prod: bool = True) -> dict[str, Any]:
+    suites = tmp_path / "suites"
+    suites.mkdir(exist_ok=True)
+    (suites / "diff.yaml").write_text(
+        "name: diff\nchecks:\n  - name: catalog\n    request: {path: /catalog}\n"
+        f"    compare: {compare}\n"
+    )
+    report = tmp_path / "report.json"
+    with pair(blue, green) as (blue_url, green_url):
+        args = ["run", "--url", green_url, "--suites-dir", str(suites), "--suite", "diff"]
+        args += ["--prod-url", blue_url] if prod else []
+        done = greenlight(*args, "--json", str(report))
+    data: dict[str, Any] = json.loads(report.read_text())
+    (suite,) = data["suites_detail"]
+    (check,) = suite["checks"]
+    check["exit"] = done.returncode
+    check["output"] = done.stdout + done.stderr
+    return check
+
+
+def test_the_same_release_passes_its_noise_learned_from_blue(tmp_path: Path) -> None:
+    check = run(tmp_path, "{}", app(), app())
+    assert check["status"] == "passed", check
+    assert check["exit"] == 0
+    assert "noisy field(s) ignored" in check["message"]
+    assert "/meta/generated_at" in check["message"]
+
+
+def test_without_learning_noise_the_timestamps_differ(tmp_path: Path) -> None:
+    check = run(tmp_path, "{learn_noise: false}", app(), app())
+    assert check["status"] == "failed"
+    assert any(f.startswith("body /meta/generated_at: blue ") for f in check["failures"])
+
+
+def test_a_changed_field_is_one_readable_line(tmp_path: Path) -> None:
+    check = run(tmp_path, "{headers: [X-Version]}", app(price=10), app(price=12))
+    assert check["status"] == "failed"
+    assert "body /items/0/price: blue 10, green 12" in check["failures"]
+    assert "header X-Version: blue '1', green '2'" in check["failures"]
+    assert check["exit"] == 1
+    assert "blue: GET http://127.0.0.1:" in check["evidence"]["request"]
+
+
+@pytest.mark.parametrize(
+    "ignore",
+    ["['/items/*/price']", "['items[*].price']", "['/items']"],
+    ids=["pointer", "dotted", "subtree"],
+)
+def test_ignore_rules_leave_a_field_out(ignore: str, tmp_path: Path) -> None:
+    check = run(tmp_path, f"{{ignore: {ignore}}}", app(price=10), app(price=12))
+    assert check["status"] == "passed", check
+
+
+def test_a_different_status_fails(tmp_path: Path) -> None:
+    check = run(tmp_path, "{}", app(), app(status=503))
+    assert check["status"] == "failed"
+    assert "status: blue 200, green 503" in check["failures"]
+
+
+def test_text_bodies_are_compared_as_text(tmp_path: Path) -> None:
+    check = run(tmp_path, "{}", app(text="hello blue"), app(text="hello green"))
+    assert check["status"] == "failed"
+    assert check["failures"] == ['body (not JSON): blue "hello blue", green "hello green"']
+
+
+def test_a_slower_green_fails_the_latency_budget(tmp_path: Path) -> None:
+    slow = run(tmp_path, "{latency: 1.5, samples: 3}", app(), app(delay=0.08))
+    assert slow["status"] == "failed"
+    assert any(f.startswith("latency: green's median") for f in slow["failures"])
+    same = run(tmp_path, "{latency: 1.5, samples: 3}", app(delay=0.08), app(delay=0.08))
+    assert same["status"] == "passed", same
+
+
+def test_without_a_production_url_the_check_says_so(tmp_path: Path) -> None:
+    check = run(tmp_path, "{}", app(), app(), prod=False)
+    assert check["status"] == "failed"
+    assert check["message"].startswith("compare needs the production URL")
+
+
+def test_an_unsafe_method_is_refused_when_the_suite_loads(tmp_path: Path) -> None:
+    suites = tmp_path / "suites"
+    suites.mkdir()
+    (suites / "diff.yaml").write_text(
+        "name: diff\nchecks:\n  - name: order\n    request: {path: /orders, method: POST}\n"
+        "    compare: {}\n"
+    )
+    done = greenlight("validate", str(suites))
+    assert done.returncode == 2
+    assert "diff.yaml:5" in done.stderr + done.stdout
+    assert "POST is not a safe method" in done.stderr + done.stdout
+
+
+def test_differences_and_patterns() -> None:
+    blue = {"a": [1, {"b": 2}], "c": "x"}
+    green = {"a": [1, {"b": 3}, 4], "d": None}
+    found = {pointer(p): (b, g) for p, b, g in differences(blue, green)}
+    assert set(found) == {"/a/1/b", "/a/2", "/c", "/d"}
+    assert pattern("items[*].price") == ("items", "*", "price")
+    assert pattern("/a~1b/*") == ("a/b", "*")
+    with pytest.raises(ValueError, match="use a JSON Pointer"):
+        pattern("items..price")

@@ -1,7 +1,9 @@
 """A small shop service in three releases, for ``make demo`` and for tests.
 
 ``blue`` is the release in production; ``green`` is a good new release; ``broken`` is a
-new release whose order lookup fails (HTTP 500) and reports the wrong quantity field.
+new release whose order lookup fails (HTTP 500) and reports the wrong quantity field, and
+whose catalog prices one item wrong. The catalog carries a timestamp and a request id that
+change on every answer (noise, for blue-versus-green comparisons).
 Standard library only; listens on 127.0.0.1.
 """
 
@@ -10,6 +12,8 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -89,6 +93,17 @@ class SampleService:
             self._send(handler, 200, {"status": "ok", "version": self.version})
         elif path == "/version":
             self._send(handler, 200, {"version": self.version, "release": self.release})
+        elif path == "/catalog":
+            cake = 30 if self.release == "broken" else 3
+            self._send(
+                handler,
+                200,
+                {
+                    "items": [{"sku": "tea", "price": 4}, {"sku": "cake", "price": cake}],
+                    "generated_at": time.time(),
+                    "request_id": uuid.uuid4().hex,
+                },
+            )
         elif path.startswith("/orders/"):
             order_id = path.removeprefix("/orders/")
             if self.release == "broken":

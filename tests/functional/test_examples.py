@@ -29,15 +29,20 @@ def services() -> Iterator[dict[str, SampleService]]:
         service.stop()
 
 
-def run_examples(url: str, names: set[str] | None = None) -> RunResult:
+def run_examples(url: str, names: set[str] | None = None, prod_url: str | None = None) -> RunResult:
     catalog = discover(EXAMPLES)
     suites = [s for s in catalog.suites if names is None or s.name in names]
-    return run_suites(suites, target=Target(url), deployment=INFO, deadline=Deadline.in_seconds(30))
+    return run_suites(
+        suites,
+        target=Target(url, prod_url=prod_url),
+        deployment=INFO,
+        deadline=Deadline.in_seconds(30),
+    )
 
 
 def test_every_example_is_discovered() -> None:
     catalog = discover(EXAMPLES)
-    assert {"smoke", "orders-flow", "api", "reachability"} <= set(catalog.names())
+    assert {"smoke", "orders-flow", "api", "catalog", "reachability"} <= set(catalog.names())
     assert not catalog.broken
 
 
@@ -49,7 +54,7 @@ def test_the_examples_are_not_run_from_the_default_suites_dir() -> None:
 def test_every_example_passes_against_a_good_release(
     services: dict[str, SampleService], release: str
 ) -> None:
-    result = run_examples(services[release].url)
+    result = run_examples(services[release].url, prod_url=services["blue"].url)
     failed = [
         (s.name, c.name, c.message)
         for s in result.suites
@@ -57,7 +62,7 @@ def test_every_example_passes_against_a_good_release(
         if c.status is not Status.PASSED
     ]
     assert failed == []
-    assert {s.name for s in result.suites} >= {"smoke", "orders-flow", "api"}
+    assert {s.name for s in result.suites} >= {"smoke", "orders-flow", "api", "catalog"}
     assert decide(result.suites).succeeded
 
 
@@ -79,3 +84,12 @@ def test_the_broken_release_fails_the_flow_with_the_actual_values(
     assert evidence.body is not None
     assert "orders.qty" in evidence.body
     assert not decide(result.suites).succeeded
+
+
+def test_the_broken_release_differs_from_production_in_one_price(
+    services: dict[str, SampleService],
+) -> None:
+    result = run_examples(services["broken"].url, {"catalog"}, prod_url=services["blue"].url)
+    (check,) = result.suites[0].checks
+    assert check.status is Status.FAILED
+    assert check.failures == ("body /items/1/price: blue 3, green 30",)

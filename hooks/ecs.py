@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,19 +39,14 @@ from hooks.verdict import VerdictStatus
 
 if TYPE_CHECKING:
     from hooks.hook import RunSummary
+    from hooks.settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: Seconds ECS waits before calling again after IN_PROGRESS (its default is 30).
-DEFAULT_CALLBACK_DELAY = 30
-#: The whole gate, across IN_PROGRESS calls (ECS's own hook timeout defaults to 24 h).
-DEFAULT_BUDGET = 3600.0
 #: hookDetails is sent back by ECS: kept well below any size limit.
 MAX_DETAILS_BYTES = 8192
 #: The key under which Greenlight keeps its progress in hookDetails.
 STATE_KEY = "greenlight"
-#: The header Service Connect routes test traffic on (AWS samples use this name).
-SERVICE_CONNECT_TEST_HEADER = "x-amzn-ecs-bluegreen-test"
 
 
 class EcsStage(StrEnum):
@@ -256,22 +250,6 @@ class GateState:
         return details
 
 
-def budget(env: Mapping[str, str] | None = None) -> float:
-    raw = (env if env is not None else os.environ).get("GREENLIGHT_ECS_BUDGET", "").strip()
-    try:
-        return float(raw) if raw else DEFAULT_BUDGET
-    except ValueError:
-        return DEFAULT_BUDGET
-
-
-def callback_delay(env: Mapping[str, str] | None = None) -> int:
-    raw = (env if env is not None else os.environ).get("GREENLIGHT_ECS_CALLBACK_DELAY", "").strip()
-    try:
-        return max(int(raw), 1) if raw else DEFAULT_CALLBACK_DELAY
-    except ValueError:
-        return DEFAULT_CALLBACK_DELAY
-
-
 class EcsReturn:
     """The ECS protocol's "report": the verdict is the handler's return value, so reporting
     only records it (there is no callback to lose)."""
@@ -290,7 +268,7 @@ def now() -> float:
     return time.time()
 
 
-def settle(summary: RunSummary, call: EcsCall, env: Mapping[str, str] | None) -> None:
+def settle(summary: RunSummary, call: EcsCall, settings: Settings) -> None:
     """Decide between the verdict and another call: a gate that could not finish in this run
     (the green targets not yet healthy, or suites cut short by this run's deadline) goes on
     with ``IN_PROGRESS`` — carrying the suites that passed — until its own budget is spent;
@@ -300,7 +278,7 @@ def settle(summary: RunSummary, call: EcsCall, env: Mapping[str, str] | None) ->
 
     state = GateState.of(call, now())
     elapsed = now() - state.started
-    limit = budget(env)
+    limit = settings.ecs_budget
     run = summary.run
     unfinished: list[str] = []
     if summary.not_ready:
@@ -342,7 +320,7 @@ def settle(summary: RunSummary, call: EcsCall, env: Mapping[str, str] | None) ->
     except ValueError as exc:
         summary.verdict = Verdict.failure(f"{exc} ({summary.verdict.reason})")
         return
-    summary.continuation = {"callBackDelay": callback_delay(env), "hookDetails": details}
+    summary.continuation = {"callBackDelay": settings.ecs_callback_delay, "hookDetails": details}
     summary.verdict = Verdict(
         VerdictStatus.IN_PROGRESS,
         f"continuing at ECS's next call (attempt {state.attempt}, {elapsed:.0f}s of "

@@ -22,6 +22,7 @@ from hooks.exceptions import DiscoveryError
 
 log = logging.getLogger(__name__)
 
+#: The header Service Connect routes test traffic on (the AWS samples use this name).
 SERVICE_CONNECT_TEST_HEADER = "x-amzn-ecs-bluegreen-test"
 
 

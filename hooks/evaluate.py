@@ -122,7 +122,7 @@ def _evaluate(
     )
     if any("${" in value for value in plan.headers.values()):
         progress.set("reading the plan's header secrets (Secrets Manager, Parameter Store)")
-        plan = replace(plan, headers=_header_secrets(plan.headers))
+        plan = replace(plan, headers=_header_secrets(plan.headers, settings.secrets_max_age))
     summary.plan = plan
     log.info("plan", extra={"plan": plan.describe()})
 
@@ -149,7 +149,7 @@ def _evaluate(
     references = secrets.scan(settings.suites_dir)
     if references:
         progress.set("reading the suites' secrets (Secrets Manager, Parameter Store)")
-    resolved_secrets, unresolved = secrets.resolve_all(references)
+    resolved_secrets, unresolved = secrets.resolve_all(references, settings.secrets_max_age)
     job = {
         "event": event.value,
         "planned": list(plan.suites) if plan.suites is not None else None,
@@ -198,11 +198,12 @@ def _evaluate(
 _CONNECT_FAILURES = ("cannot connect", "connection timed out", "no complete response")
 
 
-def _header_secrets(headers: Mapping[str, str]) -> dict[str, str]:
+def _header_secrets(headers: Mapping[str, str], age: int) -> dict[str, str]:
     from hooks import redact
 
     resolved = {
-        name: secrets.substitute(value, f"plan header {name}") for name, value in headers.items()
+        name: secrets.substitute(value, f"plan header {name}", age)
+        for name, value in headers.items()
     }
     redact.register(*resolved.values())
     return resolved

@@ -264,7 +264,7 @@ def handle_invocation(
         if invocation.ecs is not None:
             from hooks.ecs import settle
 
-            settle(summary, invocation.ecs, runtime.env)
+            settle(summary, invocation.ecs, settings)
 
     budget = Deadline.in_seconds(remaining_seconds(context) - _REPORT_RESERVE)
     try:

@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 #: ``${secret:...}`` / ``${ssm:...}``, and the quoted ``"secret:..."`` a pytest suite passes
 #: to the ``secret`` fixture.
 REFERENCE = re.compile(r"""(?:\$\{|(?<=["']))((?:secret|ssm):[^}"'\s]+)(?=[}"'])""")
-DEFAULT_MAX_AGE = 300
 #: Suite files larger than this are not scanned for references (their lookups still work,
 #: fetched by the worker that runs them).
 _SCAN_LIMIT = 4 * 1024 * 1024
@@ -48,11 +47,10 @@ def is_reference(name: str) -> bool:
 
 
 def max_age(env: Mapping[str, str] | None = None) -> int:
-    raw = (env if env is not None else os.environ).get("GREENLIGHT_SECRETS_MAX_AGE", "").strip()
-    try:
-        return max(int(raw), 0) if raw else DEFAULT_MAX_AGE
-    except ValueError:
-        return DEFAULT_MAX_AGE
+    """``GREENLIGHT_SECRETS_MAX_AGE``, checked as every setting is (a bad value is an error)."""
+    from hooks.settings import secrets_max_age
+
+    return secrets_max_age(env if env is not None else os.environ)
 
 
 @cache
@@ -180,27 +178,29 @@ def scan(suites_dir: Path) -> set[str]:
     return found
 
 
-def substitute(text: str, where: str) -> str:
+def substitute(text: str, where: str, age: int | None = None) -> str:
     """``text`` with each ``${secret:...}`` / ``${ssm:...}`` in it replaced by its value
     (for the plan's headers); an unresolvable one is a configuration error naming ``where``."""
     from hooks.exceptions import ConfigError
 
     def value(match: re.Match[str]) -> str:
         try:
-            return fetch(match.group(1))
+            return fetch(match.group(1), age)
         except SecretError as exc:
             raise ConfigError(f"{where}: {exc}") from None
 
     return re.sub(r"\$\{((?:secret|ssm):[^}]+)\}", value, text)
 
 
-def resolve_all(references: Iterable[str]) -> tuple[dict[str, str], dict[str, str]]:
+def resolve_all(
+    references: Iterable[str], age: int | None = None
+) -> tuple[dict[str, str], dict[str, str]]:
     """({reference: value}, {reference: error}) for each reference."""
     values: dict[str, str] = {}
     errors: dict[str, str] = {}
     for reference in sorted(set(references)):
         try:
-            values[reference] = fetch(reference)
+            values[reference] = fetch(reference, age)
         except SecretError as exc:
             errors[reference] = str(exc)
     if values or errors:

@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hooks.deadline import DEFAULT_SAFETY_MARGIN
 from hooks.exceptions import ConfigError
@@ -23,6 +24,12 @@ LIMITS: dict[str, tuple[float, float]] = {
     "safety_margin": (0, 300),
     "max_body_bytes": (1024, 256 * 1024 * 1024),
     "memory_mb": (128, 10240),
+    # Amazon ECS hooks: a gate's whole budget across IN_PROGRESS calls (ECS allows a hook
+    # up to 24 h), and the seconds ECS waits before calling again.
+    "ecs_budget": (1, 86400),
+    "ecs_callback_delay": (1, 3600),
+    # Seconds a secret fetched by reference is reused (0: fetched on every run).
+    "secrets_max_age": (0, 86400),
 }
 
 
@@ -67,6 +74,15 @@ def _bool(env: Mapping[str, str], name: str) -> bool | None:
     if raw in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"environment variable {name}={raw!r} must be true or false")
+
+
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
+def secrets_max_age(env: Mapping[str, str]) -> int:
+    """``GREENLIGHT_SECRETS_MAX_AGE`` (300 when unset); a bad value is an error naming it."""
+    return int(_or(_int(env, "GREENLIGHT_SECRETS_MAX_AGE", "secrets_max_age"), 300))
 
 
 def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
@@ -133,6 +149,9 @@ class Settings:
     #: An SNS topic ARN for verdict notifications, and which verdicts (FAILED or ALL).
     notify_topic: str | None = None
     notify_on: str = "FAILED"
+    ecs_budget: float = 3600.0
+    ecs_callback_delay: int = 30
+    secrets_max_age: int = 300
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -162,4 +181,9 @@ class Settings:
             evidence_bucket=env.get("GREENLIGHT_EVIDENCE_BUCKET", "").strip() or None,
             notify_topic=_topic(env.get("GREENLIGHT_NOTIFY_TOPIC", "").strip() or None),
             notify_on=_choice(env, "GREENLIGHT_NOTIFY_ON", ("FAILED", "ALL"), "FAILED"),
+            ecs_budget=_or(_float(env, "GREENLIGHT_ECS_BUDGET", "ecs_budget"), 3600.0),
+            ecs_callback_delay=_or(
+                _int(env, "GREENLIGHT_ECS_CALLBACK_DELAY", "ecs_callback_delay"), 30
+            ),
+            secrets_max_age=secrets_max_age(env),
         )

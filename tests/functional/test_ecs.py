@@ -271,6 +271,20 @@ def test_a_gate_fails_closed_when_its_own_budget_is_spent(tmp_path: Path) -> Non
     assert answer == {"hookStatus": "FAILED"}
 
 
+@pytest.mark.parametrize("value", ["soon", "0", "nan"])
+def test_a_bad_gate_budget_is_a_failed_answer_naming_it(
+    value: str, tmp_path: Path, service: tuple[Service, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    _, url = service
+    env = {
+        "GREENLIGHT_SUITES_DIR": str(suites(tmp_path, "fast.yaml")),
+        "GREENLIGHT_TARGET_URL": url,
+        "GREENLIGHT_ECS_BUDGET": value,
+    }
+    assert handle_ecs(ecs_event(), LocalContext(30), ecs_runtime(env)) == {"hookStatus": "FAILED"}
+    assert any("GREENLIGHT_ECS_BUDGET" in r.getMessage() for r in caplog.records)
+
+
 def test_progress_of_another_execution_is_not_trusted(tmp_path: Path) -> None:
     """hookDetails from another hook execution (another deployment) start the gate afresh."""
     svc = Service()

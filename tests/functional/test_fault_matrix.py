@@ -345,6 +345,10 @@ def test_a_suite_that_allocates_without_bound_fails_and_memory_stays_bounded(
         ("GREENLIGHT_SAFETY_MARGIN", "nan", "GREENLIGHT_SAFETY_MARGIN=nan"),
         ("GREENLIGHT_MAX_BODY_BYTES", "1e30", "GREENLIGHT_MAX_BODY_BYTES"),
         ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "lots", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"),
+        ("GREENLIGHT_SECRETS_MAX_AGE", "-1", "GREENLIGHT_SECRETS_MAX_AGE=-1"),
+        ("GREENLIGHT_ECS_BUDGET", "forever", "GREENLIGHT_ECS_BUDGET='forever' is not a number"),
+        ("GREENLIGHT_ECS_CALLBACK_DELAY", "0", "GREENLIGHT_ECS_CALLBACK_DELAY=0"),
+        ("GREENLIGHT_NOTIFY_ON", "sometimes", "GREENLIGHT_NOTIFY_ON='SOMETIMES'"),
     ],
 )
 def test_a_bad_setting_fails_closed_naming_it(

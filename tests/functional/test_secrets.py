@@ -204,7 +204,6 @@ def test_values_are_cached_across_warm_invocations(
     tmp_path: Path,
     codedeploy: tuple[Any, Stubber],
     callback: CodeDeployCallback,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """One container, two invocations: the second does not fetch again within the max age
     (the secret rotated in between, and the run still sends the cached value); past the
@@ -227,7 +226,7 @@ def test_values_are_cached_across_warm_invocations(
         )
         second, _ = run(callback, env, runtime)
         cached = [seen["authorization"] for seen in service.seen]
-        monkeypatch.setenv("GREENLIGHT_SECRETS_MAX_AGE", "0")
+        env["GREENLIGHT_SECRETS_MAX_AGE"] = "0"  # the same container, its setting changed
         third, _ = run(callback, env, runtime)
     assert (first["verdict"], second["verdict"]) == ("Succeeded", "Succeeded")
     assert cached == [f"Bearer {TOKEN}"] * 2

@@ -140,9 +140,7 @@ def test_the_same_suites_give_the_same_verdict_under_both_protocols(
     ],
     ids=["empty", "text", "null", "no id", "bad stage", "bad details", "bad weights", "bad hook"],
 )
-def test_a_malformed_event_is_a_failed_answer_never_an_exception(
-    event: Any, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_malformed_event_is_a_failed_answer_never_an_exception(event: Any) -> None:
     answer = handle_ecs(event, LocalContext(5), ecs_runtime({}))
     assert answer == {"hookStatus": "FAILED"}
 

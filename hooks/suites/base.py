@@ -28,14 +28,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import queue
+import re
 import time
 import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from functools import cached_property, partial
+from functools import cached_property, lru_cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -284,3 +286,30 @@ def parse_events(values: Any, where: str) -> frozenset[LifecycleEvent]:
         return frozenset(LifecycleEvent.parse(str(v)) for v in values)
     except ValueError as exc:
         raise ConfigError(f"{where}: {exc}") from exc
+
+
+_KIND_LINE = re.compile(r"^kind:[ \t]*[\'\"]?([A-Za-z0-9_.-]+)[\'\"]?[ \t]*(?:#.*)?$", re.MULTILINE)
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def declared_kind(path: Path) -> str | None:
+    """The kind a YAML suite file declares with a top-level ``kind:`` line (``kind: load``);
+    None for other files and for YAML files that declare none (the ``http`` kind's)."""
+    if path.suffix not in YAML_SUFFIXES:
+        return None
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return _declared(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=4096)
+def _declared(path: str, mtime_ns: int, size: int) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as file:
+            head = file.read(65536)
+    except OSError:
+        return None
+    found = _KIND_LINE.search(head)
+    return found[1] if found else None

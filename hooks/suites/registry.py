@@ -20,7 +20,7 @@ from typing import Any
 from hooks.exceptions import ConfigError
 from hooks.lifecycle import LifecycleEvent
 from hooks.results import CheckResult, Policy, Status
-from hooks.suites.base import Suite, SuiteContext, SuiteKind
+from hooks.suites.base import Suite, SuiteContext, SuiteKind, declared_kind
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,24 @@ class BrokenSuite(Suite):
 
     def run(self, ctx: SuiteContext) -> None:  # pragma: no cover - the runner short-cuts
         ctx.emit(CheckResult("load", Status.ERROR, message=self.error))
+
+
+class UnknownKind(SuiteKind):
+    """The kind a YAML file declares when no installed plugin provides it: loading the file
+    fails, naming the kind and the ones installed."""
+
+    def __init__(self, name: str, installed: list[str]) -> None:
+        self.name = name
+        self.installed = installed
+
+    def claims(self, path: Path) -> bool:
+        return declared_kind(path) == self.name
+
+    def load(self, path: Path) -> list[Suite]:
+        raise ConfigError(
+            f"{path}: declares kind {self.name!r}, which no installed plugin provides "
+            f"(installed kinds: {', '.join(self.installed)})"
+        )
 
 
 @dataclass
@@ -130,6 +148,8 @@ def candidate_paths(
         if top and path.name == EXAMPLES_DIR and path.is_dir():
             continue
         claimant = next((kind for kind in kinds if kind.claims(path)), None)
+        if claimant is None and (declared := declared_kind(path)) is not None:
+            claimant = UnknownKind(declared, sorted(kind.name for kind in kinds))
         if claimant is not None:
             yield path, claimant
         elif path.is_dir():

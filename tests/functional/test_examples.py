@@ -42,7 +42,9 @@ def run_examples(url: str, names: set[str] | None = None, prod_url: str | None =
 
 def test_every_example_is_discovered() -> None:
     catalog = discover(EXAMPLES)
-    assert {"smoke", "orders-flow", "api", "catalog", "reachability"} <= set(catalog.names())
+    assert {"smoke", "orders-flow", "api", "catalog", "catalog-load", "reachability"} <= set(
+        catalog.names()
+    )
     assert not catalog.broken
 
 

@@ -8,7 +8,9 @@ import pytest
 
 from hooks.exceptions import ConfigError
 from hooks.lifecycle import LifecycleEvent
+from hooks.suites.base import declared_kind
 from hooks.suites.http import HttpSuite, HttpSuiteKind
+from hooks.suites.registry import discover
 from tests.helpers import SUITES
 
 KIND = HttpSuiteKind()
@@ -132,7 +134,10 @@ EXAMPLES = sorted(p for p in (SUITES / "examples").glob("*.yaml") if p.name != "
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_the_shipped_examples_are_valid(path: Path) -> None:
-    assert KIND.load(path)
+    catalog = discover(None)
+    (kind,) = [k for k in catalog.kinds.values() if k.claims(path)]
+    assert kind.name == (declared_kind(path) or "http")
+    assert kind.load(path)
 
 
 def test_a_large_suite_without_aliases_is_not_mistaken_for_an_alias_bomb(tmp_path: Path) -> None:
@@ -145,3 +150,21 @@ def test_a_large_suite_without_aliases_is_not_mistaken_for_an_alias_bomb(tmp_pat
     path.write_text("\n".join(lines) + "\n")
     (suite,) = HttpSuiteKind().load(path)
     assert len(suite.check_names()) == 10_000
+
+
+def test_a_yaml_file_goes_to_the_kind_it_declares(tmp_path: Path) -> None:
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("name: plain\nchecks: [{name: c, request: {path: /}}]\n")
+    said = tmp_path / "said.yaml"
+    said.write_text(
+        "kind: http   # the default, said out loud\n" + plain.read_text().replace("plain", "said")
+    )
+    other = tmp_path / "other.yaml"
+    other.write_text("name: other\nkind: 'load'\n")
+    assert KIND.claims(plain) and KIND.claims(said)
+    assert not KIND.claims(other)
+    assert [s.name for s in KIND.load(said)] == ["said"]
+    catalog = discover(tmp_path)
+    broken = {b.name: b.error for b in catalog.broken}
+    assert set(broken) == {"other"}  # claimed by the load kind, which finds it incomplete
+    assert "other.yaml" in broken["other"]

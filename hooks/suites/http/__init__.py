@@ -15,11 +15,13 @@ from hooks import redact
 from hooks.exceptions import ConfigError
 from hooks.results import CheckResult, Evidence, Policy, Status, cut
 from hooks.suites.base import (
+    YAML_SUFFIXES,
     Check,
     CheckSuite,
     Suite,
     SuiteContext,
     SuiteKind,
+    declared_kind,
     parse_events,
 )
 from hooks.suites.http.assertions import (
@@ -314,12 +316,17 @@ class HttpSuite(CheckSuite):
 
 
 class HttpSuiteKind(SuiteKind):
-    """Loads ``*.yaml`` / ``*.yml`` suite files (the plan file ``greenlight.yaml`` excepted)."""
+    """Loads ``*.yaml`` / ``*.yml`` suite files (the plan file ``greenlight.yaml`` excepted)
+    that declare no other kind (``kind: load``...)."""
 
     name = "http"
 
     def claims(self, path: Path) -> bool:
-        return path.is_file() and path.suffix in (".yaml", ".yml")
+        return (
+            path.suffix in YAML_SUFFIXES
+            and path.is_file()
+            and declared_kind(path) in (None, self.name)
+        )
 
     def load(self, path: Path) -> list[Suite]:
         data, text, lines = load_document(path)

@@ -1,0 +1,374 @@
+"""The ``load`` suite kind: a constant arrival rate against green, judged by thresholds.
+
+A YAML file that says ``kind: load``::
+
+    kind: load
+    name: catalog-under-load
+    rate: 50            # requests per second
+    ramp: 5s
+    duration: 30s
+    requests:
+      - {name: browse, weight: 9, request: {path: /catalog}}
+      - {name: order, weight: 1, request: {method: POST, path: /orders, json: {sku: cake}}}
+    thresholds:
+      http_req_duration: ["p(99) < 300", "p(50) < 80"]
+      http_req_failed: ["rate < 0.01"]
+
+Each threshold is one check; one more, ``arrival rate``, fails when fewer requests were sent
+than planned (the service could not take them, or the function could not send them), so a
+load that never happened cannot pass. See :mod:`hooks.suites.loadgen` for how it is measured.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from hooks.exceptions import ConfigError
+from hooks.results import CheckResult, Evidence, Policy, Status, cut
+from hooks.suites.base import (
+    YAML_SUFFIXES,
+    Suite,
+    SuiteContext,
+    SuiteKind,
+    declared_kind,
+    parse_events,
+)
+from hooks.suites.loadgen import AGGREGATIONS, Generator, LoadResult, Outcome, Profile
+from hooks.suites.thresholds import Threshold, ThresholdError, parse_all, parse_seconds
+from hooks.yamlfile import load_document, located, validate
+
+SCHEMA_PATH = Path(__file__).with_name("load_schema.json")
+ARRIVAL_RATE = "arrival rate"
+DEFAULT_MAX_IN_FLIGHT = 100
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_MIN_RATE = 0.95
+
+
+class LoadSuite(Suite):
+    """One load: a profile, weighted requests and thresholds."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        profile: Profile,
+        requests: list[dict[str, Any]],
+        thresholds: list[Threshold],
+        variables: Mapping[str, str],
+        max_in_flight: int,
+        timeout: float,
+        abort_on_fail: bool,
+        min_rate: float,
+        source: str,
+        description: str = "",
+        tags: frozenset[str] = frozenset(),
+        events: frozenset[Any] = frozenset(),
+        policy: Policy | None = None,
+    ) -> None:
+        self.name = name
+        self.kind = "load"
+        self.profile = profile
+        self.requests = requests
+        self.thresholds = thresholds
+        self.variables = dict(variables)
+        self.max_in_flight = max_in_flight
+        self.timeout = timeout
+        self.abort_on_fail = abort_on_fail
+        self.min_rate = min_rate
+        self.source = source
+        self.description = description
+        self.tags = tags
+        self.events = events
+        self.policy = policy or Policy()
+
+    def check_names(self) -> list[str]:
+        return [ARRIVAL_RATE, *(t.label for t in self.thresholds)]
+
+    def run(self, ctx: SuiteContext) -> None:
+        from hooks.http import make_session
+        from hooks.suites.http.template import UnknownVariableError, render
+
+        needed = self.profile.length + self.timeout
+        if ctx.deadline.remaining() < needed + 1:
+            self._all(
+                ctx,
+                Status.TIMED_OUT,
+                f"the load needs {needed:.0f}s (ramp, duration and one request timeout) and "
+                f"{ctx.deadline.remaining():.0f}s are left before the deadline: shorten it, "
+                f"or plan it where it has the time",
+            )
+            return
+        try:
+            requests = render(self.requests, {**ctx.variables(), **self.variables})
+        except UnknownVariableError as exc:
+            self._all(ctx, Status.FAILED, f"cannot prepare the requests: {exc}")
+            return
+        session = make_session(
+            ctx.target,
+            deployment_id=ctx.deployment.deployment_id,
+            deadline=ctx.deadline,
+            timeout=self.timeout,
+            pool_size=self.max_in_flight,
+            max_body_bytes=ctx.max_body_bytes,
+        )
+        prepared = {spec["name"]: _Prepared(spec, ctx) for spec in requests}
+
+        def send(name: str, due: float) -> Outcome:
+            return prepared[name].send(session, due)
+
+        generator = Generator(
+            self.profile,
+            [(spec["name"], int(spec.get("weight", 1))) for spec in requests],
+            send,
+            max_in_flight=self.max_in_flight,
+            thresholds=self.thresholds,
+            abort_on_fail=self.abort_on_fail,
+            stop_at=lambda: ctx.deadline.remaining() < self.timeout + 0.5,
+        )
+        try:
+            result = generator.run()
+        finally:
+            session.close()
+        self._judge(ctx, result)
+
+    def _all(self, ctx: SuiteContext, status: Status, message: str) -> None:
+        for name in self.check_names():
+            ctx.emit(CheckResult(name, status, message=message, location=self.source))
+
+    def _judge(self, ctx: SuiteContext, result: LoadResult) -> None:
+        summary = describe(result, self.profile)
+        stopped, lost_ones = result.stopped, set(result.lost)
+        deadline_stop = stopped is not None and not lost_ones
+        ctx.emit(self._rate_check(result, summary, deadline_stop))
+        for threshold in self.thresholds:
+            measured = result.measure(threshold)
+            shown = _shown(threshold, measured)
+            series = result.series(threshold.request)
+            where = f"over {series.count} responses"
+            if threshold in lost_ones:
+                planned = (
+                    result.planned
+                    if threshold.request is None
+                    else result.planned_by_request[threshold.request]
+                )
+                status, message = (
+                    Status.FAILED,
+                    f"lost after {result.lost_after or result.elapsed:.1f}s of "
+                    f"{self.profile.length:g}s: "
+                    f"{_why_lost(threshold, result.lost_by.get(threshold, 0), planned)}; "
+                    f"{shown} over the {series.count} answered",
+                )
+            elif stopped is not None and not deadline_stop:
+                status, message = Status.SKIPPED, f"not judged: the load stopped early ({stopped})"
+            elif deadline_stop:
+                status = Status.TIMED_OUT
+                message = f"not judged: the load stopped early ({stopped}); {shown} {where}"
+            elif threshold.holds(measured):
+                status, message = Status.PASSED, f"{shown} {where}"
+            else:
+                status = Status.FAILED
+                message = f"{shown} {where}" if measured is not None else "no responses measured"
+            evidence = None
+            if status is Status.FAILED and threshold.metric == "http_req_failed":
+                evidence = _example(result, threshold.request)
+            ctx.emit(
+                CheckResult(
+                    threshold.label,
+                    status,
+                    result.elapsed,
+                    message,
+                    (message,) if status.is_failure else (),
+                    evidence,
+                    self.source,
+                )
+            )
+
+    def _rate_check(self, result: LoadResult, summary: str, deadline_stop: bool) -> CheckResult:
+        achieved = result.achieved_rate()
+        target = self.profile.rate
+        if result.stopped is not None:
+            status = Status.TIMED_OUT if deadline_stop else Status.SKIPPED
+            message = f"stopped early ({result.stopped}): {summary}"
+        elif achieved is None or achieved < self.min_rate * target:
+            status = Status.FAILED
+            busy = result.peak_in_flight >= self.max_in_flight
+            why = (
+                f"all {self.max_in_flight} allowed requests were outstanding: the service "
+                f"answered too slowly for this rate"
+                if busy
+                else "the generator could not keep up: give the function more memory (CPU), "
+                "lower the rate, or split the load"
+            )
+            sent = f"{achieved:.1f}/s" if achieved is not None else "too few to measure"
+            message = (
+                f"sent {sent} of {target:g}/s planned (at least {self.min_rate:.0%} needed): "
+                f"{why}; {summary}"
+            )
+        else:
+            status, message = Status.PASSED, summary
+        failures = (message,) if status.is_failure else ()
+        return CheckResult(
+            ARRIVAL_RATE, status, result.elapsed, message, failures, location=self.source
+        )
+
+
+class _Prepared:
+    """One request of the load, rendered once: sent many times."""
+
+    def __init__(self, spec: Mapping[str, Any], ctx: SuiteContext) -> None:
+        request = spec["request"]
+        self.name = str(spec["name"])
+        self.method = request.get("method", "GET")
+        self.url = ctx.target.resolve(request.get("url") or request.get("path") or "/")
+        self.kwargs: dict[str, Any] = {
+            "params": request.get("query"),
+            "headers": {k: str(v) for k, v in request.get("headers", {}).items()} or None,
+            "json": request.get("json"),
+            "data": request.get("body"),
+            "allow_redirects": False,
+        }
+        self.status = spec.get("status")
+        self.line = f"{self.method} {self.url}"
+
+    def send(self, session: Any, due: float) -> Outcome:
+        from hooks.http import describe_error
+
+        sent = time.perf_counter()
+        try:
+            response = session.request(self.method, self.url, **self.kwargs)
+        except Exception as exc:
+            latency = (time.perf_counter() - due) * 1000
+            return Outcome(
+                self.name, due, sent, latency, False, self.line, None, describe_error(exc)
+            )
+        latency = (time.perf_counter() - due) * 1000
+        code = response.status_code
+        ok = _status_ok(code, self.status)
+        detail = "" if ok else cut(response.text, 200)
+        return Outcome(self.name, due, sent, latency, ok, self.line, code, detail)
+
+
+def _status_ok(code: int, expected: Any) -> bool:
+    if expected is None:
+        return code < 400
+    if isinstance(expected, list):
+        return code in expected
+    if isinstance(expected, str):
+        return str(code)[0] == expected[0]
+    return bool(code == expected)
+
+
+def describe(result: LoadResult, profile: Profile) -> str:
+    """One line: what was sent and how it answered."""
+    overall = result.overall
+    achieved = result.achieved_rate()
+    parts = [
+        f"{overall.count} of {result.planned} requests in {result.elapsed:.1f}s",
+        f"{achieved:.1f}/s sent (planned {profile.rate:g}/s)"
+        if achieved is not None
+        else f"planned {profile.rate:g}/s",
+    ]
+    if overall.count:
+        failed = overall.failed / overall.count
+        parts.append(f"{failed:.2%} failed")
+        quantiles = ", ".join(
+            f"{name} {overall.duration(agg) or 0:.1f} ms"
+            for name, agg in (("p50", "p(50)"), ("p95", "p(95)"), ("p99", "p(99)"), ("max", "max"))
+        )
+        parts.append(quantiles)
+    parts.append(f"peak {result.peak_in_flight} in flight")
+    return "; ".join(parts)
+
+
+def _shown(threshold: Threshold, measured: float | None) -> str:
+    if measured is None:
+        return f"{threshold.aggregation} = n/a"
+    if threshold.metric == "http_req_duration":
+        return f"{threshold.aggregation} = {measured:.1f} ms"
+    if threshold.metric == "http_req_failed" and threshold.aggregation == "rate":
+        return f"rate = {measured:.4g} ({measured:.2%})"
+    return f"{threshold.aggregation} = {measured:.4g}"
+
+
+def _why_lost(threshold: Threshold, count: int, planned: int) -> str:
+    if threshold.metric == "http_req_failed":
+        return f"{count} of the {planned} planned requests had failed"
+    than = "≥" if threshold.op == "<" else ">"
+    return f"{count} of the {planned} planned responses had taken {than} {threshold.value:g} ms"
+
+
+def _example(result: LoadResult, request: str | None) -> Evidence | None:
+    for outcome in result.examples:
+        if request is None or outcome.request == request:
+            body = f"{outcome.detail}" if outcome.detail else None
+            return Evidence(outcome.line, outcome.status, body)
+    return None
+
+
+class LoadSuiteKind(SuiteKind):
+    """Loads YAML files that declare ``kind: load``."""
+
+    name = "load"
+
+    def claims(self, path: Path) -> bool:
+        return path.suffix in YAML_SUFFIXES and path.is_file() and declared_kind(path) == self.name
+
+    def load(self, path: Path) -> list[Suite]:
+        data, text, _ = load_document(path)
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}:1: a load suite file must be a mapping")
+        validate(data, SCHEMA_PATH, path, text)
+        return [build(data, path, text)]
+
+
+def build(data: Mapping[str, Any], path: Path, text: str) -> LoadSuite:
+    """A :class:`LoadSuite` from a validated document; errors name the file, line and key."""
+    spans: dict[str, float] = {}
+    for key in ("duration", "ramp"):
+        try:
+            spans[key] = parse_seconds(data.get(key, 0))
+        except ThresholdError as exc:
+            raise located(path, text, [key], str(exc)) from None
+    if spans["duration"] <= 0:
+        raise located(path, text, ["duration"], "the duration must be more than 0")
+    profile = Profile(float(data["rate"]), spans["duration"], spans["ramp"])
+    if profile.total < 1:
+        raise located(path, text, ["rate"], "rate x duration plans no request at all")
+    names = [spec["name"] for spec in data["requests"]]
+    for index, name in enumerate(names):
+        if names.index(name) != index:
+            raise located(path, text, ["requests", index, "name"], f"duplicate name {name!r}")
+    thresholds: list[Threshold] = []
+    for metric, expressions in data["thresholds"].items():
+        try:
+            found = parse_all({metric: expressions}, AGGREGATIONS)
+        except ThresholdError as exc:
+            raise located(path, text, ["thresholds", metric], str(exc)) from None
+        for threshold in found:
+            if threshold.request is not None and threshold.request not in names:
+                raise located(
+                    path,
+                    text,
+                    ["thresholds", metric],
+                    f"no request is named {threshold.request!r} (requests: {', '.join(names)})",
+                )
+        thresholds += found
+    return LoadSuite(
+        name=data["name"],
+        profile=profile,
+        requests=[dict(spec) for spec in data["requests"]],
+        thresholds=thresholds,
+        variables={k: str(v) for k, v in data.get("variables", {}).items()},
+        max_in_flight=int(data.get("max_in_flight", DEFAULT_MAX_IN_FLIGHT)),
+        timeout=float(data.get("timeout", DEFAULT_TIMEOUT)),
+        abort_on_fail=bool(data.get("abort_on_fail", True)),
+        min_rate=float(data.get("min_rate", DEFAULT_MIN_RATE)),
+        source=str(path),
+        description=data.get("description", ""),
+        tags=frozenset(data.get("tags", [])),
+        events=parse_events(data.get("events"), str(path)),
+        policy=Policy(report_only=bool(data.get("report_only", False))),
+    )

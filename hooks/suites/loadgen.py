@@ -1,0 +1,366 @@
+"""An open-model load generator: requests arrive on a schedule, whatever the service does.
+
+Arrivals follow a constant rate (after an optional linear ramp from zero); the next request
+is due at its scheduled time even when earlier ones have not answered. A request's latency is
+measured **from the time it was due**, not from when a free connection sent it, so a
+service that stalls is charged for the whole stall (no coordinated omission). At most
+``max_in_flight`` requests are outstanding; requests due while all are busy wait their turn,
+and their wait counts in their latency.
+
+Latencies go into DDSketch (relative accuracy 1 %, mergeable, bounded memory), not a sorted
+list. Exact counters beside it let a threshold be called lost the moment no remaining
+response could save it (``p(99) < 300`` is lost once more than 1 % of all the requests
+planned have taken 300 ms or more), so a run stops early only when the outcome is certain.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from ddsketch import DDSketch
+
+from hooks.suites.thresholds import Threshold
+
+#: DDSketch's relative accuracy: a percentile is within 1 % of the true value.
+RELATIVE_ACCURACY = 0.01
+#: Aggregations each load metric has (the thresholds' vocabulary).
+AGGREGATIONS: Mapping[str, frozenset[str]] = {
+    "http_req_duration": frozenset({"p()", "avg", "min", "max", "med"}),
+    "http_req_failed": frozenset({"rate", "count"}),
+    "http_reqs": frozenset({"count", "rate"}),
+}
+#: Failed responses kept as examples for the report.
+EXAMPLES_KEPT = 5
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How many requests, and when: ``rate`` per second for ``duration`` seconds, after a
+    linear ramp from zero lasting ``ramp`` seconds."""
+
+    rate: float
+    duration: float
+    ramp: float = 0.0
+
+    @property
+    def ramp_count(self) -> int:
+        return math.floor(self.rate * self.ramp / 2)
+
+    @property
+    def total(self) -> int:
+        return self.ramp_count + math.floor(self.rate * self.duration)
+
+    @property
+    def length(self) -> float:
+        return self.ramp + self.duration
+
+    def offsets(self) -> Iterator[float]:
+        """Seconds from the start at which each request is due, in order."""
+        # Ramp: the rate grows linearly, r(t) = rate * t / ramp, so by time t
+        # rate * t**2 / (2 * ramp) requests are due; the i-th is due at the t solving it.
+        for i in range(1, self.ramp_count + 1):
+            yield math.sqrt(2 * self.ramp * i / self.rate)
+        for k in range(math.floor(self.rate * self.duration)):
+            yield self.ramp + k / self.rate
+
+
+@dataclass
+class Outcome:
+    """One answered (or failed) request, as a worker hands it over."""
+
+    request: str
+    due: float
+    sent: float
+    latency_ms: float
+    ok: bool
+    line: str = ""
+    status: int | None = None
+    detail: str = ""
+
+
+@dataclass
+class Series:
+    """Latencies and failures of one request (or of all): a sketch and exact counters."""
+
+    sketch: DDSketch = field(default_factory=lambda: DDSketch(RELATIVE_ACCURACY))
+    count: int = 0
+    failed: int = 0
+    total_ms: float = 0.0
+    min_ms: float = math.inf
+    max_ms: float = 0.0
+    #: Responses at or above each watched latency (the early verdict on percentiles).
+    at_least: dict[float, int] = field(default_factory=dict)
+    above: dict[float, int] = field(default_factory=dict)
+
+    def add(self, latency_ms: float, ok: bool) -> None:
+        self.sketch.add(latency_ms)
+        self.count += 1
+        self.failed += not ok
+        self.total_ms += latency_ms
+        self.min_ms = min(self.min_ms, latency_ms)
+        self.max_ms = max(self.max_ms, latency_ms)
+        for limit in self.at_least:
+            if latency_ms >= limit:
+                self.at_least[limit] += 1
+        for limit in self.above:
+            if latency_ms > limit:
+                self.above[limit] += 1
+
+    def merge(self, other: Series) -> None:
+        """Fold ``other`` in (shards of one load, run apart)."""
+        self.sketch.merge(other.sketch)
+        self.count += other.count
+        self.failed += other.failed
+        self.total_ms += other.total_ms
+        self.min_ms = min(self.min_ms, other.min_ms)
+        self.max_ms = max(self.max_ms, other.max_ms)
+        for limit, n in other.at_least.items():
+            self.at_least[limit] = self.at_least.get(limit, 0) + n
+        for limit, n in other.above.items():
+            self.above[limit] = self.above.get(limit, 0) + n
+
+    def duration(self, aggregation: str) -> float | None:
+        """A latency aggregation in milliseconds; None without responses."""
+        if not self.count:
+            return None
+        if aggregation == "avg":
+            return self.total_ms / self.count
+        if aggregation == "min":
+            return self.min_ms
+        if aggregation == "max":
+            return self.max_ms
+        quantile = 0.5 if aggregation == "med" else float(aggregation[2:-1]) / 100
+        value = self.sketch.get_quantile_value(quantile)
+        # The sketch's buckets may place a value past the extremes it saw: clamp to them.
+        return None if value is None else min(max(value, self.min_ms), self.max_ms)
+
+
+@dataclass
+class LoadResult:
+    """What a load run measured."""
+
+    planned: int
+    planned_by_request: dict[str, int]
+    overall: Series
+    by_request: dict[str, Series]
+    #: Seconds from the first due time to the last send, and how many were sent.
+    first_sent: float | None = None
+    last_sent: float | None = None
+    steady_sent: list[float] = field(default_factory=list)
+    elapsed: float = 0.0
+    #: Why the run stopped before its end (a lost threshold, the deadline), else None.
+    stopped: str | None = None
+    lost: list[Threshold] = field(default_factory=list)
+    #: Seconds from the start at which the first threshold was lost, and, for each lost
+    #: threshold, the count that lost it (responses over the limit, or failed) then.
+    lost_after: float | None = None
+    lost_by: dict[Threshold, int] = field(default_factory=dict)
+    not_sent: int = 0
+    peak_in_flight: int = 0
+    examples: list[Outcome] = field(default_factory=list)
+
+    def series(self, request: str | None) -> Series:
+        return self.overall if request is None else self.by_request[request]
+
+    def achieved_rate(self) -> float | None:
+        """Requests sent per second at full rate (after the ramp), or None if too few."""
+        sent = sorted(self.steady_sent)
+        if len(sent) < 2 or sent[-1] <= sent[0]:
+            return None
+        return (len(sent) - 1) / (sent[-1] - sent[0])
+
+    def measure(self, threshold: Threshold) -> float | None:
+        series = self.series(threshold.request)
+        if threshold.metric == "http_req_duration":
+            return series.duration(threshold.aggregation)
+        if threshold.metric == "http_req_failed":
+            if threshold.aggregation == "count":
+                return float(series.failed)
+            return series.failed / series.count if series.count else None
+        if threshold.aggregation == "count":  # http_reqs
+            return float(series.count)
+        return series.count / self.elapsed if self.elapsed > 0 else None
+
+
+def lost(threshold: Threshold, series: Series, planned: int) -> bool:
+    """True when ``threshold`` cannot hold however the ``planned - series.count`` requests
+    still to come answer (latencies are never negative). Only upper bounds can be lost."""
+    if threshold.op not in ("<", "<="):
+        return False
+    limit, strict = threshold.value, threshold.op == "<"
+    if threshold.metric == "http_req_duration":
+        worst = series.at_least.get(limit, 0) if strict else series.above.get(limit, 0)
+        quantile = threshold.quantile
+        if threshold.aggregation == "med":
+            quantile = 0.5
+        if quantile is not None:
+            # The q-quantile of N values (nearest rank) is the ceil(qN)-th smallest: it
+            # reaches the limit once N - ceil(qN) + 1 values do.
+            return worst >= planned - math.ceil(quantile * planned) + 1
+        if threshold.aggregation == "max":
+            return worst > 0
+        if threshold.aggregation == "avg":
+            bound = series.total_ms / planned
+            return bound >= limit if strict else bound > limit
+        return False
+    if threshold.metric == "http_req_failed":
+        failed = series.failed if threshold.aggregation == "count" else series.failed / planned
+        return failed >= limit if strict else failed > limit
+    return False
+
+
+def _against(threshold: Threshold, series: Series) -> int:
+    """The count that decides an upper bound: failures, or responses over the limit."""
+    if threshold.metric == "http_req_failed":
+        return series.failed
+    limits = series.at_least if threshold.op == "<" else series.above
+    return limits.get(threshold.value, 0)
+
+
+def weighted_order(weights: Sequence[tuple[str, int]]) -> Iterator[str]:
+    """Names in proportion to their weights, evenly interleaved (smooth weighted round
+    robin): reproducible, and any stretch of the run carries the planned mix."""
+    total = sum(w for _, w in weights)
+    current = dict.fromkeys((n for n, _ in weights), 0)
+    while True:
+        for name, weight in weights:
+            current[name] += weight
+        chosen = max(current, key=lambda n: current[n])
+        current[chosen] -= total
+        yield chosen
+
+
+class Generator:
+    """Runs one load: schedules arrivals, sends them on a bounded set of threads, records
+    each outcome and stops early when a threshold is lost (``abort_on_fail``)."""
+
+    def __init__(
+        self,
+        profile: Profile,
+        weights: Sequence[tuple[str, int]],
+        send: Callable[[str, float], Outcome],
+        *,
+        max_in_flight: int,
+        thresholds: Sequence[Threshold] = (),
+        abort_on_fail: bool = True,
+        stop_at: Callable[[], bool] = lambda: False,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.profile = profile
+        self.send = send
+        self.max_in_flight = max_in_flight
+        self.thresholds = list(thresholds)
+        self.abort_on_fail = abort_on_fail
+        self.stop_at = stop_at
+        self.clock = clock
+        order = weighted_order(weights)
+        self.sequence = [next(order) for _ in range(profile.total)]
+        planned_by: dict[str, int] = dict.fromkeys((n for n, _ in weights), 0)
+        for name in self.sequence:
+            planned_by[name] += 1
+        self.result = LoadResult(
+            profile.total,
+            planned_by,
+            Series(),
+            {name: Series() for name, _ in weights},
+        )
+        for series in [self.result.overall, *self.result.by_request.values()]:
+            for t in self.thresholds:
+                if t.metric == "http_req_duration":
+                    (series.at_least if t.op == "<" else series.above).setdefault(t.value, 0)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._in_flight = 0
+        self._started = 0.0
+
+    def run(self) -> LoadResult:
+        work: queue.SimpleQueue[tuple[str, float, bool] | None] = queue.SimpleQueue()
+        threads = [
+            threading.Thread(target=self._work, args=(work,), name=f"load-{i}", daemon=True)
+            for i in range(min(self.max_in_flight, max(1, self.profile.total)))
+        ]
+        for thread in threads:
+            thread.start()
+        start = self._started = self.clock()
+        ramp_end = self.profile.ramp
+        for offset, name in zip(self.profile.offsets(), self.sequence, strict=True):
+            due = start + offset
+            wait = due - self.clock()
+            while wait > 0 and not self._stop.is_set():
+                if wait > 0.002:
+                    self._stop.wait(min(wait, 0.05))
+                else:
+                    time.sleep(wait)
+                wait = due - self.clock()
+            if self._stop.is_set():
+                break
+            if self.stop_at():
+                self._halt("the deadline is near")
+                break
+            work.put((name, due, offset >= ramp_end))
+        for _ in threads:
+            work.put(None)
+        for thread in threads:
+            # A worker ends after its current request (bounded by the request timeout).
+            thread.join()
+        result = self.result
+        result.elapsed = self.clock() - start
+        result.not_sent = result.planned - result.overall.count
+        return result
+
+    def _work(self, work: queue.SimpleQueue[tuple[str, float, bool] | None]) -> None:
+        while True:
+            item = work.get()
+            if item is None:
+                return
+            name, due, steady = item
+            if self._stop.is_set():
+                continue  # stopped early: what is still queued is not sent
+            with self._lock:
+                self._in_flight += 1
+                self.result.peak_in_flight = max(self.result.peak_in_flight, self._in_flight)
+            try:
+                outcome = self.send(name, due)
+            finally:
+                with self._lock:
+                    self._in_flight -= 1
+            self._record(outcome, steady=steady)
+
+    def _record(self, outcome: Outcome, *, steady: bool) -> None:
+        result = self.result
+        with self._lock:
+            result.overall.add(outcome.latency_ms, outcome.ok)
+            result.by_request[outcome.request].add(outcome.latency_ms, outcome.ok)
+            if result.first_sent is None or outcome.sent < result.first_sent:
+                result.first_sent = outcome.sent
+            if result.last_sent is None or outcome.sent > result.last_sent:
+                result.last_sent = outcome.sent
+            if steady:
+                result.steady_sent.append(outcome.sent)
+            if not outcome.ok and len(result.examples) < EXAMPLES_KEPT:
+                result.examples.append(outcome)
+            if not self.abort_on_fail or self._stop.is_set():
+                return
+            for threshold in self.thresholds:
+                series = result.series(threshold.request)
+                planned = (
+                    result.planned
+                    if threshold.request is None
+                    else result.planned_by_request[threshold.request]
+                )
+                if lost(threshold, series, planned):
+                    result.lost.append(threshold)
+                    result.lost_by[threshold] = _against(threshold, series)
+            if result.lost:
+                result.lost_after = self.clock() - self._started
+                self._halt(f"{result.lost[0].label} can no longer hold")
+
+    def _halt(self, why: str) -> None:
+        if self.result.stopped is None:
+            self.result.stopped = why
+        self._stop.set()

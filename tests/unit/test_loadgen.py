@@ -1,0 +1,252 @@
+"""The load generator's arithmetic: thresholds, the schedule, the mix, the early verdict, and
+latency measured from the time a request was due (no coordinated omission)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+from hooks.suites.loadgen import (
+    AGGREGATIONS,
+    Generator,
+    Outcome,
+    Profile,
+    Series,
+    lost,
+    weighted_order,
+)
+from hooks.suites.thresholds import Threshold, ThresholdError, parse, parse_all, parse_seconds
+
+
+def threshold(metric: str, expression: str) -> Threshold:
+    return parse(metric, expression, AGGREGATIONS)
+
+
+@pytest.mark.parametrize(
+    ("metric", "expression", "expected"),
+    [
+        ("http_req_duration", "p(99) < 300", ("p(99)", "<", 300.0, None)),
+        ("http_req_duration", "p(99.9)<=1.5", ("p(99.9)", "<=", 1.5, None)),
+        ("http_req_failed", "rate < 0.01", ("rate", "<", 0.01, None)),
+        ("http_reqs", "count >= 100", ("count", ">=", 100.0, None)),
+        ("http_req_duration{request:checkout}", "avg < 80", ("avg", "<", 80.0, "checkout")),
+    ],
+)
+def test_thresholds_read_as_k6_writes_them(
+    metric: str, expression: str, expected: tuple[str, str, float, str | None]
+) -> None:
+    found = threshold(metric, expression)
+    assert (found.aggregation, found.op, found.value, found.request) == expected
+
+
+@pytest.mark.parametrize(
+    ("metric", "expression", "message"),
+    [
+        ("http_req_latency", "p(99) < 3", "unknown metric 'http_req_latency' (known: "),
+        ("http_req_duration", "p99 < 3", "has no aggregation 'p99'"),
+        ("http_req_duration", "p(100) < 3", "between 0 and 100"),
+        ("http_req_failed", "avg < 3", "http_req_failed has no aggregation 'avg' (it has count"),
+        ("http_req_duration", "p(99) less than 3", "expected an aggregation, an operator"),
+        ("http_req_duration", "p(99) < 3ms", "cannot read threshold"),
+    ],
+)
+def test_a_threshold_that_cannot_be_read_says_what_is_expected(
+    metric: str, expression: str, message: str
+) -> None:
+    with pytest.raises(ThresholdError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        threshold(metric, expression)
+
+
+def test_a_list_or_a_single_expression_per_metric() -> None:
+    found = parse_all(
+        {"http_req_duration": ["p(95) < 2", "max < 9"], "http_req_failed": "rate == 0"},
+        AGGREGATIONS,
+    )
+    assert [t.label for t in found] == [
+        "http_req_duration p(95) < 2",
+        "http_req_duration max < 9",
+        "http_req_failed rate == 0",
+    ]
+
+
+def test_a_missing_or_nan_measurement_never_holds() -> None:
+    below = threshold("http_req_duration", "p(99) < 300")
+    assert below.holds(299.9)
+    assert not below.holds(300)
+    assert not below.holds(None)
+    assert not below.holds(math.nan)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [(30, 30.0), ("500ms", 0.5), ("30s", 30.0), ("5m", 300.0), ("1.5h", 5400.0)],
+)
+def test_spans_of_time(value: object, seconds: float) -> None:
+    assert parse_seconds(value) == seconds
+
+
+@pytest.mark.parametrize("value", ["5 minutes", "-1s", True, "1d"])
+def test_a_span_that_is_not_one(value: object) -> None:
+    with pytest.raises(ThresholdError, match="a span of time"):
+        parse_seconds(value)
+
+
+def test_the_schedule_ramps_then_holds_the_rate() -> None:
+    profile = Profile(rate=100, duration=2, ramp=1)
+    offsets = list(profile.offsets())
+    assert len(offsets) == profile.total == 50 + 200
+    assert offsets == sorted(offsets)
+    ramp, steady = offsets[:50], offsets[50:]
+    assert ramp[-1] <= 1.0
+    # the ramp's rate grows: its gaps shrink
+    gaps = [b - a for a, b in itertools.pairwise(ramp)]
+    assert gaps[0] > gaps[-1] > 0.01 - 1e-9
+    assert steady[0] == 1.0
+    assert all(abs((b - a) - 0.01) < 1e-9 for a, b in itertools.pairwise(steady))
+
+
+def test_the_mix_follows_the_weights_in_any_stretch() -> None:
+    order = weighted_order([("browse", 9), ("order", 1)])
+    first = [next(order) for _ in range(1000)]
+    assert Counter(first) == {"browse": 900, "order": 100}
+    window = Counter(first[300:320])
+    assert window["order"] == 2  # evenly interleaved, not 900 then 100
+
+
+def series_of(latencies: list[float], failed: int = 0, watch: float = 300) -> Series:
+    series = Series()
+    series.at_least[watch] = 0
+    series.above[watch] = 0
+    for index, latency in enumerate(latencies):
+        series.add(latency, ok=index >= failed)
+    return series
+
+
+def test_a_percentile_is_lost_exactly_when_no_later_answer_can_save_it() -> None:
+    p99 = threshold("http_req_duration", "p(99) < 300")
+    # 100 planned: the 99th smallest must stay below 300; one slow answer may still pass
+    assert not lost(p99, series_of([10, 300]), planned=100)
+    assert lost(p99, series_of([10, 300, 301]), planned=100)
+    # and the verdict agrees with the sorted truth at the end
+    finished = sorted([10.0] * 98 + [300.0, 301.0])
+    assert finished[math.ceil(0.99 * 100) - 1] >= 300
+    at_or_below = threshold("http_req_duration", "p(99) <= 300")
+    assert not lost(at_or_below, series_of([300, 300, 300]), planned=100)
+    assert lost(at_or_below, series_of([301, 302]), planned=100)
+
+
+def test_a_failure_rate_and_an_average_are_lost_by_their_floor() -> None:
+    rate = threshold("http_req_failed", "rate < 0.01")
+    assert not lost(rate, series_of([1] * 10, failed=9), planned=1000)
+    assert lost(rate, series_of([1] * 10, failed=10), planned=1000)
+    avg = threshold("http_req_duration", "avg < 100")
+    assert not lost(avg, series_of([9999]), planned=100)  # 99.99 over the 100 planned
+    assert lost(avg, series_of([9999, 1]), planned=100)
+    # a lower bound or a count can always still be met
+    assert not lost(threshold("http_reqs", "count >= 5"), series_of([]), planned=5)
+    assert not lost(threshold("http_req_duration", "min > 5"), series_of([1]), planned=5)
+
+
+def test_series_merge_adds_up_shards() -> None:
+    one, two = series_of([1, 2, 3]), series_of([400, 500], failed=1)
+    one.merge(two)
+    assert (one.count, one.failed, one.min_ms, one.max_ms) == (5, 1, 1, 500)
+    assert one.at_least[300] == 2
+    assert one.duration("p(50)") == pytest.approx(3, rel=0.02)
+
+
+def fake_send(latency: float, answers: list[Outcome], busy: threading.Semaphore | None = None):  # type: ignore[no-untyped-def]
+    def send(name: str, due: float) -> Outcome:
+        sent = time.perf_counter()
+        time.sleep(latency)
+        outcome = Outcome(name, due, sent, (time.perf_counter() - due) * 1000, True)
+        answers.append(outcome)
+        return outcome
+
+    return send
+
+
+def test_latency_counts_from_the_time_a_request_was_due() -> None:
+    """One connection, 40 ms answers, 100 requests a second: requests queue, and each one's
+    latency includes its wait. A closed-loop tool would report 40 ms throughout."""
+    answers: list[Outcome] = []
+    generator = Generator(
+        Profile(rate=100, duration=0.5),
+        [("a", 1)],
+        fake_send(0.04, answers),
+        max_in_flight=1,
+    )
+    result = generator.run()
+    assert result.overall.count == 50
+    assert result.peak_in_flight == 1
+    # the last was due at 0.49 s and sent after 49 answers of 40 ms: ~1.5 s late
+    assert result.overall.duration("max") > 1200
+    assert result.overall.duration("p(50)") > 400
+    assert result.achieved_rate() == pytest.approx(25, rel=0.2)
+
+
+def test_the_rate_holds_when_connections_suffice() -> None:
+    answers: list[Outcome] = []
+    generator = Generator(
+        Profile(rate=200, duration=1), [("a", 1)], fake_send(0.02, answers), max_in_flight=20
+    )
+    result = generator.run()
+    assert result.overall.count == 200
+    assert result.achieved_rate() == pytest.approx(200, rel=0.05)
+    assert result.overall.duration("p(99)") < 100
+    assert result.stopped is None
+
+
+def test_a_lost_threshold_stops_the_run_early() -> None:
+    answers: list[Outcome] = []
+    p99 = threshold("http_req_duration", "p(99) < 10")
+    generator = Generator(
+        Profile(rate=100, duration=5),
+        [("a", 1)],
+        fake_send(0.03, answers),
+        max_in_flight=10,
+        thresholds=[p99],
+    )
+    started = time.perf_counter()
+    result = generator.run()
+    assert time.perf_counter() - started < 2
+    assert result.lost == [p99]
+    assert result.stopped == "http_req_duration p(99) < 10 can no longer hold"
+    # 500 planned: lost at the 6th answer over 10 ms; a few more were in flight
+    assert 6 <= result.overall.count < 30
+
+
+def test_without_abort_on_fail_the_run_goes_to_its_end() -> None:
+    answers: list[Outcome] = []
+    generator = Generator(
+        Profile(rate=100, duration=0.3),
+        [("a", 1)],
+        fake_send(0.02, answers),
+        max_in_flight=10,
+        thresholds=[threshold("http_req_duration", "p(99) < 1")],
+        abort_on_fail=False,
+    )
+    result = generator.run()
+    assert result.overall.count == 30
+    assert result.stopped is None
+
+
+def test_the_deadline_stops_the_schedule() -> None:
+    answers: list[Outcome] = []
+    stop_after = time.perf_counter() + 0.2
+    generator = Generator(
+        Profile(rate=100, duration=5),
+        [("a", 1)],
+        fake_send(0.001, answers),
+        max_in_flight=10,
+        stop_at=lambda: time.perf_counter() > stop_after,
+    )
+    result = generator.run()
+    assert result.stopped == "the deadline is near"
+    assert 10 <= result.overall.count <= 30
+    assert result.not_sent == result.planned - result.overall.count

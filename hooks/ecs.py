@@ -270,7 +270,8 @@ def now() -> float:
 
 def settle(summary: RunSummary, call: EcsCall, settings: Settings) -> None:
     """Decide between the verdict and another call: a gate that could not finish in this run
-    (the green targets not yet healthy, or suites cut short by this run's deadline) goes on
+    (the green targets not yet healthy, suites cut short by this run's deadline, or checks
+    that cannot be judged before it, such as a metrics window still open) goes on
     with ``IN_PROGRESS`` — carrying the suites that passed — until its own budget is spent;
     a suite that failed ends it at once."""
     from hooks.results import Status
@@ -283,7 +284,9 @@ def settle(summary: RunSummary, call: EcsCall, settings: Settings) -> None:
     unfinished: list[str] = []
     if summary.not_ready:
         unfinished = ["(waiting for the green targets to be healthy)"]
-    elif run is not None and run.deadline_reached:
+    elif run is not None:
+        # A timed-out check was cut by this call's deadline, or knew it could not be judged
+        # before it (a metrics window still open): the next call can finish it.
         for suite in run.suites:
             cut = any(c.status is Status.TIMED_OUT for c in suite.checks) or (
                 suite.error is not None and "did not run" in suite.error

@@ -19,6 +19,7 @@ from typing import Any
 
 from hooks.discovery import explain
 from hooks.exceptions import DiscoveryError
+from hooks.target import cloudwatch_dimensions
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,9 @@ class EcsTarget:
     green_target_groups: tuple[str, ...] = ()
     #: Where the address came from: "load balancer test rule" or "Service Connect".
     source: str = ""
+    #: Green's CloudWatch dimensions behind the test rule's load balancer (LoadBalancer,
+    #: TargetGroup); none through Service Connect.
+    dimensions: Mapping[str, str] = field(default_factory=dict)
 
 
 def listener_of(rule_arn: str) -> str:
@@ -165,6 +169,7 @@ class EcsDiscovery:
             headers=headers,
             green_target_groups=green,
             source="load balancer test rule",
+            dimensions=cloudwatch_dimensions(test_rule, green[0] if green else None),
         )
         log.info(
             "discovered the ECS test route",

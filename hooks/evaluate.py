@@ -23,7 +23,7 @@ from hooks.runner import RunResult
 from hooks.settings import Settings
 from hooks.suites.registry import Catalog, check_suites_dir
 from hooks.supervisor import SupervisedRun, Supervisor
-from hooks.target import Target
+from hooks.target import Target, cloudwatch_dimensions
 from hooks.verdict import decide
 
 if TYPE_CHECKING:
@@ -162,6 +162,7 @@ def _evaluate(
             "verify": target.verify,
             "ca_bundle": target.ca_bundle,
             "headers": dict(target.headers),
+            "dimensions": dict(target.dimensions),
         },
         "deployment": {
             "deployment_id": invocation.deployment_id,
@@ -170,6 +171,7 @@ def _evaluate(
             "deployment_group": group,
             "stage": ecs.stage.value if ecs is not None else None,
             "traffic": ecs.traffic() if ecs is not None else {},
+            "since": _gate_began(ecs),
         },
         # Suites that passed at an earlier call of this ECS gate (IN_PROGRESS).
         "skip": _passed_earlier(ecs),
@@ -268,6 +270,7 @@ def _target(
     url, prod_url = plan.target_url, plan.prod_url
     green: list[GreenTarget] = []
     hint = None
+    dimensions: dict[str, str] = {}
     if url is None:
         if deployment is None or runtime.discovery is None:
             raise ConfigError(
@@ -289,6 +292,8 @@ def _target(
             },
         )
         served_by = stack.prod if event.green_on_prod_listener and stack.prod else stack.test
+        if event is not LifecycleEvent.BEFORE_INSTALL and stack.green_target_groups:
+            dimensions = cloudwatch_dimensions(served_by.arn, stack.green_target_groups[0])
         if served_by.scheme == "internal" and settings.in_vpc is False:
             hint = "internal load balancer: deploy with SubnetIds/SecurityGroupIds"
             log.warning(
@@ -332,8 +337,16 @@ def _target(
         verify=plan.verify,
         ca_bundle=plan.ca_bundle,
         headers=dict(plan.headers),
+        dimensions=dimensions,
     )
     return Resolved(target, plan, green, hint)
+
+
+def _gate_began(call: Any) -> float:
+    """When this gate began: now, or an ECS gate's first call (carried in hookDetails)."""
+    from hooks.ecs import GateState, now
+
+    return now() if call is None else GateState.of(call, now()).started
 
 
 def _passed_earlier(call: Any) -> list[str]:
@@ -356,6 +369,7 @@ def _ecs_target(
     url, prod_url = plan.target_url, plan.prod_url
     host, headers = plan.host, dict(plan.headers)
     green: list[GreenTarget] = []
+    dimensions: dict[str, str] = {}
     if url is None:
         discovery = runtime.ecs_discovery
         if discovery is None:
@@ -368,6 +382,8 @@ def _ecs_target(
         url, prod_url = found.url, prod_url or found.prod_url
         host = host or found.host
         headers = {**found.headers, **headers}
+        if event is not LifecycleEvent.BEFORE_INSTALL:
+            dimensions = dict(found.dimensions)
         if event is LifecycleEvent.BEFORE_INSTALL:
             url = prod_url or url
         elif found.green_target_groups and runtime.discovery is not None:
@@ -394,6 +410,7 @@ def _ecs_target(
         verify=plan.verify,
         ca_bundle=plan.ca_bundle,
         headers=headers,
+        dimensions=dimensions,
     )
     return Resolved(target, plan, green)
 

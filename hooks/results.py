@@ -11,7 +11,11 @@ EVIDENCE_BODY_LIMIT = 500
 
 
 class Status(StrEnum):
-    """Outcome of one check. Only ``passed`` counts as passed."""
+    """Outcome of one check. Only ``passed`` counts as passed.
+
+    ``timed_out``: the check could not be judged within this run's deadline — cut by it, or
+    known ahead not to fit (a metrics window that closes after it). An ECS gate calls again.
+    """
 
     PASSED = "passed"
     FAILED = "failed"

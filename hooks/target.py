@@ -30,6 +30,9 @@ class Target:
     verify: bool = True
     ca_bundle: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    #: Green behind the load balancer as CloudWatch names it: ``LoadBalancer``
+    #: (``app/NAME/ID``) and ``TargetGroup`` (``targetgroup/NAME/ID``), when discovered.
+    dimensions: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)
@@ -71,6 +74,24 @@ class Target:
 
 class NoProductionUrlError(ValueError):
     """A check addressed production, and no production URL is known."""
+
+
+def cloudwatch_dimensions(listener_arn: str | None, target_group_arn: str | None) -> dict[str, str]:
+    """The CloudWatch dimensions of a target group behind a listener, from their ARNs:
+    ``...:listener/app/shop/50dc6c495c0c9188/f2f7dc8efc522ab2`` -> ``app/shop/50dc6c495c0c9188``,
+    ``...:targetgroup/shop-green/73e2d6bc24d8a067`` -> ``targetgroup/shop-green/73e2d6bc24d8a067``.
+    A listener rule's ARN (``listener-rule/app/...``) names its load balancer the same way."""
+    found: dict[str, str] = {}
+    if listener_arn:
+        resource = listener_arn.split(":", 5)[-1]
+        parts = resource.split("/")
+        if len(parts) >= 4 and parts[0] in ("listener", "listener-rule"):
+            found["LoadBalancer"] = "/".join(parts[1:4])
+    if target_group_arn:
+        resource = target_group_arn.split(":", 5)[-1]
+        if resource.startswith("targetgroup/"):
+            found["TargetGroup"] = resource
+    return found
 
 
 def origin(url: str) -> str:

@@ -210,6 +210,7 @@ def run(
         info.get("deployment_group"),
         info.get("stage"),
         info.get("traffic") or {},
+        info.get("since"),
     )
     run_suites(
         mine,

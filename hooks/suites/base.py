@@ -69,6 +69,9 @@ class DeploymentInfo:
     stage: str | None = None
     #: ``traffic.test_weight`` / ``traffic.production_weight``: green's share at this call.
     traffic: Mapping[str, str] = field(default_factory=dict)
+    #: When this gate began (epoch seconds): its first call, for a gate that ECS calls
+    #: again. Metrics windows start here.
+    since: float | None = None
 
     def variables(self) -> dict[str, str]:
         return {
@@ -121,6 +124,8 @@ class SuiteContext:
         if self.target.prod_url:  # else ${target.prod_url} is an error, never green's URL
             values["target.prod_url"] = self.target.prod_url
         values["target.host"] = self.target.host or ""
+        values["target.load_balancer"] = self.target.dimensions.get("LoadBalancer", "")
+        values["target.target_group"] = self.target.dimensions.get("TargetGroup", "")
         return values
 
     def run_checks(self, checks: Sequence[Check], *, sequential: bool) -> None:
@@ -220,6 +225,11 @@ class Suite(ABC):
     def run(self, ctx: SuiteContext) -> None:
         """Run the checks and call ``ctx.emit`` with each result as it completes."""
 
+    def emit_each(self, ctx: SuiteContext, status: Status, message: str) -> None:
+        """One result per known check, all alike: a suite that cannot run, or not yet."""
+        for name in self.check_names():
+            ctx.emit(CheckResult(name, status, message=message, location=self.source))
+
 
 class CheckSuite(Suite):
     """A suite made of :class:`Check` objects known up front; concurrent unless sequential."""
@@ -313,3 +323,40 @@ def _declared(path: str, mtime_ns: int, size: int) -> str | None:
         return None
     found = _KIND_LINE.search(head)
     return found[1] if found else None
+
+
+class DeclaredSuite(Suite):
+    """A suite read from a YAML file of a declared kind: the fields every such file has."""
+
+    def __init__(self, *, data: Mapping[str, Any], path: Path, kind: str) -> None:
+        self.name = str(data["name"])
+        self.kind = kind
+        self.source = str(path)
+        self.description = str(data.get("description", ""))
+        self.tags = frozenset(data.get("tags", []))
+        self.events = parse_events(data.get("events"), str(path))
+        self.policy = Policy(report_only=bool(data.get("report_only", False)))
+
+
+class DeclaredKind(SuiteKind):
+    """A kind of YAML files that say ``kind: NAME``, validated by ``schema`` (a JSON Schema
+    file), each building one suite with :meth:`build`."""
+
+    schema: Path
+
+    def claims(self, path: Path) -> bool:
+        return path.suffix in YAML_SUFFIXES and path.is_file() and declared_kind(path) == self.name
+
+    def load(self, path: Path) -> list[Suite]:
+        from hooks.exceptions import ConfigError
+        from hooks.yamlfile import load_document, validate
+
+        data, text, _ = load_document(path)
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}:1: a {self.name} suite file must be a mapping")
+        validate(data, self.schema, path, text)
+        return [self.build(data, path, text)]
+
+    @abstractmethod
+    def build(self, data: Mapping[str, Any], path: Path, text: str) -> Suite:
+        """The suite of a valid document; errors name the file, line and key."""

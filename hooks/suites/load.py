@@ -26,19 +26,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from hooks.exceptions import ConfigError
-from hooks.results import CheckResult, Evidence, Policy, Status, cut
-from hooks.suites.base import (
-    YAML_SUFFIXES,
-    Suite,
-    SuiteContext,
-    SuiteKind,
-    declared_kind,
-    parse_events,
-)
+from hooks.results import CheckResult, Evidence, Status, cut
+from hooks.suites.base import DeclaredKind, DeclaredSuite, SuiteContext
 from hooks.suites.loadgen import AGGREGATIONS, Generator, LoadResult, Outcome, Profile
-from hooks.suites.thresholds import Threshold, ThresholdError, parse_all, parse_seconds
-from hooks.yamlfile import load_document, located, validate
+from hooks.suites.thresholds import (
+    Threshold,
+    ThresholdError,
+    parse_seconds,
+    parse_section,
+    show,
+)
+from hooks.yamlfile import located
 
 SCHEMA_PATH = Path(__file__).with_name("load_schema.json")
 ARRIVAL_RATE = "arrival rate"
@@ -47,42 +45,26 @@ DEFAULT_TIMEOUT = 10.0
 DEFAULT_MIN_RATE = 0.95
 
 
-class LoadSuite(Suite):
+class LoadSuite(DeclaredSuite):
     """One load: a profile, weighted requests and thresholds."""
 
     def __init__(
         self,
         *,
-        name: str,
+        data: Mapping[str, Any],
+        path: Path,
         profile: Profile,
-        requests: list[dict[str, Any]],
         thresholds: list[Threshold],
-        variables: Mapping[str, str],
-        max_in_flight: int,
-        timeout: float,
-        abort_on_fail: bool,
-        min_rate: float,
-        source: str,
-        description: str = "",
-        tags: frozenset[str] = frozenset(),
-        events: frozenset[Any] = frozenset(),
-        policy: Policy | None = None,
     ) -> None:
-        self.name = name
-        self.kind = "load"
+        super().__init__(data=data, path=path, kind="load")
         self.profile = profile
-        self.requests = requests
+        self.requests = [dict(spec) for spec in data["requests"]]
         self.thresholds = thresholds
-        self.variables = dict(variables)
-        self.max_in_flight = max_in_flight
-        self.timeout = timeout
-        self.abort_on_fail = abort_on_fail
-        self.min_rate = min_rate
-        self.source = source
-        self.description = description
-        self.tags = tags
-        self.events = events
-        self.policy = policy or Policy()
+        self.variables = {k: str(v) for k, v in data.get("variables", {}).items()}
+        self.max_in_flight = int(data.get("max_in_flight", DEFAULT_MAX_IN_FLIGHT))
+        self.timeout = float(data.get("timeout", DEFAULT_TIMEOUT))
+        self.abort_on_fail = bool(data.get("abort_on_fail", True))
+        self.min_rate = float(data.get("min_rate", DEFAULT_MIN_RATE))
 
     def check_names(self) -> list[str]:
         return [ARRIVAL_RATE, *(t.label for t in self.thresholds)]
@@ -93,7 +75,7 @@ class LoadSuite(Suite):
 
         needed = self.profile.length + self.timeout
         if ctx.deadline.remaining() < needed + 1:
-            self._all(
+            self.emit_each(
                 ctx,
                 Status.TIMED_OUT,
                 f"the load needs {needed:.0f}s (ramp, duration and one request timeout) and "
@@ -104,7 +86,7 @@ class LoadSuite(Suite):
         try:
             requests = render(self.requests, {**ctx.variables(), **self.variables})
         except UnknownVariableError as exc:
-            self._all(ctx, Status.FAILED, f"cannot prepare the requests: {exc}")
+            self.emit_each(ctx, Status.FAILED, f"cannot prepare the requests: {exc}")
             return
         session = make_session(
             ctx.target,
@@ -134,10 +116,6 @@ class LoadSuite(Suite):
             session.close()
         self._judge(ctx, result)
 
-    def _all(self, ctx: SuiteContext, status: Status, message: str) -> None:
-        for name in self.check_names():
-            ctx.emit(CheckResult(name, status, message=message, location=self.source))
-
     def _judge(self, ctx: SuiteContext, result: LoadResult) -> None:
         summary = describe(result, self.profile)
         stopped, lost_ones = result.stopped, set(result.lost)
@@ -145,7 +123,7 @@ class LoadSuite(Suite):
         ctx.emit(self._rate_check(result, summary, deadline_stop))
         for threshold in self.thresholds:
             measured = result.measure(threshold)
-            shown = _shown(threshold, measured)
+            shown = show(threshold, measured)
             series = result.series(threshold.request)
             where = f"over {series.count} responses"
             if threshold in lost_ones:
@@ -283,16 +261,6 @@ def describe(result: LoadResult, profile: Profile) -> str:
     return "; ".join(parts)
 
 
-def _shown(threshold: Threshold, measured: float | None) -> str:
-    if measured is None:
-        return f"{threshold.aggregation} = n/a"
-    if threshold.metric == "http_req_duration":
-        return f"{threshold.aggregation} = {measured:.1f} ms"
-    if threshold.metric == "http_req_failed" and threshold.aggregation == "rate":
-        return f"rate = {measured:.4g} ({measured:.2%})"
-    return f"{threshold.aggregation} = {measured:.4g}"
-
-
 def _why_lost(threshold: Threshold, count: int, planned: int) -> str:
     if threshold.metric == "http_req_failed":
         return f"{count} of the {planned} planned requests had failed"
@@ -308,67 +276,38 @@ def _example(result: LoadResult, request: str | None) -> Evidence | None:
     return None
 
 
-class LoadSuiteKind(SuiteKind):
+class LoadSuiteKind(DeclaredKind):
     """Loads YAML files that declare ``kind: load``."""
 
     name = "load"
+    schema = SCHEMA_PATH
 
-    def claims(self, path: Path) -> bool:
-        return path.suffix in YAML_SUFFIXES and path.is_file() and declared_kind(path) == self.name
-
-    def load(self, path: Path) -> list[Suite]:
-        data, text, _ = load_document(path)
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}:1: a load suite file must be a mapping")
-        validate(data, SCHEMA_PATH, path, text)
-        return [build(data, path, text)]
-
-
-def build(data: Mapping[str, Any], path: Path, text: str) -> LoadSuite:
-    """A :class:`LoadSuite` from a validated document; errors name the file, line and key."""
-    spans: dict[str, float] = {}
-    for key in ("duration", "ramp"):
-        try:
-            spans[key] = parse_seconds(data.get(key, 0))
-        except ThresholdError as exc:
-            raise located(path, text, [key], str(exc)) from None
-    if spans["duration"] <= 0:
-        raise located(path, text, ["duration"], "the duration must be more than 0")
-    profile = Profile(float(data["rate"]), spans["duration"], spans["ramp"])
-    if profile.total < 1:
-        raise located(path, text, ["rate"], "rate x duration plans no request at all")
-    names = [spec["name"] for spec in data["requests"]]
-    for index, name in enumerate(names):
-        if names.index(name) != index:
-            raise located(path, text, ["requests", index, "name"], f"duplicate name {name!r}")
-    thresholds: list[Threshold] = []
-    for metric, expressions in data["thresholds"].items():
-        try:
-            found = parse_all({metric: expressions}, AGGREGATIONS)
-        except ThresholdError as exc:
-            raise located(path, text, ["thresholds", metric], str(exc)) from None
-        for threshold in found:
+    def build(self, data: Mapping[str, Any], path: Path, text: str) -> LoadSuite:
+        spans: dict[str, float] = {}
+        for key in ("duration", "ramp"):
+            try:
+                spans[key] = parse_seconds(data.get(key, 0))
+            except ThresholdError as exc:
+                raise located(path, text, [key], str(exc)) from None
+        if spans["duration"] <= 0:
+            raise located(path, text, ["duration"], "the duration must be more than 0")
+        profile = Profile(float(data["rate"]), spans["duration"], spans["ramp"])
+        if profile.total < 1:
+            raise located(path, text, ["rate"], "rate x duration plans no request at all")
+        names = [spec["name"] for spec in data["requests"]]
+        for index, name in enumerate(names):
+            if names.index(name) != index:
+                raise located(path, text, ["requests", index, "name"], f"duplicate name {name!r}")
+        thresholds = parse_section(
+            data["thresholds"], AGGREGATIONS, lambda keys, why: located(path, text, keys, why)
+        )
+        for threshold in thresholds:
             if threshold.request is not None and threshold.request not in names:
+                metric = next(m for m in data["thresholds"] if f"request:{threshold.request}" in m)
                 raise located(
                     path,
                     text,
                     ["thresholds", metric],
                     f"no request is named {threshold.request!r} (requests: {', '.join(names)})",
                 )
-        thresholds += found
-    return LoadSuite(
-        name=data["name"],
-        profile=profile,
-        requests=[dict(spec) for spec in data["requests"]],
-        thresholds=thresholds,
-        variables={k: str(v) for k, v in data.get("variables", {}).items()},
-        max_in_flight=int(data.get("max_in_flight", DEFAULT_MAX_IN_FLIGHT)),
-        timeout=float(data.get("timeout", DEFAULT_TIMEOUT)),
-        abort_on_fail=bool(data.get("abort_on_fail", True)),
-        min_rate=float(data.get("min_rate", DEFAULT_MIN_RATE)),
-        source=str(path),
-        description=data.get("description", ""),
-        tags=frozenset(data.get("tags", [])),
-        events=parse_events(data.get("events"), str(path)),
-        policy=Policy(report_only=bool(data.get("report_only", False))),
-    )
+        return LoadSuite(data=data, path=path, profile=profile, thresholds=thresholds)

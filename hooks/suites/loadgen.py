@@ -19,21 +19,17 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from ddsketch import DDSketch
 
-from hooks.suites.thresholds import Threshold
+from hooks.suites.thresholds import HTTP_METRICS, Threshold
 
 #: DDSketch's relative accuracy: a percentile is within 1 % of the true value.
 RELATIVE_ACCURACY = 0.01
 #: Aggregations each load metric has (the thresholds' vocabulary).
-AGGREGATIONS: Mapping[str, frozenset[str]] = {
-    "http_req_duration": frozenset({"p()", "avg", "min", "max", "med"}),
-    "http_req_failed": frozenset({"rate", "count"}),
-    "http_reqs": frozenset({"count", "rate"}),
-}
+AGGREGATIONS = HTTP_METRICS
 #: Failed responses kept as examples for the report.
 EXAMPLES_KEPT = 5
 

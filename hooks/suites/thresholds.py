@@ -19,6 +19,14 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+#: The HTTP metrics both the load generator and the load balancer measure, and their
+#: aggregations: ``p()`` stands for any percentile ``p(N)``.
+HTTP_METRICS: Mapping[str, frozenset[str]] = {
+    "http_req_duration": frozenset({"p()", "avg", "min", "max", "med"}),
+    "http_req_failed": frozenset({"rate", "count"}),
+    "http_reqs": frozenset({"count", "rate"}),
+}
+
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
     "<=": operator.le,
@@ -65,6 +73,32 @@ class Threshold:
         if measured is None or math.isnan(measured):
             return False
         return _OPERATORS[self.op](measured, self.value)
+
+
+def show(threshold: Threshold, measured: float | None) -> str:
+    """``p(99) = 212.4 ms``, ``rate = 0.004 (0.40%)``, ``count = 80``: the value measured."""
+    if measured is None:
+        return f"{threshold.aggregation} = n/a"
+    if threshold.metric == "http_req_duration":
+        return f"{threshold.aggregation} = {measured:.1f} ms"
+    if threshold.metric == "http_req_failed" and threshold.aggregation == "rate":
+        return f"rate = {measured:.4g} ({measured:.2%})"
+    return f"{threshold.aggregation} = {measured:.4g}"
+
+
+def parse_section(
+    spec: Mapping[str, object],
+    aggregations: Mapping[str, frozenset[str]],
+    located: Callable[[list[str | int], str], Exception],
+) -> list[Threshold]:
+    """A file's ``thresholds:`` mapping; an error names the metric's key (``located``)."""
+    found: list[Threshold] = []
+    for metric, expressions in spec.items():
+        try:
+            found += parse_all({metric: expressions}, aggregations)
+        except ThresholdError as exc:
+            raise located(["thresholds", metric], str(exc)) from None
+    return found
 
 
 def parse(metric: str, expression: str, aggregations: Mapping[str, frozenset[str]]) -> Threshold:

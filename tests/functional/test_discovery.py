@@ -288,6 +288,10 @@ def test_the_hook_hands_the_discovered_urls_and_tagged_plan_to_the_suites(
         f"    assert target.url == 'https://{topology.dns_name}:8443'\n"
         f"    assert target.prod_url == 'https://{topology.dns_name}:443'\n"
         "    assert target.host == 'app.example.com'\n"
+        "def test_cloudwatch_dimensions(target, deployment):\n"
+        f"    assert target.dimensions == {expected_dimensions(topology)!r}\n"
+        "    import time\n"
+        "    assert 0 <= time.time() - deployment.since < 30\n"
     )
     _, stubber = codedeploy
     event = {"DeploymentId": topology.deployment_id, "LifecycleEventHookExecutionId": "exec-2"}
@@ -305,6 +309,15 @@ def test_the_hook_hands_the_discovered_urls_and_tagged_plan_to_the_suites(
     assert result["verdict"] == "Succeeded", result
     assert result["target"] == f"https://{topology.dns_name}:8443"
     assert result["suites"] == 1  # the tag chose "where", not reachability
+
+
+def expected_dimensions(topology: Topology) -> dict[str, str]:
+    """Green's CloudWatch dimensions, as the load balancer's own ARNs spell them."""
+    lb = topology.elbv2.describe_listeners(ListenerArns=[topology.test_listener])["Listeners"][0]
+    return {
+        "LoadBalancer": lb["LoadBalancerArn"].split(":loadbalancer/")[1],
+        "TargetGroup": "targetgroup/" + topology.green_tg.split(":targetgroup/")[1],
+    }
 
 
 def test_the_deployment_group_is_read_when_the_deployment_lacks_load_balancer_info() -> None:

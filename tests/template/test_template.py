@@ -130,6 +130,25 @@ def test_ecs_invokes_its_hook_with_a_role_that_may_invoke_nothing_else(
     assert {"EcsHookArn", "EcsHookInvokeRoleArn", "EcsLifecycleHooks"} <= set(outputs)
 
 
+def test_metrics_suites_may_read_metrics_and_alarm_states_and_nothing_more(
+    template: dict[str, Any],
+) -> None:
+    by_sid = {s["Sid"]: s for s in statements(template, "HookRole")}
+    assert by_sid["ReadMetrics"]["Action"] == ["cloudwatch:GetMetricData"]
+    assert by_sid["ReadAlarmStates"]["Action"] == ["cloudwatch:DescribeAlarms"]
+    assert by_sid["ReadAlarmStates"]["Resource"]["Fn::Sub"].endswith(":alarm:*")
+    granted = {a for s in statements(template, "HookRole") for a in _actions(s)}
+    assert {a for a in granted if a.startswith("cloudwatch:")} == {
+        "cloudwatch:GetMetricData",
+        "cloudwatch:DescribeAlarms",
+    }
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    action = statement["Action"]
+    return [action] if isinstance(action, str) else list(action)
+
+
 def test_runtime_architecture_and_layer(template: dict[str, Any]) -> None:
     function = template["Globals"]["Function"]
     assert function["Runtime"] == "python3.13"

@@ -161,7 +161,8 @@ def test_a_yaml_file_goes_to_the_kind_it_declares(tmp_path: Path) -> None:
     )
     other = tmp_path / "other.yaml"
     other.write_text("name: other\nkind: 'load'\n")
-    assert KIND.claims(plain) and KIND.claims(said)
+    assert KIND.claims(plain)
+    assert KIND.claims(said)
     assert not KIND.claims(other)
     assert [s.name for s in KIND.load(said)] == ["said"]
     catalog = discover(tmp_path)

@@ -53,6 +53,8 @@ BUILTIN_VARIABLES = frozenset(
         "target.url",
         "target.prod_url",
         "target.host",
+        "target.load_balancer",
+        "target.target_group",
     }
 )
 _REFERENCE = re.compile(r"(?<!\$)\$\{([^}]*)\}")

@@ -2,8 +2,9 @@
 
 ``blue`` is the release in production; ``green`` is a good new release; ``broken`` is a
 new release whose order lookup fails (HTTP 500) and reports the wrong quantity field, and
-whose catalog prices one item wrong. The catalog carries a timestamp and a request id that
-change on every answer (noise, for blue-versus-green comparisons).
+whose catalog prices one item wrong. ``/openapi.json`` documents the shop. The catalog
+carries a timestamp and a request id that change on every answer (noise, for
+blue-versus-green comparisons).
 Standard library only; listens on 127.0.0.1.
 """
 
@@ -18,6 +19,90 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 RELEASES = {"blue": "1.4.0", "green": "1.5.0", "broken": "1.5.0"}
+
+_JSON = "application/json"
+
+
+def _answer(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {_JSON: {"schema": schema}}}
+
+
+#: The shop's OpenAPI document, served at ``/openapi.json`` (every release keeps it).
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {"title": "shop", "version": "1.5.0"},
+    "paths": {
+        "/health": {
+            "get": {
+                "responses": {
+                    "200": _answer(
+                        "the service is up",
+                        {
+                            "type": "object",
+                            "required": ["status", "version"],
+                            "properties": {
+                                "status": {"enum": ["ok"]},
+                                "version": {"type": "string"},
+                            },
+                        },
+                    )
+                }
+            }
+        },
+        "/catalog": {
+            "get": {
+                "responses": {
+                    "200": _answer(
+                        "what the shop sells",
+                        {
+                            "type": "object",
+                            "required": ["items"],
+                            "properties": {
+                                "items": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "required": ["sku", "price"],
+                                        "properties": {
+                                            "sku": {"type": "string"},
+                                            "price": {"type": "number", "minimum": 0},
+                                        },
+                                    },
+                                }
+                            },
+                        },
+                    )
+                }
+            }
+        },
+        "/orders/{id}": {
+            "get": {
+                "parameters": [
+                    {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": _answer(
+                        "the order",
+                        {
+                            "type": "object",
+                            "required": ["id", "sku", "quantity", "status"],
+                            "properties": {
+                                "id": {"type": "string"},
+                                "sku": {"type": "string"},
+                                "quantity": {"type": "integer", "minimum": 1},
+                                "status": {"type": "string"},
+                            },
+                        },
+                    ),
+                    "404": _answer(
+                        "no such order",
+                        {"type": "object", "properties": {"error": {"type": "string"}}},
+                    ),
+                },
+            }
+        },
+    },
+}
 
 
 class SampleService:
@@ -91,6 +176,8 @@ class SampleService:
             self._send(handler, 200, {"service": "shop", "version": self.version})
         elif path == "/health":
             self._send(handler, 200, {"status": "ok", "version": self.version})
+        elif path == "/openapi.json":
+            self._send(handler, 200, OPENAPI)
         elif path == "/version":
             self._send(handler, 200, {"version": self.version, "release": self.release})
         elif path == "/catalog":

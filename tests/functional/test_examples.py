@@ -57,6 +57,7 @@ def test_every_example_is_discovered() -> None:
         "catalog",
         "catalog-load",
         "green-signals",
+        "contract",
         "reachability",
     } <= set(catalog.names())
     assert not catalog.broken
@@ -100,6 +101,23 @@ def test_the_broken_release_fails_the_flow_with_the_actual_values(
     assert evidence.body is not None
     assert "orders.qty" in evidence.body
     assert not decide(result.suites).succeeded
+
+
+def test_the_broken_release_breaks_its_contract_with_a_reproducing_request(
+    services: dict[str, SampleService],
+) -> None:
+    result = run_examples(services["broken"].url, {"contract"})
+    checks = {c.name: c for c in result.suites[0].checks}
+    assert {n: c.status for n, c in checks.items()} == {
+        "GET /health": Status.PASSED,
+        "GET /catalog": Status.PASSED,
+        "GET /orders/{id}": Status.FAILED,
+    }
+    failed = checks["GET /orders/{id}"]
+    assert failed.message.startswith("ST101 Server error: HTTP 500 (and 1 more); ")
+    assert failed.evidence is not None
+    assert failed.evidence.status == 500
+    assert f"reproduce with: curl -X GET {services['broken'].url}/orders/" in failed.message
 
 
 def test_the_broken_release_differs_from_production_in_one_price(

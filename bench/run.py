@@ -46,9 +46,9 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 
 
 @contextmanager
-def server(delay: float) -> Iterator[str]:
+def server(delay: float, jitter: float = 0.0) -> Iterator[str]:
     process = subprocess.Popen(
-        [PYTHON, str(ROOT / "bench" / "server.py"), "--delay", str(delay)],
+        [PYTHON, str(ROOT / "bench" / "server.py"), "--delay", str(delay), "--jitter", str(jitter)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -125,6 +125,16 @@ HANDLER = textwrap.dedent("""
         def get_remaining_time_in_millis(self):
             return int((entry + 600 - time.monotonic()) * 1000)
 
+    if "--messages" in sys.argv:  # observe each check's message (the load figures)
+        import hooks.hook
+        summary = hooks.hook.RunSummary.to_dict
+        def to_dict(self):
+            found = summary(self)
+            suites = self.run.suites if self.run is not None else ()
+            found["messages"] = {c.name: c.message for s in suites for c in s.checks}
+            return found
+        hooks.hook.RunSummary.to_dict = to_dict
+
     event = {"DeploymentId": "d-BENCH", "LifecycleEventHookExecutionId": "bench"}
     result = handler(event, Context())
     end = time.monotonic()
@@ -134,6 +144,7 @@ HANDLER = textwrap.dedent("""
         "checks": result["checks"], "report": result["report"],
         "peak_mb": int(hwm.split()[1]) / 1024,
         "workers_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        "messages": result.get("messages"),
     }))
 """)
 
@@ -148,7 +159,9 @@ class Hook:
         template = Template(ROOT / "template.yaml")
         self.handler = template.function("AfterAllowTestTrafficHook").handler
 
-    def run(self, url: str, suites: Path, concurrency: int) -> dict[str, Any]:
+    def run(
+        self, url: str, suites: Path, concurrency: int, messages: bool = False
+    ) -> dict[str, Any]:
         env = {
             "PATH": os.environ["PATH"],
             "PYTHONPATH": search_path(self.artifact),
@@ -168,7 +181,7 @@ class Hook:
             "GREENLIGHT_SAFETY_MARGIN": "10",
         }
         done = subprocess.run(
-            [*CLEAN_PYTHON, "-c", HANDLER, self.handler],
+            [*CLEAN_PYTHON, "-c", HANDLER, self.handler, *(["--messages"] if messages else [])],
             cwd=self.artifact,
             env=env,
             capture_output=True,
@@ -210,6 +223,48 @@ def thread_pool(artifact: Path, url: str, count: int, workers: int) -> float:
         timeout=600,
     )
     return float(done.stdout.strip().splitlines()[-1])
+
+
+LOAD_SUITE = """\
+kind: load
+name: accuracy
+rate: {rate}
+duration: {duration}
+max_in_flight: 200
+timeout: 5
+requests:
+  - {{name: read, request: {{path: /load}}}}
+thresholds:
+  http_req_duration: "p(99) < 10000"
+  http_req_failed: "rate < 0.01"
+"""
+
+
+def load_suite(root: Path, rate: int, duration: float) -> Path:
+    folder = root / f"load-{rate}"
+    folder.mkdir(exist_ok=True)
+    (folder / "load.yaml").write_text(LOAD_SUITE.format(rate=rate, duration=duration))
+    return folder
+
+
+def load_accuracy(hook: Hook, url: str, suites: Path) -> dict[str, float]:
+    """One load run by the real handler, and what the server itself recorded of it."""
+    import re
+
+    data = hook.run(url, suites, 16, messages=True)
+    with urllib.request.urlopen(f"{url}/__stats", timeout=10) as response:
+        server_seen = json.loads(response.read())
+    messages = data["messages"]
+    sent = re.search(r"([\d.]+)/s sent", messages["arrival rate"])
+    p99 = re.search(r"p\(99\) = ([\d.]+) ms", messages["http_req_duration p(99) < 10000"])
+    assert sent, messages
+    assert p99, messages
+    return {
+        "sent": float(sent[1]),
+        "p99": float(p99[1]),
+        "server_rate": float(server_seen["rate"]),
+        "server_p99": float(server_seen["p99_ms"]),
+    }
 
 
 def yaml_suite(root: Path, count: int) -> Path:
@@ -527,6 +582,52 @@ def main() -> int:
             f"import boto3 {show(f, ' ms', 1000)}"
         )
         figure("worker-start-vs-import-boto3", ratio, 2, paired(w, f))
+
+        # 7. The load generator's accuracy: the real handler sends a constant arrival rate
+        # for 10 s to a server whose answers take 10 ms plus an exponential extra (mean
+        # 10 ms); the server records when each request arrived and how long it held it.
+        # Rates are interleaved round by round. Gated: the achieved rate within 2 % of the
+        # target (as the generator and as the server count it), and the generator's p99
+        # within 10 % of the server's own.
+        rates = (100, 250, 500)
+        with server(0.01, jitter=0.01) as url:
+            folders = [load_suite(root, rate, 10) for rate in rates]
+            hook.run(url, folders[0], 16)  # warm the OS caches and the server
+            urllib.request.urlopen(f"{url}/__stats", timeout=10).read()
+            series = interleave(
+                *[lambda f=f: load_accuracy(hook, url, f) for f in folders]  # type: ignore[misc]
+            )
+        for rate, runs in zip(rates, series, strict=True):
+            sent = [abs(r["sent"] - rate) / rate * 100 for r in runs]
+            seen = [abs(r["server_rate"] - rate) / rate * 100 for r in runs]
+            p99 = [abs(r["p99"] / r["server_p99"] - 1) * 100 for r in runs]
+            print(
+                f"load {rate}/s for 10 s: sent {show([r['sent'] for r in runs], '/s')}, "
+                f"server saw {show([r['server_rate'] for r in runs], '/s')}; p99 "
+                f"{show([r['p99'] for r in runs], ' ms')}, server's p99 "
+                f"{show([r['server_p99'] for r in runs], ' ms')}"
+            )
+            figure(
+                f"load-{rate}rps-rate-error",
+                statistics.median(sent),
+                2,
+                (min(sent), max(sent)),
+                "%",
+            )
+            figure(
+                f"load-{rate}rps-rate-error-server-side",
+                statistics.median(seen),
+                2,
+                (min(seen), max(seen)),
+                "%",
+            )
+            figure(
+                f"load-{rate}rps-p99-vs-server",
+                statistics.median(p99),
+                10,
+                (min(p99), max(p99)),
+                "%",
+            )
 
     print()
     for result in RESULTS:

@@ -10,6 +10,11 @@ It also plays CodeDeploy for the hook's report (any POST gets the answer
 PutLifecycleEventHookExecutionStatus gives), and ``GET /__first`` returns the monotonic
 time at which the first other request arrived since the last ``/__first`` (the clock is
 the machine's: comparable with a client's ``time.monotonic()``).
+
+For the load generator's accuracy it is the reference: ``--jitter MEAN`` adds to each
+answer's delay an exponentially distributed extra (mean MEAN seconds, seeded), and every
+request to ``/load...`` is recorded — when it arrived and how long the server held it —
+until ``GET /__stats`` returns the exact count, arrival rate and percentiles and clears them.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
+import random
 import time
 
 BODY = b'{"status": "ok"}'
@@ -30,8 +37,27 @@ def response(body: bytes) -> bytes:
     return head.encode() + body
 
 
-async def serve(delay: float) -> None:
+def stats(arrivals: list[float], held: list[float]) -> dict[str, float | int | None]:
+    """Exact figures of what the server saw (a sorted list is fine here: it is the reference)."""
+    ordered = sorted(held)
+
+    def percentile(q: float) -> float | None:
+        return ordered[math.ceil(q * len(ordered)) - 1] * 1000 if ordered else None
+
+    span = max(arrivals) - min(arrivals) if len(arrivals) > 1 else 0.0
+    return {
+        "count": len(held),
+        "rate": (len(arrivals) - 1) / span if span else None,
+        "p50_ms": percentile(0.5),
+        "p99_ms": percentile(0.99),
+    }
+
+
+async def serve(delay: float, jitter: float = 0.0) -> None:
     first: list[float] = []
+    arrivals: list[float] = []
+    held: list[float] = []
+    draw = random.Random(7)
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -51,12 +77,21 @@ async def serve(delay: float) -> None:
                 elif path == "/__first":
                     answer = json.dumps({"first": first[0] if first else None}).encode()
                     first.clear()
+                elif path == "/__stats":
+                    answer = json.dumps(stats(arrivals, held)).encode()
+                    arrivals.clear()
+                    held.clear()
                 else:
+                    arrived = time.monotonic()
                     if not first:
-                        first.append(time.monotonic())
-                    if delay:
-                        await asyncio.sleep(delay)
+                        first.append(arrived)
+                    pause = delay + (draw.expovariate(1 / jitter) if jitter else 0.0)
+                    if pause:
+                        await asyncio.sleep(pause)
                     answer = BODY
+                    if path.startswith("/load"):
+                        arrivals.append(arrived)
+                        held.append(time.monotonic() - arrived)
                 writer.write(response(answer))
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, ValueError):
@@ -73,9 +108,10 @@ async def serve(delay: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--jitter", type=float, default=0.0)
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.delay))
+        asyncio.run(serve(args.delay, args.jitter))
 
 
 if __name__ == "__main__":

@@ -218,11 +218,15 @@ def test_without_schemathesis_the_suite_names_the_extra_to_install(
     from hooks.lifecycle import LifecycleEvent
     from hooks.runner import run_suites
     from hooks.suites.base import DeploymentInfo
+    from hooks.suites.openapi import OpenApiSuite, OpenApiSuiteKind
     from hooks.suites.registry import discover
     from hooks.target import Target
 
     suites = write(tmp_path, SUITE)
     monkeypatch.setitem(sys.modules, "schemathesis", None)  # import raises ImportError
+    (loaded,) = OpenApiSuiteKind().load(suites / "contract.yaml")
+    assert isinstance(loaded, OpenApiSuite)
+    assert (loaded.schema, loaded.max_examples, loaded.budget) == ("/openapi.json", 25, 60.0)
     catalog = discover(suites)
     assert not catalog.broken
     (suite,) = [s for s in catalog.suites if s.name == "contract"]

@@ -8,6 +8,7 @@ import math
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -250,3 +251,28 @@ def test_the_deadline_stops_the_schedule() -> None:
     assert result.stopped == "the deadline is near"
     assert 10 <= result.overall.count <= 30
     assert result.not_sent == result.planned - result.overall.count
+
+
+def test_the_load_kind_claims_only_files_that_declare_it(tmp_path: Path) -> None:
+    from hooks.suites.http import HttpSuiteKind
+    from hooks.suites.load import LoadSuite, LoadSuiteKind
+    from tests.helpers import SUITES
+
+    kind = LoadSuiteKind()
+    example = SUITES / "examples" / "catalog-load.yaml"
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("name: plain\nchecks: [{name: c, request: {path: /}}]\n")
+    assert kind.claims(example)
+    assert not kind.claims(plain)
+    assert not HttpSuiteKind().claims(example)
+    (suite,) = kind.load(example)
+    assert isinstance(suite, LoadSuite)
+    assert (suite.profile.rate, suite.profile.ramp, suite.profile.duration) == (20, 1, 5)
+    assert suite.profile.total == 10 + 100
+    assert suite.check_names() == [
+        "arrival rate",
+        "http_req_duration p(99) < 500",
+        "http_req_duration p(50) < 150",
+        "http_req_failed rate < 0.01",
+        "http_reqs count >= 100",
+    ]

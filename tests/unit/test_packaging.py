@@ -7,17 +7,40 @@ import re
 import sys
 import tomllib
 from importlib.metadata import packages_distributions
+from pathlib import Path
 
 from tests.helpers import ROOT
 
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 
 
-def _declared() -> set[str]:
+def _names(requirements: list[str]) -> set[str]:
     return {
         re.sub(r"[-_.]+", "-", re.split(r"[<>=!~ \[;]", d, maxsplit=1)[0]).lower()
-        for d in PROJECT["dependencies"]
+        for d in requirements
     }
+
+
+def _declared() -> set[str]:
+    return _names(PROJECT["dependencies"])
+
+
+def _extras() -> set[str]:
+    """What the optional extras add (``openapi``...), not the development tools."""
+    groups = PROJECT["optional-dependencies"]
+    return _names([d for name, deps in groups.items() if name != "dev" for d in deps])
+
+
+def _top_level_imports(path: Path) -> set[str]:
+    """Modules imported when ``path`` is imported (not inside a function)."""
+    tree = ast.parse(path.read_text(), str(path))
+    found: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".", 1)[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".", 1)[0])
+    return found
 
 
 def _imported_top_level_modules() -> dict[str, str]:
@@ -40,17 +63,37 @@ def _imported_top_level_modules() -> dict[str, str]:
     return found
 
 
-def test_every_library_the_package_imports_is_a_declared_dependency() -> None:
+def _distributions(module: str) -> set[str]:
     owners = packages_distributions()
+    return {re.sub(r"[-_.]+", "-", d).lower() for d in owners.get(module, [module])}
+
+
+def test_every_library_the_package_imports_is_a_declared_dependency() -> None:
     imported = _imported_top_level_modules()
     assert {"yaml", "requests", "jmespath", "pytest", "aws_lambda_powertools"} <= set(imported)
+    extras = {m for m in imported if _distributions(m) & _extras()}
+    # An extra's libraries, and what they bring (hypothesis comes with schemathesis).
+    extras |= {m for m in imported if m == "hypothesis" and "schemathesis" in extras}
     missing = {
         module: where
         for module, where in imported.items()
-        if not {re.sub(r"[-_.]+", "-", d).lower() for d in owners.get(module, [module])}
-        & _declared()
+        if not _distributions(module) & _declared() and module not in extras
     }
     assert missing == {}, f"imported but not declared in pyproject.toml: {missing}"
+    assert extras == {"schemathesis", "hypothesis"}
+
+
+def test_an_extra_s_libraries_are_imported_only_when_used() -> None:
+    """A base install imports every module of the package: an optional extra's library is
+    imported inside the function that needs it, never when its module loads."""
+    eager = {
+        str(path.relative_to(ROOT)): sorted(
+            _top_level_imports(path) & {"schemathesis", "hypothesis"}
+        )
+        for path in sorted((ROOT / "hooks").rglob("*.py"))
+        if _top_level_imports(path) & {"schemathesis", "hypothesis"}
+    }
+    assert eager == {}
 
 
 def test_the_lock_pins_every_runtime_dependency_with_hashes() -> None:

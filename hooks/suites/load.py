@@ -172,14 +172,22 @@ class LoadSuite(DeclaredSuite):
             message = f"stopped early ({result.stopped}): {summary}"
         elif achieved is None or achieved < self.min_rate * target:
             status = Status.FAILED
-            busy = result.peak_in_flight >= self.max_in_flight
-            why = (
-                f"all {self.max_in_flight} allowed requests were outstanding: the service "
-                f"answered too slowly for this rate"
-                if busy
-                else "the generator could not keep up: give the function more memory (CPU), "
-                "lower the rate, or split the load"
-            )
+            cap = min(self.max_in_flight, result.sender_limit or self.max_in_flight)
+            if result.peak_in_flight >= cap and cap < self.max_in_flight:
+                why = (
+                    f"the process allowed only {cap} sending threads (of max_in_flight "
+                    f"{self.max_in_flight}), all busy: give the function more memory"
+                )
+            elif result.peak_in_flight >= cap:
+                why = (
+                    f"all {cap} allowed requests were outstanding: the service answered too "
+                    f"slowly for this rate"
+                )
+            else:
+                why = (
+                    "the generator could not keep up: give the function more memory (CPU), "
+                    "lower the rate, or split the load"
+                )
             sent = f"{achieved:.1f}/s" if achieved is not None else "too few to measure"
             message = (
                 f"sent {sent} of {target:g}/s planned (at least {self.min_rate:.0%} needed): "

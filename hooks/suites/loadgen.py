@@ -32,6 +32,9 @@ RELATIVE_ACCURACY = 0.01
 AGGREGATIONS = HTTP_METRICS
 #: Failed responses kept as examples for the report.
 EXAMPLES_KEPT = 5
+#: Stack of each sending thread: a request needs little, and a worker's memory limit
+#: counts every thread's stack (the worker's default is 4 MiB).
+SENDER_STACK_BYTES = 512 * 1024
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,10 @@ class LoadResult:
     lost_by: dict[Threshold, int] = field(default_factory=dict)
     not_sent: int = 0
     peak_in_flight: int = 0
+    #: Sending threads started (as many as the load needed, up to ``max_in_flight``), and
+    #: the most the process allowed when that was fewer.
+    senders: int = 0
+    sender_limit: int | None = None
     examples: list[Outcome] = field(default_factory=list)
 
     def series(self, request: str | None) -> Series:
@@ -272,16 +279,14 @@ class Generator:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._in_flight = 0
+        self._idle = 0
+        self._senders: list[threading.Thread] = []
         self._started = 0.0
 
     def run(self) -> LoadResult:
+        """Send the load; return what was measured. Senders start as the load needs them:
+        one more whenever a request falls due and none is idle, up to ``max_in_flight``."""
         work: queue.SimpleQueue[tuple[str, float, bool] | None] = queue.SimpleQueue()
-        threads = [
-            threading.Thread(target=self._work, args=(work,), name=f"load-{i}", daemon=True)
-            for i in range(min(self.max_in_flight, max(1, self.profile.total)))
-        ]
-        for thread in threads:
-            thread.start()
         start = self._started = self.clock()
         ramp_end = self.profile.ramp
         for offset, name in zip(self.profile.offsets(), self.sequence, strict=True):
@@ -298,20 +303,45 @@ class Generator:
             if self.stop_at():
                 self._halt("the deadline is near")
                 break
+            with self._lock:
+                busy = self._idle == 0
+            if busy:
+                self._add_sender(work)
             work.put((name, due, offset >= ramp_end))
-        for _ in threads:
+        for _ in self._senders:
             work.put(None)
-        for thread in threads:
-            # A worker ends after its current request (bounded by the request timeout).
+        for thread in self._senders:
+            # A sender ends after its current request (bounded by the request timeout).
             thread.join()
         result = self.result
         result.elapsed = self.clock() - start
         result.not_sent = result.planned - result.overall.count
+        result.senders = len(self._senders)
         return result
+
+    def _add_sender(self, work: queue.SimpleQueue[tuple[str, float, bool] | None]) -> None:
+        if len(self._senders) >= self.max_in_flight or self.result.sender_limit is not None:
+            return
+        thread = threading.Thread(
+            target=self._work, args=(work,), name=f"load-{len(self._senders)}", daemon=True
+        )
+        previous = threading.stack_size(SENDER_STACK_BYTES)
+        try:
+            thread.start()
+        except RuntimeError:  # the process allows no more threads: go on with these
+            self.result.sender_limit = len(self._senders)
+            return
+        finally:
+            threading.stack_size(previous)
+        self._senders.append(thread)
 
     def _work(self, work: queue.SimpleQueue[tuple[str, float, bool] | None]) -> None:
         while True:
+            with self._lock:
+                self._idle += 1
             item = work.get()
+            with self._lock:
+                self._idle -= 1
             if item is None:
                 return
             name, due, steady = item

@@ -206,3 +206,26 @@ def test_a_wrong_load_file_fails_the_gate_naming_the_line(
     output = done.stdout + done.stderr
     assert done.returncode == 2, output
     assert message in output, output
+
+
+def test_a_slow_service_at_a_high_rate_inside_a_worker_s_memory_limit(tmp_path: Path) -> None:
+    """Little's law: 200/s x 200 ms is 40 requests outstanding. Senders start as needed, with
+    small stacks, inside the worker's memory limit (a 256 MB function) — not one per
+    max_in_flight up front."""
+    thresholds = '  http_req_failed: "rate < 0.01"\n  http_req_duration: "p(50) < 400"\n'
+    text = LOAD.format(rate=200, duration="2s", thresholds=thresholds).replace(
+        "max_in_flight: 20", "max_in_flight: 1000"
+    )
+    suites = write(tmp_path, text)
+    report = tmp_path / "report.json"
+    with http_server(shop(delay=0.2)) as url:
+        args = ["run", "--url", url, "--suites-dir", str(suites), "--suite", "shop-load"]
+        done = greenlight(
+            *args, "--json", str(report), env={"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256"}
+        )
+    data = json.loads(report.read_text())
+    (suite,) = data["suites_detail"]
+    checks = {c["name"]: c for c in suite["checks"]}
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert checks["arrival rate"]["status"] == "passed"
+    assert "400 of 400 requests" in checks["arrival rate"]["message"]

@@ -5,6 +5,7 @@ This is the supervisor's side: it never imports, loads or runs suite code.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -18,7 +19,7 @@ from hooks.discovery import Deployment, Discovery, GreenTarget, Stack
 from hooks.exceptions import ConfigError
 from hooks.lifecycle import HookInvocation, LifecycleEvent
 from hooks.plan import Plan, PlanFile, plans_by_event, resolve_plan
-from hooks.results import Policy
+from hooks.results import Policy, SuiteResult
 from hooks.runner import RunResult
 from hooks.settings import Settings
 from hooks.suites.registry import Catalog, check_suites_dir
@@ -120,6 +121,7 @@ def _evaluate(
         tags=tags,
         stage=ecs.stage.value if ecs is not None else None,
     )
+    written_headers = dict(plan.headers)  # before secrets: what a hand-off may carry
     if any("${" in value for value in plan.headers.values()):
         progress.set("reading the plan's header secrets (Secrets Manager, Parameter Store)")
         plan = replace(plan, headers=_header_secrets(plan.headers, settings.secrets_max_age))
@@ -150,7 +152,7 @@ def _evaluate(
     if references:
         progress.set("reading the suites' secrets (Secrets Manager, Parameter Store)")
     resolved_secrets, unresolved = secrets.resolve_all(references, settings.secrets_max_age)
-    job = {
+    job: dict[str, Any] = {
         "event": event.value,
         "planned": list(plan.suites) if plan.suites is not None else None,
         "planned_source": plan.sources.get("suites", "default"),
@@ -185,6 +187,10 @@ def _evaluate(
         "green_targets": [{"url": t.url, "label": t.label} for t in resolved.green_targets],
         "per_target_all": event is LifecycleEvent.AFTER_INSTALL or plan.per_target,
     }
+    if plan.runner == "stepfunctions":
+        job["target"]["headers"] = {**dict(target.headers), **written_headers}
+        _hand_off(summary, job, plan, settings, supervisor, deadline, runtime, progress)
+        return
     runtime.warm_up()  # for the report, while the suites run (when discovery did not)
     results, cut_short = supervisor.execute(job, deadline)
     run = RunResult(tuple(results), cut_short, time.monotonic() - started)
@@ -198,6 +204,126 @@ def _evaluate(
 
 
 _CONNECT_FAILURES = ("cannot connect", "connection timed out", "no complete response")
+#: What a hand-off's job never carries: secret values (execution input is readable in the
+#: Step Functions console). Each shard resolves them again.
+_SECRET_KEYS = ("secrets", "resolved", "unresolved")
+
+
+def _hand_off(
+    summary: RunSummary,
+    job: dict[str, Any],
+    plan: Plan,
+    settings: Settings,
+    supervisor: Supervisor,
+    deadline: Deadline,
+    runtime: Runtime,
+    progress: Progress,
+) -> None:
+    """``runner: stepfunctions``: list the suites, and start the state machine that runs
+    them in shards and reports. A suite that did not load fails the gate here and now."""
+    from hooks import shards
+    from hooks.reports import bundle_prefix
+    from hooks.verdict import Verdict, VerdictStatus
+
+    if summary.invocation.ecs is not None:
+        raise ConfigError(
+            "runner: stepfunctions gates CodeDeploy hooks; an Amazon ECS lifecycle hook "
+            "answers IN_PROGRESS and is called again instead (set the runner for ECS groups "
+            "to lambda)"
+        )
+    state_machine, bucket = shards.required(settings)
+    progress.set("listing the suites for the state machine")
+    listed = supervisor.list_suites(job, deadline)
+    unloaded = [s for s in listed if not s.loaded]
+    if unloaded or not listed:
+        suites = tuple(
+            SuiteResult(s.name, s.kind, error=s.error, source=s.source, loaded=False)
+            for s in unloaded
+        )
+        summary.run = RunResult(suites, False, 0.0)
+        summary.verdict = decide(summary.run.suites)
+        summary.configuration_error = bool(unloaded)
+        return
+    planned = shards.plan_shards([s.name for s in listed])
+    payload: dict[str, Any] = {
+        "invocation": {
+            "deployment_id": summary.invocation.deployment_id,
+            "execution_id": summary.invocation.execution_id,
+            "lifecycle_event": summary.invocation.lifecycle_event.value,
+        },
+        "summary": {
+            "application": summary.application,
+            "deployment_group": summary.deployment_group,
+            "target": job["target"]["url"],
+        },
+        "job": {k: v for k, v in job.items() if k not in _SECRET_KEYS},
+        "shards": planned,
+        "soak": plan.soak,
+        "bucket": bucket,
+        "prefix": bundle_prefix(summary),
+    }
+    if runtime.stepfunctions is None:
+        raise ConfigError("runner: stepfunctions needs a Step Functions client")
+    progress.set("starting the state machine (states:StartExecution)")
+    name = shards.execution_name(summary.invocation.execution_id)
+    arn, started = shards.hand_off(runtime.stepfunctions(), state_machine, name, payload)
+    summary.handed_off = arn
+    how = "started" if started else "already started by an earlier invocation of this hook"
+    summary.verdict = Verdict(
+        VerdictStatus.IN_PROGRESS,
+        f"handed to the state machine: execution {arn} ({how}; {len(planned)} shards): it reports",
+    )
+    log.info(
+        "handed off to Step Functions",
+        extra={"execution": arn, "started": started, "shards": len(planned)},
+    )
+
+
+def run_shard(event: Mapping[str, Any], context: Any, runtime: Runtime) -> dict[str, Any]:
+    """One shard of a handed-off plan, in the worker function: its suites in supervised
+    workers under this invocation's deadline; the results to the bucket, the key returned."""
+    from hooks import redact
+    from hooks.shards import shard_key
+
+    settings = Settings.from_env(runtime.env)
+    deadline = Deadline.from_context(context, settings.safety_margin)
+    job = dict(event["job"])
+    shard = event["shard"]
+    invocation = HookInvocation(
+        job["deployment"]["deployment_id"],
+        job["deployment"]["execution_id"],
+        LifecycleEvent(job["event"]),
+    )
+    redact.reset()
+    headers = dict(job["target"].get("headers") or {})
+    if any("${" in value for value in headers.values()):
+        headers = _header_secrets(headers, settings.secrets_max_age)
+    job["target"] = {**job["target"], "headers": headers}
+    redact.register(*headers.values())
+    references = secrets.scan(settings.suites_dir)
+    job["resolved"], job["unresolved"] = secrets.resolve_all(references, settings.secrets_max_age)
+    job["secrets"] = redact.secrets()
+    job["planned"] = list(shard["suites"])
+    job["planned_source"] = f"shard {shard['shard']} of the state machine"
+    started = time.monotonic()
+    supervisor = start_supervisor(settings, invocation, runtime)
+    try:
+        results, cut_short = supervisor.execute(job, deadline)
+    finally:
+        supervisor.close()
+    data = {
+        "shard": shard,
+        "suites": [suite.to_dict() for suite in results],
+        "deadline_reached": cut_short,
+        "duration": round(time.monotonic() - started, 3),
+    }
+    key = shard_key(str(event["prefix"]), int(shard["shard"]))
+    if runtime.s3 is None:
+        raise ConfigError("a shard needs an S3 client for its results")
+    body = json.dumps(redact.redact_data(data), default=str).encode()
+    runtime.s3().put_object(Bucket=event["bucket"], Key=key, Body=body)
+    failed = sum(1 for suite in results if not suite.passed)
+    return {"key": key, "suites": len(results), "failed": failed}
 
 
 def _header_secrets(headers: Mapping[str, str], age: int) -> dict[str, str]:

@@ -54,13 +54,24 @@ class Crash:
 
     @property
     def reason(self) -> str:
-        return f"the hook {self.cause} before it reported ({self.detail})"
+        subject = "the" if self.cause.startswith("state machine") else "the hook"
+        return f"{subject} {self.cause} before it reported ({self.detail})"
+
+
+#: What a Step Functions execution that ended without reporting did, by its status.
+_EXECUTION_ENDS = {
+    "FAILED": "failed",
+    "TIMED_OUT": "timed out",
+    "ABORTED": "was stopped",
+}
 
 
 def read_record(record: Any) -> Crash:
     """The crash a destination record describes; ``invalid`` says what makes it unusable."""
     if not isinstance(record, dict):
         return Crash(None, "", "", "failed", "", f"not a destination record: {record!r:.200}")
+    if record.get("source") == "aws.states":
+        return _read_execution(record)
     context = record.get("requestContext") or {}
     response = record.get("responsePayload")
     arn = str(context.get("functionArn", ""))
@@ -94,6 +105,37 @@ def read_record(record: Any) -> Crash:
     return Crash(
         invocation, function, str(context.get("requestId", "")), cause, detail, invalid=invalid
     )
+
+
+def _read_execution(record: dict[str, Any]) -> Crash:
+    """An EventBridge "Step Functions Execution Status Change" of the state machine that
+    runs handed-off plans: it ended without reaching its report (every path that reports
+    ends the execution in success)."""
+    detail = record.get("detail") or {}
+    status = str(detail.get("status", ""))
+    name = str(detail.get("name", ""))
+    cause = f"state machine execution {_EXECUTION_ENDS.get(status, status.lower() or 'ended')}"
+    what = "; ".join(
+        part
+        for part in (
+            name,
+            f"{detail.get('error')}: {detail.get('cause')}" if detail.get("error") else "",
+        )
+        if part
+    )[:900]
+    try:
+        ids = json.loads(detail.get("input") or "{}")["invocation"]
+        invocation: HookInvocation | None = HookInvocation(
+            str(ids["deployment_id"]),
+            str(ids["execution_id"]),
+            LifecycleEvent(str(ids["lifecycle_event"])),
+        )
+        invalid = ""
+    except Exception as exc:
+        invocation = None
+        invalid = f"the execution's input names no hook to report: {type(exc).__name__}: {exc}"
+    arn = str(detail.get("executionArn", ""))
+    return Crash(invocation, name or arn, arn, cause, what or arn, invalid=invalid)
 
 
 def _cause(condition: str, error_type: str, message: str) -> str:

@@ -55,6 +55,8 @@ def runtime() -> Runtime:
 
     return Runtime(
         connect=clients,
+        stepfunctions=lambda: _publisher("stepfunctions"),
+        s3=lambda: _publisher("s3"),
         reporters=(
             EvidenceBundle(lambda: _publisher("s3")),
             MetricsReporter(),
@@ -172,3 +174,22 @@ def before_allow_traffic(event: Any, context: Any) -> dict[str, Any]:
 
 def after_allow_traffic(event: Any, context: Any) -> dict[str, Any]:
     return _invoke(event, context, LifecycleEvent.AFTER_ALLOW_TRAFFIC)
+
+
+def shard(event: Any, context: Any) -> dict[str, Any]:
+    """The state machine's worker: one shard of a handed-off plan (``runner: stepfunctions``)."""
+    from hooks.evaluate import run_shard
+
+    return run_shard(event, context, runtime())
+
+
+def conclude(event: Any, context: Any) -> dict[str, Any]:
+    """The state machine's last step: one verdict from the shards, reported once."""
+    from hooks.hook import conclude_execution
+
+    result = conclude_execution(event, context, runtime())
+    if result.get("report") == "failed":
+        # The state machine's failure path reports Failed again, and past it the
+        # execution fails and the fail-safe reports: a verdict is never left unsaid.
+        raise RuntimeError(f"the report to CodeDeploy failed: {result.get('reason')}")
+    return result

@@ -9,6 +9,7 @@ worker processes (:mod:`hooks.supervisor`): this process never runs suite code.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 import time
@@ -27,7 +28,7 @@ from hooks.log import get_logger
 from hooks.protocol import ReportOutcome, ReportState, StatusProtocol
 from hooks.results import CheckResult, Status
 from hooks.settings import Settings
-from hooks.verdict import Verdict, VerdictStatus
+from hooks.verdict import Verdict, VerdictStatus, decide
 
 if TYPE_CHECKING:
     from hooks.plan import Plan
@@ -98,6 +99,10 @@ class Runtime:
     reporters: Sequence[Reporter] = ()
     on_check: Callable[[Any, CheckResult], None] | None = None
     connect: Callable[[], Clients] | None = None
+    #: ``runner: stepfunctions``: builds the Step Functions client (hand-off) and the S3
+    #: client (shard results), on first use.
+    stepfunctions: Callable[[], Any] | None = None
+    s3: Callable[[], Any] | None = None
     _connecting: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _error: BaseException | None = field(default=None, repr=False)
     _warming: bool = field(default=False, repr=False)
@@ -159,6 +164,9 @@ class RunSummary:
     not_ready: bool = False
     #: ECS only: ``callBackDelay`` and ``hookDetails`` of an ``IN_PROGRESS`` answer.
     continuation: dict[str, Any] | None = None
+    #: ``runner: stepfunctions``: the execution that runs the suites and reports (this
+    #: invocation does not report).
+    handed_off: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         suites = self.run.suites if self.run is not None else ()
@@ -266,18 +274,36 @@ def handle_invocation(
 
             settle(summary, invocation.ecs, settings)
 
+    return _finish(summary, runtime, context, started, context_keys)
+
+
+def _finish(
+    summary: RunSummary,
+    runtime: Runtime,
+    context: HasRemainingTime,
+    started: float,
+    context_keys: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Report the verdict (once), run the reporters, log the summary line; the result.
+
+    A run handed to the state machine reports nothing here: the execution does."""
+    invocation = summary.invocation
+    logger = get_logger()
     budget = Deadline.in_seconds(remaining_seconds(context) - _REPORT_RESERVE)
-    try:
-        runtime.ensure()
-        assert runtime.protocol is not None, "a Runtime needs a protocol or connect"
-        summary.report = runtime.protocol.report(invocation, summary.verdict.status, budget)
-    except Exception as exc:
-        logger.exception("the status report raised")
-        summary.report = ReportOutcome(ReportState.FAILED, 1, f"{type(exc).__name__}: {exc}")
-    summary.reported_after = summary.duration = time.monotonic() - started
-    _publish(runtime.reporters, summary, context)
+    if summary.handed_off is None:
+        try:
+            runtime.ensure()
+            assert runtime.protocol is not None, "a Runtime needs a protocol or connect"
+            summary.report = runtime.protocol.report(invocation, summary.verdict.status, budget)
+        except Exception as exc:
+            logger.exception("the status report raised")
+            summary.report = ReportOutcome(ReportState.FAILED, 1, f"{type(exc).__name__}: {exc}")
+        summary.reported_after = summary.duration = time.monotonic() - started
+        _publish(runtime.reporters, summary, context)
     summary.duration = time.monotonic() - started
     result: dict[str, Any] = redact.redact_data(summary.to_dict())
+    if summary.handed_off is not None:
+        result["execution"] = summary.handed_off
     line = f"greenlight {result['verdict']}: {result['reason']}"
     if summary.verdict.succeeded or summary.verdict.status is VerdictStatus.IN_PROGRESS:
         logger.info(line, extra={**result, SUMMARY_KEY: True})
@@ -391,3 +417,56 @@ def _guarded(
             deployment_group=summary.deployment_group,
         )
     return summary
+
+
+def conclude_execution(
+    event: Mapping[str, Any], context: HasRemainingTime, runtime: Runtime
+) -> dict[str, Any]:
+    """The state machine's last step: the shards' outcomes (or the error that ended the
+    execution early) become one verdict by the same rules as a single run; it is reported
+    once, the evidence written and the summary logged, as a hook run would."""
+    from hooks.shards import aggregate, describe_error
+    from hooks.target import Target
+
+    started = time.monotonic()
+    redact.reset()
+    ids = event["invocation"]
+    invocation = HookInvocation(
+        str(ids["deployment_id"]),
+        str(ids["execution_id"]),
+        LifecycleEvent(str(ids["lifecycle_event"])),
+    )
+    context_keys = {"function_request_id": getattr(context, "aws_request_id", None) or "local"}
+    logger = get_logger()
+    logger.append_keys(**invocation.log_keys(), **context_keys)
+    summary = RunSummary(invocation, Verdict.failure("not concluded"))
+    details = event.get("summary") or {}
+    summary.application = details.get("application")
+    summary.deployment_group = details.get("deployment_group")
+    try:
+        summary.settings = Settings.from_env(runtime.env)
+        if details.get("target"):
+            summary.target = Target(str(details["target"]))
+        failure = event.get("failure")
+        if failure is not None:
+            summary.verdict = Verdict.failure(
+                f"the state machine stopped before a verdict: {describe_error(failure)}"
+            )
+        else:
+            bucket = str(event["bucket"])
+            s3 = runtime.s3() if runtime.s3 is not None else None
+
+            def read(key: str) -> Any:
+                if s3 is None:
+                    raise RuntimeError("no S3 client to read the shard's results")
+                body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+                return json.loads(body)
+
+            run: RunResult = aggregate(event.get("shards") or [], read)
+            summary.run = run
+            summary.verdict = decide(run.suites, deadline_reached=run.deadline_reached)
+            summary.configuration_error = any(not s.loaded for s in run.suites)
+    except Exception as exc:  # whatever happens, a verdict is reported: Failed
+        logger.exception("the conclusion raised")
+        summary.verdict = Verdict.failure(f"the conclusion failed: {type(exc).__name__}: {exc}")
+    return _finish(summary, runtime, context, started, context_keys)

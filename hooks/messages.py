@@ -22,7 +22,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from hooks.results import CheckResult, Evidence, Policy, Status, cut
+from hooks.results import CheckResult, Evidence, Policy, Status, SuiteResult, cut
 
 VERSION = 1
 #: A record longer than this is cut off and treated as a protocol error.
@@ -71,6 +71,20 @@ def check_from_record(data: Mapping[str, Any]) -> CheckResult:
         failures=tuple(failures),
         evidence=Evidence(**evidence) if isinstance(evidence, dict) else None,
         location=cut(str(data["location"]), 500) if data.get("location") else None,
+    )
+
+
+def suite_from_record(data: Mapping[str, Any]) -> SuiteResult:
+    """A suite's result as :meth:`SuiteResult.to_dict` wrote it (a shard's answer)."""
+    return SuiteResult(
+        name=str(data["name"]),
+        kind=str(data.get("kind") or "unknown"),
+        checks=tuple(check_from_record(c) for c in data.get("checks") or ()),
+        error=str(data["error"]) if data.get("error") is not None else None,
+        policy=policy_from_record(data.get("policy")),
+        duration=float(data.get("duration") or 0.0),
+        source=str(data["source"]) if data.get("source") else None,
+        loaded=bool(data.get("loaded", True)),
     )
 
 

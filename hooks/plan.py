@@ -30,7 +30,7 @@ SCHEMA_PATH = Path(__file__).with_name("plan_schema.json")
 DEFAULT_READINESS_TIMEOUT = 60.0
 DEFAULT_REQUEST_TIMEOUT = 10.0
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
-_NUMBERS = ("readiness_timeout", "concurrency", "request_timeout", "max_body_bytes")
+_NUMBERS = ("readiness_timeout", "concurrency", "request_timeout", "max_body_bytes", "soak")
 TAG_SUITES = "greenlight:suites"
 TAG_HOST = "greenlight:host"
 TAG_REPORT_ONLY = "greenlight:report-only"
@@ -53,6 +53,10 @@ class Plan:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     #: Run every suite against each healthy green task directly, not only the listener.
     per_target: bool = False
+    #: ``lambda``: the suites run in this invocation; ``stepfunctions``: the stack's state
+    #: machine runs them in shards, after ``soak`` seconds, and reports.
+    runner: str = "lambda"
+    soak: float = 0.0
     headers: Mapping[str, str] = field(default_factory=dict)
     policies: Mapping[str, Policy] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict)
@@ -72,6 +76,8 @@ class Plan:
             "request_timeout": self.request_timeout,
             "max_body_bytes": self.max_body_bytes,
             "per_target": self.per_target,
+            "runner": self.runner,
+            "soak": self.soak,
             "headers": {name: "***" for name in self.headers},
             "policies": {k: vars(v) for k, v in self.policies.items()},
             "sources": dict(self.sources),
@@ -174,6 +180,8 @@ def resolve_plan(
             "request_timeout",
             "max_body_bytes",
             "per_target",
+            "runner",
+            "soak",
         ):
             put(key, entry.get(key), source)
         tls = entry.get("tls", {})
@@ -226,6 +234,8 @@ def resolve_plan(
         "request_timeout",
         "max_body_bytes",
         "per_target",
+        "runner",
+        "soak",
     ):
         sources.setdefault(key, "default")
     return Plan(event=event, headers=headers, policies=policies, sources=sources, **values)

@@ -30,6 +30,8 @@ LIMITS: dict[str, tuple[float, float]] = {
     "ecs_callback_delay": (1, 3600),
     # Seconds a secret fetched by reference is reused (0: fetched on every run).
     "secrets_max_age": (0, 86400),
+    # runner: stepfunctions: seconds the state machine waits before the suites run.
+    "soak": (0, 2700),
 }
 
 
@@ -146,6 +148,8 @@ class Settings:
     in_vpc: bool | None = None
     #: Where each run's evidence bundle goes (a bucket name); None: nowhere.
     evidence_bucket: str | None = None
+    #: The stack's state machine, for plans with ``runner: stepfunctions``.
+    state_machine_arn: str | None = None
     #: An SNS topic ARN for verdict notifications, and which verdicts (FAILED or ALL).
     notify_topic: str | None = None
     notify_on: str = "FAILED"
@@ -179,6 +183,7 @@ class Settings:
             application=env.get("GREENLIGHT_APPLICATION", "").strip() or None,
             deployment_group=env.get("GREENLIGHT_DEPLOYMENT_GROUP", "").strip() or None,
             evidence_bucket=env.get("GREENLIGHT_EVIDENCE_BUCKET", "").strip() or None,
+            state_machine_arn=env.get("GREENLIGHT_STATE_MACHINE_ARN", "").strip() or None,
             notify_topic=_topic(env.get("GREENLIGHT_NOTIFY_TOPIC", "").strip() or None),
             notify_on=_choice(env, "GREENLIGHT_NOTIFY_ON", ("FAILED", "ALL"), "FAILED"),
             ecs_budget=_or(_float(env, "GREENLIGHT_ECS_BUDGET", "ecs_budget"), 3600.0),

@@ -549,6 +549,26 @@ class Supervisor:
                 self.changed.wait(min(remaining, 0.05))
         return True
 
+    def list_suites(self, job: dict[str, Any], deadline: Deadline) -> list[ListedSuite]:
+        """The suites the job would run, as the catalog worker lists them; none is run."""
+        self.deadline = deadline
+        if self.catalog is None:
+            self.start()
+        catalog = self.catalog
+        assert catalog is not None
+        _send_job(
+            catalog, self._job({**job, "list_only": True}, memory_mb=catalog_share(self.budget))
+        )
+        self._wait(lambda: self.listed.is_set() or catalog.eof.is_set())
+        if catalog.config_error:
+            raise ConfigError(catalog.config_error)
+        if not self.listed.is_set():
+            raise ConfigError(
+                f"the suite worker {catalog.ending()} before it listed the suites"
+                + _protocol_note(catalog)
+            )
+        return sorted(self.suites.values(), key=lambda suite: suite.id)
+
     def execute(self, job: dict[str, Any], deadline: Deadline) -> tuple[list[SuiteResult], bool]:
         """Run every planned suite; the results and whether the deadline cut the run short."""
         self.deadline = deadline

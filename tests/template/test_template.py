@@ -431,3 +431,69 @@ def test_built_handler_runs_in_python313_and_reports(
     result = json.loads(done.stdout.split("RESULT ", 1)[1])["result"]
     assert result["verdict"] == "Succeeded", result
     assert [r["body"]["status"] for r in fake.requests] == ["Succeeded"]
+
+
+def test_the_state_machine_runs_shards_and_ends_in_a_report_or_the_fail_safe(
+    template: dict[str, Any],
+) -> None:
+    resources = template["Resources"]
+    machine = resources["StateMachine"]["Properties"]
+    assert machine["DefinitionUri"] == "statemachine/greenlight.asl.json"
+    assert machine["Type"] == "STANDARD"
+    assert machine["Name"] == {"Fn::Sub": "Greenlight_${HookName}"}
+    subs = machine["DefinitionSubstitutions"]
+    assert subs["ShardFunctionArn"] == {"Fn::GetAtt": ["ShardFunction", "Arn"]}
+    assert subs["ConcludeFunctionArn"] == {"Fn::GetAtt": ["ConcludeFunction", "Arn"]}
+    invoked = [p["LambdaInvokePolicy"]["FunctionName"] for p in machine["Policies"][:2]]
+    assert invoked == [{"Ref": "ShardFunction"}, {"Ref": "ConcludeFunction"}]
+    assert resources["ShardFunction"]["Properties"]["Handler"] == "hooks.handlers.shard"
+    assert resources["ConcludeFunction"]["Properties"]["Handler"] == "hooks.handlers.conclude"
+    # The hooks start executions of exactly this machine, named the same way.
+    by_sid = {s["Sid"]: s for s in statements(template, "HookRole")}
+    assert by_sid["HandOffToTheStateMachine"]["Action"] == ["states:StartExecution"]
+    assert by_sid["HandOffToTheStateMachine"]["Resource"]["Fn::Sub"].endswith(
+        ":stateMachine:Greenlight_${HookName}"
+    )
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["GREENLIGHT_STATE_MACHINE_ARN"] == by_sid["HandOffToTheStateMachine"]["Resource"]
+    # An execution that ends without reporting reaches the fail-safe.
+    rule = resources["StateMachineEnded"]["Properties"]
+    assert rule["EventPattern"]["detail"]["status"] == ["FAILED", "TIMED_OUT", "ABORTED"]
+    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["FailSafeFunction", "Arn"]}
+    permission = resources["StateMachineEndedPermission"]["Properties"]
+    assert permission["Principal"] == "events.amazonaws.com"
+    assert "StateMachineArn" in template["Outputs"]
+
+
+def test_every_state_machine_task_is_bounded_and_caught_and_the_execution_ends_in_time() -> None:
+    text = (ROOT / "statemachine" / "greenlight.asl.json").read_text()
+    for name, value in {
+        "ShardConcurrency": "10",
+        "ShardTimeout": "600",
+        "ShardFunctionArn": "arn:aws:lambda:us-east-1:1:function:s",
+        "ConcludeFunctionArn": "arn:aws:lambda:us-east-1:1:function:c",
+    }.items():
+        text = text.replace("${" + name + "}", value)
+    definition = json.loads(text)
+    assert definition["TimeoutSeconds"] < 3600  # inside CodeDeploy's hour, with room to spare
+
+    def states(machine: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        found = dict(machine["States"])
+        for state in machine["States"].values():
+            if "ItemProcessor" in state:
+                found.update(states(state["ItemProcessor"]))
+        return found
+
+    every = states(definition)
+    tasks = {n: s for n, s in every.items() if s["Type"] in ("Task", "Map")}
+    assert set(tasks) == {"Shards", "RunShard", "Conclude", "ConcludeFailure"}
+    for name, state in tasks.items():
+        if state["Type"] == "Task":
+            assert state["TimeoutSeconds"] <= 900, name
+        # Every failure is caught, except on the last resort (its failure is the fail-safe's).
+        if name != "ConcludeFailure":
+            assert state["Catch"][0]["ErrorEquals"] == ["States.ALL"], name
+    assert every["Shards"]["MaxConcurrency"] == 10
+    # Both ways out of the shards lead to a report, and every report to success.
+    assert every["Conclude"]["Next"] == every["ConcludeFailure"]["Next"] == "Reported"
+    assert every["Reported"]["Type"] == "Succeed"

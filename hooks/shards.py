@@ -1,0 +1,144 @@
+"""Past one Lambda run: the plan handed to the stack's Step Functions state machine.
+
+With ``runner: stepfunctions`` a CodeDeploy hook validates, plans, discovers and lists the
+suites as always, then starts one execution of the state machine — named from the lifecycle
+event hook execution id, so a duplicate invocation cannot start a second — and returns
+without reporting. The state machine (``statemachine/greenlight.asl.json``) waits out the
+plan's soak, runs the shards in a Map (one worker invocation per shard, each a whole hook
+run's worth of time), and hands every shard's outcome to the conclusion, which decides the
+verdict by the same rules as a single run, writes the evidence and reports exactly once.
+
+Shard results go through the evidence bucket, not the state machine's payload (256 KB):
+each shard writes ``<bundle folder>shards/<n>.json`` and returns its key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from hooks.exceptions import ConfigError
+from hooks.messages import suite_from_record
+from hooks.results import SuiteResult
+from hooks.runner import RunResult
+
+log = logging.getLogger(__name__)
+
+#: Step Functions execution names: 1-80 characters of letters, digits, ``-`` and ``_``.
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def execution_name(execution_id: str) -> str:
+    """The execution's name for a lifecycle event hook execution: readable, and distinct for
+    distinct ids (a digest of the whole id, so two ids that differ only in characters a
+    name cannot hold still get two names)."""
+    digest = hashlib.sha256(execution_id.encode()).hexdigest()[:16]
+    readable = _UNSAFE.sub("-", execution_id)[:60].strip("-") or "hook"
+    return f"{readable}-{digest}"
+
+
+def plan_shards(names: Sequence[str]) -> list[dict[str, Any]]:
+    """One shard per suite, in the order they were listed (a suite's copies per green task
+    stay together: the shard's run fans it out again)."""
+    unique = list(dict.fromkeys(names))
+    return [{"shard": index, "suites": [name]} for index, name in enumerate(unique)]
+
+
+def hand_off(
+    client: Any,
+    state_machine_arn: str,
+    name: str,
+    payload: Mapping[str, Any],
+) -> tuple[str, bool]:
+    """Start the execution; (its ARN, True) — or (the ARN, False) when an execution of this
+    name exists already: another invocation of the same hook started it, and it reports."""
+    from botocore.exceptions import ClientError
+
+    try:
+        answer = client.start_execution(
+            stateMachineArn=state_machine_arn, name=name, input=json.dumps(payload, default=str)
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
+            raise
+        arn = state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
+        return arn, False
+    return str(answer["executionArn"]), True
+
+
+def shard_key(prefix: str, shard: int) -> str:
+    return f"{prefix}shards/{shard}.json"
+
+
+def aggregate(outcomes: Sequence[Mapping[str, Any]], read: Any) -> RunResult:
+    """One run's result from the shards' outcomes: each either ran (its results are read
+    from the bucket with ``read(key)``) or failed (the Map's Catch put the error beside it).
+
+    A suite that more than one shard reports (a suite that did not load is listed by
+    every run) counts once; a shard whose results cannot be read fails its suites.
+    """
+    suites: list[SuiteResult] = []
+    seen: set[tuple[str, str | None]] = set()
+    reached = False
+    duration = 0.0
+    for outcome in outcomes:
+        names = [str(n) for n in (outcome.get("shard") or {}).get("suites", [])]
+        found: list[SuiteResult] = []
+        error = outcome.get("error")
+        if error is None:
+            try:
+                data = read(str(outcome["result"]["key"]))
+                found = [suite_from_record(s) for s in data["suites"]]
+                reached = reached or bool(data.get("deadline_reached"))
+                duration = max(duration, float(data.get("duration") or 0.0))
+            except Exception as exc:
+                error = {"Error": type(exc).__name__, "Cause": f"cannot read its results: {exc}"}
+        if error is not None:
+            cause = describe_error(error)
+            found = [
+                SuiteResult(name, "shard", error=f"the shard that ran it failed: {cause}")
+                for name in names
+            ]
+        missing = set(names) - {s.name for s in found}
+        found += [
+            SuiteResult(name, "shard", error="its shard returned no result for it")
+            for name in sorted(missing)
+        ]
+        for suite in found:
+            key = (suite.name, suite.source)
+            if key not in seen:
+                seen.add(key)
+                suites.append(suite)
+    return RunResult(tuple(suites), reached, duration)
+
+
+def describe_error(error: Mapping[str, Any]) -> str:
+    """``States.Timeout: ...``, with a Lambda error's own message when it carries one."""
+    kind = str(error.get("Error") or "error")
+    cause = str(error.get("Cause") or "")
+    try:
+        detail = json.loads(cause)
+        if isinstance(detail, dict) and detail.get("errorMessage"):
+            cause = str(detail["errorMessage"])
+    except ValueError:
+        pass
+    return f"{kind}: {cause}" if cause else kind
+
+
+def required(settings: Any) -> tuple[str, str]:
+    """The state machine and the bucket a hand-off needs; a clear error without them."""
+    if not settings.state_machine_arn:
+        raise ConfigError(
+            "the plan says runner: stepfunctions, and no state machine is set "
+            "(GREENLIGHT_STATE_MACHINE_ARN; the stack sets it)"
+        )
+    if not settings.evidence_bucket:
+        raise ConfigError(
+            "the plan says runner: stepfunctions, and no evidence bucket is set "
+            "(GREENLIGHT_EVIDENCE_BUCKET): the shards hand their results over through it"
+        )
+    return settings.state_machine_arn, settings.evidence_bucket

@@ -1,0 +1,451 @@
+"""``runner: stepfunctions``: the hook hands off, moto's Step Functions executes the real state
+machine (statemachine/greenlight.asl.json), and its Lambda tasks run Greenlight's own shard
+and conclusion handlers in-process — or fail, hang or answer as a test needs. CodeDeploy is a
+Stubber: every report the run makes must be expected, so "exactly once" is checked."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+from moto.awslambda_simple.models import LambdaSimpleBackend
+
+from hooks.cli.local import LocalContext
+from hooks.deadline import Deadline
+from hooks.evaluate import run_shard
+from hooks.failsafe import FailSafe
+from hooks.hook import Runtime, conclude_execution, handle
+from hooks.lifecycle import LifecycleEvent
+from hooks.protocol import CodeDeployCallback
+from hooks.shards import aggregate, execution_name, plan_shards
+from tests.helpers import ROOT, http_server, reply
+
+REGION = "us-east-1"
+BUCKET = "greenlight-evidence"
+ASL = ROOT / "statemachine" / "greenlight.asl.json"
+SUITE = "name: {name}\nchecks:\n  - name: {name} answers\n    request: {{path: /{path}}}\n"
+
+
+def definition(shard_arn: str, conclude_arn: str, shard_timeout: int = 60) -> str:
+    """The ASL as the template substitutes it."""
+    return (
+        ASL.read_text()
+        .replace("${ShardConcurrency}", "2")
+        .replace("${ShardTimeout}", str(shard_timeout))
+        .replace("${ShardFunctionArn}", shard_arn)
+        .replace("${ConcludeFunctionArn}", conclude_arn)
+    )
+
+
+@dataclass
+class Stack:
+    """The state machine, its two functions, the bucket; how the functions answer."""
+
+    state_machine: str
+    sfn: Any
+    s3: Any
+    suites: Path
+    #: function name -> what an invocation does with its payload (the real handlers unless
+    #: a test says otherwise).
+    behaviour: dict[str, Callable[[dict[str, Any]], Any]] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+
+    def wait(self, execution: str, timeout: float = 60) -> dict[str, Any]:
+        ends = time.monotonic() + timeout
+        while time.monotonic() < ends:
+            found: dict[str, Any] = self.sfn.describe_execution(executionArn=execution)
+            if found["status"] != "RUNNING":
+                return found
+            time.sleep(0.05)
+        raise AssertionError(f"the execution {execution} did not end in {timeout}s")
+
+
+def _zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("index.py", "def handler(event, context):\n    return event\n")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def stack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, callback: CodeDeployCallback
+) -> Iterator[Stack]:
+    config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+    with mock_aws(config=config):  # type: ignore[arg-type]
+        iam = boto3.client("iam", region_name=REGION)
+        role = iam.create_role(RoleName="greenlight", AssumeRolePolicyDocument="{}")["Role"]
+        functions = boto3.client("lambda", region_name=REGION)
+        arns = {
+            name: functions.create_function(
+                FunctionName=f"greenlight-{name}",
+                Runtime="python3.13",
+                Role=role["Arn"],
+                Handler="index.handler",
+                Code={"ZipFile": _zip()},
+            )["FunctionArn"]
+            for name in ("shard", "conclude")
+        }
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        machine = sfn.create_state_machine(
+            name="Greenlight_test",
+            definition=definition(arns["shard"], arns["conclude"]),
+            roleArn=role["Arn"],
+        )["stateMachineArn"]
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=BUCKET)
+        suites = tmp_path / "suites"
+        suites.mkdir()
+        (suites / "greenlight.yaml").write_text("version: 1\ndefaults:\n  runner: stepfunctions\n")
+        found = Stack(machine, sfn, s3, suites)
+        env = {
+            "GREENLIGHT_SUITES_DIR": str(suites),
+            "GREENLIGHT_STATE_MACHINE_ARN": machine,
+            "GREENLIGHT_EVIDENCE_BUCKET": BUCKET,
+        }
+        from hooks.reports import EvidenceBundle
+
+        runtime = Runtime(
+            protocol=callback, env=env, s3=lambda: s3, reporters=(EvidenceBundle(lambda: s3),)
+        )
+        found.behaviour = {
+            "greenlight-shard": lambda event: run_shard(event, LocalContext(60), runtime),
+            "greenlight-conclude": lambda event: conclude_execution(
+                event, LocalContext(60), runtime
+            ),
+        }
+
+        def invoke(
+            backend: Any, function_name: str, qualifier: Any, body: Any, *args: Any
+        ) -> bytes:
+            name = function_name.rsplit(":", 1)[-1]
+            found.calls.append(name)
+            answer = found.behaviour[name](json.loads(body))
+            return json.dumps(answer).encode()
+
+        monkeypatch.setattr(LambdaSimpleBackend, "invoke", invoke)
+        yield found
+
+
+def hook(stack: Stack, url: str, callback: CodeDeployCallback, execution: str = "exec-1") -> Any:
+    env = {
+        "GREENLIGHT_SUITES_DIR": str(stack.suites),
+        "GREENLIGHT_TARGET_URL": url,
+        "GREENLIGHT_STATE_MACHINE_ARN": stack.state_machine,
+        "GREENLIGHT_EVIDENCE_BUCKET": BUCKET,
+    }
+    runtime = Runtime(
+        protocol=callback,
+        env=env,
+        stepfunctions=lambda: stack.sfn,
+        s3=lambda: stack.s3,
+    )
+    event = {"DeploymentId": "d-SHARDS", "LifecycleEventHookExecutionId": execution}
+    return handle(event, LocalContext(60), LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC, runtime)
+
+
+def expect_report(stubber: Stubber, status: str, execution: str = "exec-1") -> None:
+    stubber.add_response(
+        "put_lifecycle_event_hook_execution_status",
+        {"lifecycleEventHookExecutionId": execution},
+        {"deploymentId": "d-SHARDS", "lifecycleEventHookExecutionId": execution, "status": status},
+    )
+
+
+def run_to_end(
+    stack: Stack, callback: CodeDeployCallback, stubber: Stubber, expected: str
+) -> dict[str, Any]:
+    """Hand off to a healthy service, expect one report, and wait for the execution."""
+    expect_report(stubber, expected)
+    with http_server(service()) as url:
+        result = hook(stack, url, callback)
+        ended = stack.wait(result["execution"])
+    assert ended["status"] == "SUCCEEDED", ended
+    output: dict[str, Any] = json.loads(ended["output"])
+    return output
+
+
+def service(broken: str | None = None) -> Any:
+    def handle(handler: Any) -> None:
+        path = handler.path.strip("/")
+        reply(handler, 500 if path == broken else 200, {"path": path})
+
+    return handle
+
+
+def write_suites(stack: Stack, *names: str) -> None:
+    for name in names:
+        (stack.suites / f"{name}.yaml").write_text(SUITE.format(name=name, path=name))
+
+
+def test_a_handed_off_plan_runs_in_shards_and_reports_once(
+    stack: Stack, codedeploy: tuple[Any, Stubber], callback: CodeDeployCallback
+) -> None:
+    write_suites(stack, "catalog", "orders", "health")
+    _, stubber = codedeploy
+    expect_report(stubber, "Succeeded")  # one report, by the conclusion: the hook makes none
+    with http_server(service()) as url:
+        result = hook(stack, url, callback)
+        assert result["verdict"] == "InProgress", result
+        assert result["report"] is None
+        assert "4 shards" in result["reason"]  # and the built-in reachability suite
+        ended = stack.wait(result["execution"])
+    assert ended["status"] == "SUCCEEDED", ended
+    assert stack.calls.count("greenlight-shard") == 4
+    assert stack.calls.count("greenlight-conclude") == 1
+    output = json.loads(ended["output"])
+    assert output["conclusion"] == {"verdict": "Succeeded", "report": "reported"}
+    listed = stack.s3.list_objects_v2(Bucket=BUCKET)["Contents"]
+    keys = sorted(item["Key"] for item in listed)
+    assert [k.rsplit("/", 2)[-2:] for k in keys if "/shards/" in k] == [
+        ["shards", "0.json"],
+        ["shards", "1.json"],
+        ["shards", "2.json"],
+        ["shards", "3.json"],
+    ]
+    assert any(k.endswith("result.json") for k in keys), keys  # the evidence, as a run writes
+
+
+def test_a_suite_failing_in_one_shard_fails_the_verdict(
+    stack: Stack, codedeploy: tuple[Any, Stubber], callback: CodeDeployCallback
+) -> None:
+    write_suites(stack, "catalog", "orders")
+    _, stubber = codedeploy
+    expect_report(stubber, "Failed")
+    with http_server(service(broken="orders")) as url:
+        result = hook(stack, url, callback)
+        ended = stack.wait(result["execution"])
+    assert ended["status"] == "SUCCEEDED"
+    evidence = next(
+        item["Key"]
+        for item in stack.s3.list_objects_v2(Bucket=BUCKET)["Contents"]
+        if item["Key"].endswith("result.json")
+    )
+    report = json.loads(stack.s3.get_object(Bucket=BUCKET, Key=evidence)["Body"].read())
+    assert report["verdict"] == "Failed"
+    assert "orders" in report["reason"]
+    assert {s["name"]: s["passed"] for s in report["suites_detail"]} == {
+        "catalog": True,
+        "orders": False,
+        "reachability": True,
+    }
+
+
+def test_a_duplicate_invocation_starts_no_second_execution(
+    stack: Stack, codedeploy: tuple[Any, Stubber], callback: CodeDeployCallback
+) -> None:
+    write_suites(stack, "catalog")
+    _, stubber = codedeploy
+    expect_report(stubber, "Succeeded")
+    with http_server(service()) as url:
+        first = hook(stack, url, callback)
+        second = hook(stack, url, callback)
+        assert second["verdict"] == "InProgress"
+        assert "already started by an earlier invocation" in second["reason"]
+        assert second["execution"] == first["execution"]
+        stack.wait(first["execution"])
+    executions = stack.sfn.list_executions(stateMachineArn=stack.state_machine)["executions"]
+    assert len(executions) == 1
+    assert executions[0]["name"] == execution_name("exec-1")
+
+
+def test_a_shard_that_crashes_fails_its_suites_and_the_rest_still_count(
+    stack: Stack, codedeploy: tuple[Any, Stubber], callback: CodeDeployCallback
+) -> None:
+    write_suites(stack, "catalog", "orders")
+    real = stack.behaviour["greenlight-shard"]
+
+    def crash_orders(event: dict[str, Any]) -> Any:
+        if event["shard"]["suites"] == ["orders"]:
+            raise MemoryError("the shard ran out of memory")
+        return real(event)
+
+    stack.behaviour["greenlight-shard"] = crash_orders
+    output = run_to_end(stack, callback, codedeploy[1], "Failed")
+    failed = [o for o in output["outcomes"] if "error" in o]
+    assert [o["shard"]["suites"] for o in failed] == [["orders"]]
+    assert output["conclusion"]["verdict"] == "Failed"
+
+
+def test_when_the_conclusion_fails_the_failure_path_reports_failed(
+    stack: Stack, codedeploy: tuple[Any, Stubber], callback: CodeDeployCallback
+) -> None:
+    write_suites(stack, "catalog")
+    real = stack.behaviour["greenlight-conclude"]
+
+    def broken_conclusion(event: dict[str, Any]) -> Any:
+        if "failure" not in event:
+            raise RuntimeError("the conclusion's container died")
+        return real(event)
+
+    stack.behaviour["greenlight-conclude"] = broken_conclusion
+    output = run_to_end(stack, callback, codedeploy[1], "Failed")
+    assert output["conclusion"] == {"verdict": "Failed", "report": "reported"}
+
+
+def test_a_plan_without_a_state_machine_fails_at_once_naming_the_setting(
+    tmp_path: Path, codedeploy: tuple[Any, Stubber], callback: CodeDeployCallback
+) -> None:
+    suites = tmp_path / "suites"
+    suites.mkdir()
+    (suites / "greenlight.yaml").write_text("version: 1\ndefaults:\n  runner: stepfunctions\n")
+    _, stubber = codedeploy
+    expect_report(stubber, "Failed")
+    with http_server(service()) as url:
+        runtime = Runtime(
+            protocol=callback,
+            env={"GREENLIGHT_SUITES_DIR": str(suites), "GREENLIGHT_TARGET_URL": url},
+        )
+        event = {"DeploymentId": "d-SHARDS", "LifecycleEventHookExecutionId": "exec-1"}
+        result = handle(event, LocalContext(30), LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC, runtime)
+    assert result["verdict"] == "Failed"
+    assert "GREENLIGHT_STATE_MACHINE_ARN" in result["reason"]
+
+
+def test_a_suite_that_does_not_load_fails_before_any_execution(
+    stack: Stack, codedeploy: tuple[Any, Stubber], callback: CodeDeployCallback
+) -> None:
+    write_suites(stack, "catalog")
+    (stack.suites / "broken.yaml").write_text("name: broken\nchecks: nope\n")
+    _, stubber = codedeploy
+    expect_report(stubber, "Failed")
+    with http_server(service()) as url:
+        result = hook(stack, url, callback)
+    assert result["verdict"] == "Failed"
+    assert stack.sfn.list_executions(stateMachineArn=stack.state_machine)["executions"] == []
+
+
+def test_an_execution_that_ended_without_reporting_is_reported_by_the_fail_safe(
+    codedeploy: tuple[Any, Stubber], callback: CodeDeployCallback
+) -> None:
+    _, stubber = codedeploy
+    expect_report(stubber, "Failed")
+    record = {
+        "source": "aws.states",
+        "detail-type": "Step Functions Execution Status Change",
+        "detail": {
+            "executionArn": "arn:aws:states:us-east-1:123456789012:execution:Greenlight_x:n",
+            "name": "n",
+            "status": "TIMED_OUT",
+            "input": json.dumps(
+                {
+                    "invocation": {
+                        "deployment_id": "d-SHARDS",
+                        "execution_id": "exec-1",
+                        "lifecycle_event": "AfterAllowTestTraffic",
+                    }
+                }
+            ),
+        },
+    }
+    result = FailSafe(callback).handle(record, Deadline.in_seconds(10))
+    assert result["reported"] is True
+    assert result["reason"].startswith("the state machine execution timed out before it reported")
+
+
+def test_shards_one_per_suite_and_the_aggregate_counts_each_suite_once() -> None:
+    assert plan_shards(["a", "b", "a", "c"]) == [
+        {"shard": 0, "suites": ["a"]},
+        {"shard": 1, "suites": ["b"]},
+        {"shard": 2, "suites": ["c"]},
+    ]
+    stored = {
+        "k0": {"suites": [{"name": "a", "kind": "http", "checks": [], "error": None}]},
+        "k1": {"suites": [], "deadline_reached": True},
+    }
+    run = aggregate(
+        [
+            {"shard": {"shard": 0, "suites": ["a"]}, "result": {"key": "k0"}},
+            {"shard": {"shard": 1, "suites": ["b"]}, "result": {"key": "k1"}},
+            {"shard": {"shard": 2, "suites": ["c"]}, "error": {"Error": "States.Timeout"}},
+            {"shard": {"shard": 3, "suites": ["d"]}, "result": {"key": "gone"}},
+        ],
+        lambda key: stored[key],
+    )
+    errors = {s.name: s.error for s in run.suites}
+    assert errors["a"] is None
+    assert errors["b"] == "its shard returned no result for it"
+    assert errors["c"] == "the shard that ran it failed: States.Timeout"
+    assert errors["d"].startswith("the shard that ran it failed: KeyError: cannot read")
+    assert run.deadline_reached
+
+
+def test_execution_names_are_valid_and_distinct() -> None:
+    names = {execution_name(i) for i in ("a/b", "a:b", "a b", "x" * 200)}
+    assert len(names) == 4
+    for name in names:
+        assert 1 <= len(name) <= 80
+        assert all(c.isalnum() or c in "-_" for c in name)
+    assert execution_name("exec-1") == execution_name("exec-1")
+
+
+def test_secrets_stay_out_of_the_execution_input_and_each_shard_reads_them(
+    stack: Stack, codedeploy: tuple[Any, Stubber], callback: CodeDeployCallback
+) -> None:
+    boto3.client("secretsmanager", region_name=REGION).create_secret(
+        Name="shop/api", SecretString=json.dumps({"token": "s3cr3t-t0ken"})
+    )
+    (stack.suites / "greenlight.yaml").write_text(
+        "version: 1\ndefaults:\n  runner: stepfunctions\n  suites: {default: [catalog]}\n"
+        "  headers: {Authorization: 'Bearer ${secret:shop/api#token}'}\n"
+    )
+    write_suites(stack, "catalog")
+    seen: list[str] = []
+
+    def record(handler: Any) -> None:
+        seen.append(handler.headers.get("Authorization", ""))
+        reply(handler, 200, {})
+
+    _, stubber = codedeploy
+    expect_report(stubber, "Succeeded")
+    with http_server(record) as url:
+        result = hook(stack, url, callback)
+        ended = stack.wait(result["execution"])
+    assert ended["status"] == "SUCCEEDED"
+    given = stack.sfn.describe_execution(executionArn=result["execution"])["input"]
+    assert "s3cr3t-t0ken" not in given
+    assert "${secret:shop/api#token}" in given
+    assert seen == ["Bearer s3cr3t-t0ken"]  # the shard resolved it for its own requests
+    stored = stack.s3.get_object(
+        Bucket=BUCKET,
+        Key=next(
+            i["Key"]
+            for i in stack.s3.list_objects_v2(Bucket=BUCKET)["Contents"]
+            if "/shards/" in i["Key"]
+        ),
+    )["Body"].read()
+    assert b"s3cr3t-t0ken" not in stored
+
+
+def test_a_conclusion_whose_report_failed_fails_its_task_so_the_failure_path_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from hooks import handlers
+    from hooks.protocol import ReportOutcome, ReportState
+
+    class Refused:
+        def report(self, invocation: Any, status: Any, budget: Any) -> ReportOutcome:
+            return ReportOutcome(ReportState.FAILED, 3, "ThrottlingException")
+
+    monkeypatch.setattr(handlers, "runtime", lambda: Runtime(protocol=Refused(), env={}))
+    event = {
+        "invocation": {
+            "deployment_id": "d-SHARDS",
+            "execution_id": "exec-1",
+            "lifecycle_event": "AfterAllowTestTraffic",
+        },
+        "summary": {},
+        "failure": {"Error": "States.Timeout", "Cause": "the Map ran out of time"},
+    }
+    with pytest.raises(RuntimeError, match="the report to CodeDeploy failed"):
+        handlers.conclude(event, LocalContext(10))

@@ -142,3 +142,73 @@ def required(settings: Any) -> tuple[str, str]:
             "(GREENLIGHT_EVIDENCE_BUCKET): the shards hand their results over through it"
         )
     return settings.state_machine_arn, settings.evidence_bucket
+
+
+class LocalBucket:
+    """The few S3 calls shards make, in memory: for running a handed-off plan on a laptop."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], bytes] = {}
+
+    def put_object(self, *, Bucket: str, Key: str, Body: bytes, **_: Any) -> dict[str, Any]:
+        self.objects[(Bucket, Key)] = bytes(Body)
+        return {}
+
+    def get_object(self, *, Bucket: str, Key: str, **_: Any) -> dict[str, Any]:
+        import io
+
+        return {"Body": io.BytesIO(self.objects[(Bucket, Key)])}
+
+
+class LocalExecutions:
+    """The state machine's flow in this process, for ``greenlight run`` and ``rehearse``:
+    the same shards, each a run of the shard handler (one after another), each failure
+    caught as the Map's Catch does, then the conclusion — or, when it raises, the
+    conclusion of the failure. The soak is not waited (it is said)."""
+
+    def __init__(
+        self,
+        run_shard: Any,
+        conclude: Any,
+        *,
+        on_soak: Any = None,
+    ) -> None:
+        self.run_shard = run_shard
+        self.conclude = conclude
+        self.on_soak = on_soak
+        self.names: set[str] = set()
+        #: The conclusion of each execution, by its ARN.
+        self.concluded: dict[str, dict[str, Any]] = {}
+
+    def start_execution(self, *, stateMachineArn: str, name: str, input: str) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+
+        arn = stateMachineArn.replace(":stateMachine:", ":execution:") + f":{name}"
+        if name in self.names:
+            error = {"Error": {"Code": "ExecutionAlreadyExists", "Message": name}}
+            raise ClientError(error, "StartExecution")  # type: ignore[arg-type]
+        self.names.add(name)
+        payload = json.loads(input)
+        if payload.get("soak") and self.on_soak is not None:
+            self.on_soak(float(payload["soak"]))
+        outcomes: list[dict[str, Any]] = []
+        for shard in payload["shards"]:
+            item = {
+                "shard": shard,
+                "job": payload["job"],
+                "bucket": payload["bucket"],
+                "prefix": payload["prefix"],
+            }
+            try:
+                outcomes.append({"shard": shard, "result": {"key": self.run_shard(item)["key"]}})
+            except Exception as exc:
+                crash = {"Error": type(exc).__name__, "Cause": str(exc)}
+                outcomes.append({"shard": shard, "error": crash})
+        base = {"invocation": payload["invocation"], "summary": payload["summary"]}
+        try:
+            result = self.conclude({**base, "bucket": payload["bucket"], "shards": outcomes})
+        except Exception as exc:
+            failure = {"Error": type(exc).__name__, "Cause": str(exc)}
+            result = self.conclude({**base, "failure": failure})
+        self.concluded[arn] = result
+        return {"executionArn": arn}

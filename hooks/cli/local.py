@@ -119,3 +119,39 @@ def attach(on_check: Callable[[Any, Any], None] | None, reporters: list[Any]) ->
         each.on_check = on_check
         each.reporters = list(reporters)
     return current
+
+
+#: Where a handed-off plan's state machine and bucket "are" on a laptop.
+LOCAL_STATE_MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:Greenlight_local"
+LOCAL_ENV = {
+    "GREENLIGHT_STATE_MACHINE_ARN": LOCAL_STATE_MACHINE,
+    "GREENLIGHT_EVIDENCE_BUCKET": "greenlight-local",
+}
+
+
+def run_state_machine_here(current: Any, timeout: float, say: Callable[[str], None]) -> Any:
+    """Plans with ``runner: stepfunctions`` run their shards in this process, through the
+    same shard and conclusion handlers the state machine calls (no AWS, no Docker)."""
+    from hooks.evaluate import run_shard
+    from hooks.hook import conclude_execution
+    from hooks.shards import LocalBucket, LocalExecutions
+
+    bucket = LocalBucket()
+    machine = LocalExecutions(
+        lambda item: run_shard(item, LocalContext(timeout, "Greenlight_local-Shard"), current),
+        lambda event: conclude_execution(
+            event, LocalContext(300, "Greenlight_local-Conclude"), current
+        ),
+        on_soak=lambda seconds: say(
+            f"the plan's soak of {seconds:g}s is not waited on a laptop; the shards run now"
+        ),
+    )
+    current.stepfunctions = lambda: machine
+    current.s3 = lambda: bucket
+    return machine
+
+
+def concluded(machine: Any, result: dict[str, Any]) -> dict[str, Any]:
+    """A hook's result, or, when it handed off, its execution's conclusion."""
+    found: dict[str, Any] = machine.concluded.get(result.get("execution"), result)
+    return found

@@ -284,7 +284,16 @@ def _given(values: dict[str, Any]) -> dict[str, str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from hooks.cli.local import LocalContext, attach, import_handler, patched_env, prepare_aws
+    from hooks.cli.local import (
+        LOCAL_ENV,
+        LocalContext,
+        attach,
+        concluded,
+        import_handler,
+        patched_env,
+        prepare_aws,
+        run_state_machine_here,
+    )
     from hooks.plan import PlanFile
     from hooks.reports import CaptureReport, HtmlReport, JsonReport, JUnitReport
     from hooks.settings import Settings
@@ -303,6 +312,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "GREENLIGHT_TLS_VERIFY": "false" if args.insecure else None,
             "GREENLIGHT_CONCURRENCY": args.concurrency,
             "GREENLIGHT_SAFETY_MARGIN": "1",
+            **LOCAL_ENV,
         }
     )
     console = Console()
@@ -316,14 +326,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         reporters += [JUnitReport(args.junit)] if args.junit else []
         reporters += [JsonReport(args.json)] if args.json else []
         reporters += [HtmlReport(args.html)] if args.html else []
-        attach(console.on_check, reporters)
+        machine = run_state_machine_here(
+            attach(console.on_check, reporters), args.deadline, console.line
+        )
         event: LifecycleEvent = args.event
         console.line(console.bold(f"greenlight run {event.value} against {args.url}"))
         handler = import_handler(f"hooks.handlers.{event.snake_name}")
         with console.live(f"{event.value} running"):
-            result = handler(
-                {"DeploymentId": "d-LOCALRUN", "LifecycleEventHookExecutionId": "local"},
-                LocalContext(args.deadline),
+            result = concluded(
+                machine,
+                handler(
+                    {"DeploymentId": "d-LOCALRUN", "LifecycleEventHookExecutionId": "local"},
+                    LocalContext(args.deadline),
+                ),
             )
     if capture.summary is not None:
         console.failures(capture.summary)

@@ -7,7 +7,16 @@ from pathlib import Path
 from typing import Any
 
 from hooks.cli.console import Console
-from hooks.cli.local import LocalContext, attach, import_handler, patched_env, prepare_aws
+from hooks.cli.local import (
+    LOCAL_ENV,
+    LocalContext,
+    attach,
+    concluded,
+    import_handler,
+    patched_env,
+    prepare_aws,
+    run_state_machine_here,
+)
 from hooks.evaluate import planned_events
 from hooks.lifecycle import LifecycleEvent
 from hooks.plan import PlanFile
@@ -63,7 +72,9 @@ def rehearse(
     suites_dir: Path | None = None,
 ) -> Rehearsal:
     """Run every planned hook in order through the real handlers; stop at the first failure."""
-    overrides = {"GREENLIGHT_SUITES_DIR": str(suites_dir)} if suites_dir else {}
+    overrides: dict[str, str | None] = dict(LOCAL_ENV)
+    if suites_dir:
+        overrides["GREENLIGHT_SUITES_DIR"] = str(suites_dir)
     with patched_env(overrides):
         settings = Settings.from_env()
         catalog = discover(settings.suites_dir)
@@ -81,7 +92,9 @@ def rehearse(
                 continue
             green_on_prod = event.green_on_prod_listener
             capture = CaptureReport()
-            attach(console.on_check, [capture])
+            machine = run_state_machine_here(
+                attach(console.on_check, [capture]), timeout, console.line
+            )
             console.line(console.bold(f"{event.value:<22}") + " running hook...")
             event_data = {
                 "DeploymentId": REHEARSAL_DEPLOYMENT,
@@ -94,7 +107,7 @@ def rehearse(
                 }
             ):
                 handler = import_handler(f"hooks.handlers.{event.snake_name}")
-                step.result = handler(event_data, LocalContext(timeout))
+                step.result = concluded(machine, handler(event_data, LocalContext(timeout)))
             result = step.result
             suites = (
                 ", ".join(sorted({s.name for s in capture.summary.run.suites}))

@@ -449,3 +449,53 @@ def test_a_conclusion_whose_report_failed_fails_its_task_so_the_failure_path_run
     }
     with pytest.raises(RuntimeError, match="the report to CodeDeploy failed"):
         handlers.conclude(event, LocalContext(10))
+
+
+def test_greenlight_run_runs_a_handed_off_plan_in_shards_on_a_laptop(tmp_path: Path) -> None:
+    from tests.functional.test_cli import greenlight
+
+    suites = tmp_path / "suites"
+    suites.mkdir()
+    (suites / "greenlight.yaml").write_text(
+        "version: 1\ndefaults:\n  runner: stepfunctions\n  soak: 600\n"
+    )
+    for name in ("catalog", "orders"):
+        (suites / f"{name}.yaml").write_text(SUITE.format(name=name, path=name))
+    report = tmp_path / "report.json"
+    with http_server(service(broken="orders")) as url:
+        done = greenlight(
+            "run", "--url", url, "--suites-dir", str(suites), "--json", str(report), timeout=60
+        )
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "the plan's soak of 600s is not waited on a laptop" in output
+    data = json.loads(report.read_text())
+    assert data["verdict"] == "Failed"
+    assert {s["name"]: s["passed"] for s in data["suites_detail"]} == {
+        "catalog": True,
+        "orders": False,
+        "reachability": True,
+    }
+
+
+def test_rehearse_runs_handed_off_plans_with_the_same_shards(tmp_path: Path) -> None:
+    import shutil
+
+    from hooks.cli.sample_service import SampleService
+    from tests.functional.test_cli import greenlight
+
+    suites = tmp_path / "suites"
+    shutil.copytree(ROOT / "test_suites" / "examples", suites)
+    plan = (suites / "greenlight.yaml").read_text()
+    (suites / "greenlight.yaml").write_text(
+        plan.replace("defaults:\n", "defaults:\n  runner: stepfunctions\n", 1)
+    )
+    with SampleService("blue") as blue, SampleService("broken") as broken:
+        done = greenlight(
+            "rehearse", "--prod-url", blue.url, "--test-url", broken.url,
+            "--suites-dir", str(suites), timeout=120,
+        )  # fmt: skip
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out
+    assert "AfterAllowTestTraffic  Failed" in out
+    assert "Outcome: rolled back at AfterAllowTestTraffic: suites failed: orders-flow" in out

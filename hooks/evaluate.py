@@ -244,7 +244,7 @@ def _hand_off(
         summary.verdict = decide(summary.run.suites)
         summary.configuration_error = bool(unloaded)
         return
-    planned = shards.plan_shards([s.name for s in listed])
+    planned = shards.plan_shards([(s.name, s.shards) for s in listed])
     payload: dict[str, Any] = {
         "invocation": {
             "deployment_id": summary.invocation.deployment_id,
@@ -304,6 +304,7 @@ def run_shard(event: Mapping[str, Any], context: Any, runtime: Runtime) -> dict[
     job["resolved"], job["unresolved"] = secrets.resolve_all(references, settings.secrets_max_age)
     job["secrets"] = redact.secrets()
     job["planned"] = list(shard["suites"])
+    job["deployment"] = {**job["deployment"], "part": shard.get("part")}
     job["planned_source"] = f"shard {shard['shard']} of the state machine"
     started = time.monotonic()
     supervisor = start_supervisor(settings, invocation, runtime)

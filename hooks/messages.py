@@ -71,6 +71,7 @@ def check_from_record(data: Mapping[str, Any]) -> CheckResult:
         failures=tuple(failures),
         evidence=Evidence(**evidence) if isinstance(evidence, dict) else None,
         location=cut(str(data["location"]), 500) if data.get("location") else None,
+        data=data["data"] if isinstance(data.get("data"), dict) else None,
     )
 
 

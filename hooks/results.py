@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -57,6 +58,9 @@ class CheckResult:
     evidence: Evidence | None = None
     #: Where the check is written, ``file:line`` (a YAML check, a pytest test).
     location: str | None = None
+    #: Machine-readable figures for a later step (a load part's histogram, merged with the
+    #: other parts' before its thresholds are judged); not part of the report.
+    data: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         # Written out (not dataclasses.asdict, which deep-copies): once per check result.
@@ -76,6 +80,7 @@ class CheckResult:
                 "attempts": evidence.attempts,
             },
             "location": self.location,
+            **({"data": dict(self.data)} if self.data is not None else {}),
         }
 
 

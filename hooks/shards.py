@@ -41,11 +41,20 @@ def execution_name(execution_id: str) -> str:
     return f"{readable}-{digest}"
 
 
-def plan_shards(names: Sequence[str]) -> list[dict[str, Any]]:
+def plan_shards(suites: Sequence[tuple[str, int]]) -> list[dict[str, Any]]:
     """One shard per suite, in the order they were listed (a suite's copies per green task
-    stay together: the shard's run fans it out again)."""
-    unique = list(dict.fromkeys(names))
-    return [{"shard": index, "suites": [name]} for index, name in enumerate(unique)]
+    stay together: the shard's run fans it out again); a suite that asks for N parts (a
+    load with ``workers: N``) gets N shards, each told its ``part``."""
+    parts = dict(suites)
+    shards: list[dict[str, Any]] = []
+    for name in parts:
+        count = max(1, parts[name])
+        for index in range(count):
+            shard: dict[str, Any] = {"shard": len(shards), "suites": [name]}
+            if count > 1:
+                shard["part"] = [index, count]
+            shards.append(shard)
+    return shards
 
 
 def hand_off(
@@ -83,10 +92,18 @@ def aggregate(outcomes: Sequence[Mapping[str, Any]], read: Any) -> RunResult:
     """
     suites: list[SuiteResult] = []
     seen: set[tuple[str, str | None]] = set()
+    #: Parts of a suite run in several shards (a load's workers), merged at the end.
+    parts: dict[str, list[SuiteResult]] = {}
+    parts_failed: dict[str, list[str]] = {}
     reached = False
     duration = 0.0
     for outcome in outcomes:
-        names = [str(n) for n in (outcome.get("shard") or {}).get("suites", [])]
+        shard = outcome.get("shard") or {}
+        names = [str(n) for n in shard.get("suites", [])]
+        if shard.get("part"):
+            for name in names:
+                parts.setdefault(name, [])
+                parts_failed.setdefault(name, [])
         found: list[SuiteResult] = []
         error = outcome.get("error")
         if error is None:
@@ -109,10 +126,20 @@ def aggregate(outcomes: Sequence[Mapping[str, Any]], read: Any) -> RunResult:
             for name in sorted(missing)
         ]
         for suite in found:
+            if suite.name in parts:
+                if suite.error is not None:
+                    parts_failed[suite.name].append(suite.error)
+                else:
+                    parts[suite.name].append(suite)
+                continue
             key = (suite.name, suite.source)
             if key not in seen:
                 seen.add(key)
                 suites.append(suite)
+    if parts:
+        from hooks.suites.load import judge_parts
+
+        suites += [judge_parts(name, parts[name], parts_failed[name]) for name in parts]
     return RunResult(tuple(suites), reached, duration)
 
 

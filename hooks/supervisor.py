@@ -68,6 +68,8 @@ class ListedSuite:
     green_target: dict[str, str] | None = None
     #: False when the catalog could not load it (an error in its file, plugin or the plan).
     loaded: bool = True
+    #: Parallel parts it asks a state machine for (a load's ``workers``).
+    shards: int = 1
     expected: list[str] = field(default_factory=list)
     results: list[CheckResult] = field(default_factory=list)
     error: str | None = None
@@ -416,6 +418,7 @@ class Supervisor:
                         expected=[str(n) for n in item.get("checks") or ()],
                         error=item.get("error"),
                         loaded=item.get("error") is None,
+                        shards=max(1, int(item.get("shards") or 1)),
                     )
                     if not suite.own_worker:
                         suite.worker = worker

@@ -123,6 +123,7 @@ def describe(index: int, suite: Suite) -> dict[str, Any]:
         "own_worker": needs_own_worker(suite),
         "origin": getattr(suite, "origin", None),
         "error": suite.error if isinstance(suite, BrokenSuite) else None,
+        "shards": suite.shards,
     }
 
 
@@ -213,6 +214,7 @@ def run(
         info.get("stage"),
         info.get("traffic") or {},
         info.get("since"),
+        tuple(info["part"]) if info.get("part") else None,
     )
     run_suites(
         mine,

@@ -72,6 +72,9 @@ class DeploymentInfo:
     #: When this gate began (epoch seconds): its first call, for a gate that ECS calls
     #: again. Metrics windows start here.
     since: float | None = None
+    #: ``(index, count)``: this run is one of ``count`` parallel parts of a suite that asked
+    #: for several (a state machine's shards); None: the whole suite.
+    part: tuple[int, int] | None = None
 
     def variables(self) -> dict[str, str]:
         return {
@@ -205,6 +208,9 @@ class Suite(ABC):
     origin: dict[str, str] | None = None
     #: Also run against each healthy green task directly (after AfterInstall).
     per_target: bool = False
+    #: Parallel parts a state machine runs this suite in (``runner: stepfunctions``): each
+    #: run sees its part in ``ctx.deployment.part``. A load with ``workers: N``.
+    shards: int = 1
 
     def check_names(self) -> list[str]:
         """Names of the checks, when known before running (to name the ones that time out)."""

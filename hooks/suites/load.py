@@ -22,11 +22,12 @@ load that never happened cannot pass. See :mod:`hooks.suites.loadgen` for how it
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from hooks.results import CheckResult, Evidence, Status, cut
+from hooks.results import CheckResult, Evidence, Policy, Status, SuiteResult, cut
 from hooks.suites.base import DeclaredKind, DeclaredSuite, SuiteContext
 from hooks.suites.loadgen import AGGREGATIONS, Generator, LoadResult, Outcome, Profile
 from hooks.suites.thresholds import (
@@ -40,6 +41,8 @@ from hooks.yamlfile import located
 
 SCHEMA_PATH = Path(__file__).with_name("load_schema.json")
 ARRIVAL_RATE = "arrival rate"
+#: The key of a load part's figures in its first check's ``data``.
+PART_KEY = "load_part"
 DEFAULT_MAX_IN_FLIGHT = 100
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MIN_RATE = 0.95
@@ -65,6 +68,10 @@ class LoadSuite(DeclaredSuite):
         self.timeout = float(data.get("timeout", DEFAULT_TIMEOUT))
         self.abort_on_fail = bool(data.get("abort_on_fail", True))
         self.min_rate = float(data.get("min_rate", DEFAULT_MIN_RATE))
+        self.shards = int(data.get("workers", 1))
+        self.judge = Judge(
+            tuple(thresholds), profile, self.min_rate, self.max_in_flight, self.source
+        )
 
     def check_names(self) -> list[str]:
         return [ARRIVAL_RATE, *(t.label for t in self.thresholds)]
@@ -73,6 +80,11 @@ class LoadSuite(DeclaredSuite):
         from hooks.http import make_session
         from hooks.suites.http.template import UnknownVariableError, render
 
+        part = ctx.deployment.part
+        count = part[1] if part else 1
+        # One of several parts (a state machine's shards): its share of the rate; a threshold
+        # is lost here only if it is lost for the whole, whatever the other parts measure.
+        profile = replace(self.profile, rate=self.profile.rate / count)
         needed = self.profile.length + self.timeout
         if ctx.deadline.remaining() < needed + 1:
             self.emit_each(
@@ -102,25 +114,77 @@ class LoadSuite(DeclaredSuite):
             return prepared[name].send(session, due)
 
         generator = Generator(
-            self.profile,
+            profile,
             [(spec["name"], int(spec.get("weight", 1))) for spec in requests],
             send,
             max_in_flight=self.max_in_flight,
             thresholds=self.thresholds,
             abort_on_fail=self.abort_on_fail,
             stop_at=lambda: ctx.deadline.remaining() < self.timeout + 0.5,
+            whole=count,
         )
         try:
             result = generator.run()
         finally:
             session.close()
-        self._judge(ctx, result)
+        if part is None:
+            for check in self.judge.checks(result):
+                ctx.emit(check)
+            return
+        # A part: judged at the conclusion with the others, on the merged histogram.
+        message = (
+            f"part {part[0] + 1} of {count}: judged with the other parts "
+            f"({describe(result, profile)})"
+        )
+        data = {
+            PART_KEY: {
+                "part": list(part),
+                "result": result.to_dict(),
+                "judge": self.judge.to_dict(),
+            }
+        }
+        for index, name in enumerate(self.check_names()):
+            check = CheckResult(name, Status.SKIPPED, result.elapsed, message, location=self.source)
+            ctx.emit(replace(check, data=data) if index == 0 else check)
 
-    def _judge(self, ctx: SuiteContext, result: LoadResult) -> None:
+
+@dataclass(frozen=True)
+class Judge:
+    """A load's thresholds and expectations: judges what a run (or its merged parts)
+    measured."""
+
+    thresholds: tuple[Threshold, ...]
+    profile: Profile
+    min_rate: float
+    max_in_flight: int
+    source: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "thresholds": [asdict(t) for t in self.thresholds],
+            "profile": asdict(self.profile),
+            "min_rate": self.min_rate,
+            "max_in_flight": self.max_in_flight,
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Judge:
+        return cls(
+            tuple(Threshold(**t) for t in data["thresholds"]),
+            Profile(**data["profile"]),
+            float(data["min_rate"]),
+            int(data["max_in_flight"]),
+            data.get("source"),
+        )
+
+    def checks(self, result: LoadResult) -> list[CheckResult]:
+        """Every check of the load, judged from what was measured."""
+        found: list[CheckResult] = []
         summary = describe(result, self.profile)
         stopped, lost_ones = result.stopped, set(result.lost)
         deadline_stop = stopped is not None and not lost_ones
-        ctx.emit(self._rate_check(result, summary, deadline_stop))
+        found.append(self._rate_check(result, summary, deadline_stop))
         for threshold in self.thresholds:
             measured = result.measure(threshold)
             shown = show(threshold, measured)
@@ -152,7 +216,7 @@ class LoadSuite(DeclaredSuite):
             evidence = None
             if status is Status.FAILED and threshold.metric == "http_req_failed":
                 evidence = _example(result, threshold.request)
-            ctx.emit(
+            found.append(
                 CheckResult(
                     threshold.label,
                     status,
@@ -163,6 +227,7 @@ class LoadSuite(DeclaredSuite):
                     self.source,
                 )
             )
+        return found
 
     def _rate_check(self, result: LoadResult, summary: str, deadline_stop: bool) -> CheckResult:
         achieved = result.achieved_rate()
@@ -319,3 +384,39 @@ class LoadSuiteKind(DeclaredKind):
                     f"no request is named {threshold.request!r} (requests: {', '.join(names)})",
                 )
         return LoadSuite(data=data, path=path, profile=profile, thresholds=thresholds)
+
+
+def judge_parts(name: str, parts: Sequence[SuiteResult], failed: Sequence[str]) -> SuiteResult:
+    """One load suite from its parts (each a shard's run): the histograms and counters
+    merged, then every threshold judged on the whole. A part that did not run fails it."""
+    figures = [
+        check.data[PART_KEY]
+        for suite in parts
+        for check in suite.checks
+        if check.data is not None and PART_KEY in check.data
+    ]
+    first = parts[0] if parts else None
+    if not figures:
+        return SuiteResult(
+            name, "load", error=f"no part of the load reported figures: {'; '.join(failed)}"
+        )
+    judge = Judge.from_dict(figures[0]["judge"])
+    count = int(figures[0]["part"][1])
+    merged = LoadResult.merge(
+        [LoadResult.from_dict(f["result"], judge.thresholds) for f in figures]
+    )
+    checks = tuple(judge.checks(merged))
+    missing = count - len(figures)
+    error = None
+    if failed or missing:
+        reasons = list(failed) or [f"{missing} of {count} parts reported nothing"]
+        error = f"{len(reasons)} of the load's {count} parts did not run: {'; '.join(reasons)}"
+    return SuiteResult(
+        name,
+        "load",
+        checks,
+        error,
+        first.policy if first else Policy(),
+        max(s.duration for s in parts) if parts else 0.0,
+        judge.source,
+    )

@@ -19,8 +19,9 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ddsketch import DDSketch
 
@@ -123,6 +124,51 @@ class Series:
         for limit, n in other.above.items():
             self.above[limit] = self.above.get(limit, 0) + n
 
+    def to_dict(self) -> dict[str, Any]:
+        """The series as data (for a part of a load run elsewhere): the sketch's buckets and
+        the exact counters."""
+
+        def store(found: Any) -> dict[str, Any] | None:
+            if not found.count:
+                return None
+            return {"offset": found.offset, "bins": [b for b in found.bins]}
+
+        sketch = self.sketch
+        return {
+            "positive": store(sketch._store),
+            "negative": store(sketch._negative_store),
+            "zero": sketch._zero_count,
+            "count": self.count,
+            "failed": self.failed,
+            "total_ms": self.total_ms,
+            "min_ms": self.min_ms if self.count else None,
+            "max_ms": self.max_ms,
+            "at_least": [[k, v] for k, v in self.at_least.items()],
+            "above": [[k, v] for k, v in self.above.items()],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Series:
+        series = cls()
+        sketch = series.sketch
+        for name, found in (("positive", sketch._store), ("negative", sketch._negative_store)):
+            stored = data.get(name)
+            for index, weight in enumerate((stored or {}).get("bins", [])):
+                if weight:
+                    found.add(int(stored["offset"]) + index, float(weight))  # type: ignore[index]
+        sketch._zero_count = float(data.get("zero") or 0)
+        sketch._count = float(data["count"])
+        sketch._sum = float(data["total_ms"])
+        series.count = int(data["count"])
+        series.failed = int(data["failed"])
+        series.total_ms = float(data["total_ms"])
+        if data.get("min_ms") is not None:
+            series.min_ms = sketch._min = float(data["min_ms"])
+        series.max_ms = sketch._max = float(data["max_ms"])
+        series.at_least = {float(k): int(v) for k, v in data.get("at_least", [])}
+        series.above = {float(k): int(v) for k, v in data.get("above", [])}
+        return series
+
     def duration(self, aggregation: str) -> float | None:
         """A latency aggregation in milliseconds; None without responses."""
         if not self.count:
@@ -166,12 +212,95 @@ class LoadResult:
     senders: int = 0
     sender_limit: int | None = None
     examples: list[Outcome] = field(default_factory=list)
+    #: The achieved rate when known otherwise than from ``steady_sent`` (merged parts).
+    achieved: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """What a part of a load measured, as data for the merge."""
+        return {
+            "planned": self.planned,
+            "planned_by_request": dict(self.planned_by_request),
+            "overall": self.overall.to_dict(),
+            "by_request": {name: s.to_dict() for name, s in self.by_request.items()},
+            "achieved": self.achieved_rate(),
+            "elapsed": self.elapsed,
+            "stopped": self.stopped,
+            "lost": [t.label for t in self.lost],
+            "lost_after": self.lost_after,
+            "lost_by": [[t.label, n] for t, n in self.lost_by.items()],
+            "not_sent": self.not_sent,
+            "peak_in_flight": self.peak_in_flight,
+            "senders": self.senders,
+            "sender_limit": self.sender_limit,
+            "examples": [vars(o) for o in self.examples],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], thresholds: Sequence[Threshold]) -> LoadResult:
+        by_label = {t.label: t for t in thresholds}
+        return cls(
+            planned=int(data["planned"]),
+            planned_by_request={k: int(v) for k, v in data["planned_by_request"].items()},
+            overall=Series.from_dict(data["overall"]),
+            by_request={k: Series.from_dict(v) for k, v in data["by_request"].items()},
+            elapsed=float(data["elapsed"]),
+            stopped=data.get("stopped"),
+            lost=[by_label[label] for label in data.get("lost", []) if label in by_label],
+            lost_after=data.get("lost_after"),
+            lost_by={by_label[k]: int(n) for k, n in data.get("lost_by", []) if k in by_label},
+            not_sent=int(data.get("not_sent") or 0),
+            peak_in_flight=int(data.get("peak_in_flight") or 0),
+            senders=int(data.get("senders") or 0),
+            sender_limit=data.get("sender_limit"),
+            examples=[Outcome(**o) for o in data.get("examples", [])],
+            achieved=data.get("achieved"),
+        )
+
+    @classmethod
+    def merge(cls, parts: Sequence[LoadResult]) -> LoadResult:
+        """Parts of one load, run side by side, as one: planned counts and histograms add
+        up, so do the rates they sent; a threshold one part lost is lost for the whole."""
+        first = parts[0]
+        merged = cls(
+            planned=0,
+            planned_by_request=dict.fromkeys(first.planned_by_request, 0),
+            overall=Series(),
+            by_request={name: Series() for name in first.by_request},
+        )
+        rates = [p.achieved_rate() for p in parts]
+        merged.achieved = None if any(r is None for r in rates) else sum(r or 0 for r in rates)
+        for part in parts:
+            merged.planned += part.planned
+            for name, planned in part.planned_by_request.items():
+                merged.planned_by_request[name] = merged.planned_by_request.get(name, 0) + planned
+            merged.overall.merge(part.overall)
+            for name, series in part.by_request.items():
+                merged.by_request.setdefault(name, Series()).merge(series)
+            merged.elapsed = max(merged.elapsed, part.elapsed)
+            merged.stopped = merged.stopped or part.stopped
+            for threshold in part.lost:
+                if threshold not in merged.lost:
+                    merged.lost.append(threshold)
+                merged.lost_by[threshold] = merged.lost_by.get(threshold, 0) + part.lost_by.get(
+                    threshold, 0
+                )
+            if part.lost_after is not None:
+                merged.lost_after = min(merged.lost_after or part.lost_after, part.lost_after)
+            merged.not_sent += part.not_sent
+            merged.peak_in_flight += part.peak_in_flight
+            merged.senders += part.senders
+            if part.sender_limit is not None:
+                merged.sender_limit = (merged.sender_limit or 0) + part.sender_limit
+            merged.examples += part.examples[: EXAMPLES_KEPT - len(merged.examples)]
+        return merged
 
     def series(self, request: str | None) -> Series:
         return self.overall if request is None else self.by_request[request]
 
     def achieved_rate(self) -> float | None:
         """Requests sent per second at full rate (after the ramp), or None if too few."""
+        if self.achieved is not None:
+            return self.achieved
         sent = sorted(self.steady_sent)
         if len(sent) < 2 or sent[-1] <= sent[0]:
             return None
@@ -253,6 +382,7 @@ class Generator:
         abort_on_fail: bool = True,
         stop_at: Callable[[], bool] = lambda: False,
         clock: Callable[[], float] = time.perf_counter,
+        whole: int = 1,
     ) -> None:
         self.profile = profile
         self.send = send
@@ -261,6 +391,9 @@ class Generator:
         self.abort_on_fail = abort_on_fail
         self.stop_at = stop_at
         self.clock = clock
+        #: This run is one of ``whole`` equal parts: a threshold is lost only when it is
+        #: lost against every part's planned requests together.
+        self.whole = whole
         order = weighted_order(weights)
         self.sequence = [next(order) for _ in range(profile.total)]
         planned_by: dict[str, int] = dict.fromkeys((n for n, _ in weights), 0)
@@ -374,7 +507,7 @@ class Generator:
                 return
             for threshold in self.thresholds:
                 series = result.series(threshold.request)
-                planned = (
+                planned = self.whole * (
                     result.planned
                     if threshold.request is None
                     else result.planned_by_request[threshold.request]

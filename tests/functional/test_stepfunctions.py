@@ -354,10 +354,11 @@ def test_an_execution_that_ended_without_reporting_is_reported_by_the_fail_safe(
 
 
 def test_shards_one_per_suite_and_the_aggregate_counts_each_suite_once() -> None:
-    assert plan_shards(["a", "b", "a", "c"]) == [
+    assert plan_shards([("a", 1), ("b", 1), ("a", 1), ("c", 2)]) == [
         {"shard": 0, "suites": ["a"]},
         {"shard": 1, "suites": ["b"]},
-        {"shard": 2, "suites": ["c"]},
+        {"shard": 2, "suites": ["c"], "part": [0, 2]},
+        {"shard": 3, "suites": ["c"], "part": [1, 2]},
     ]
     stored = {
         "k0": {"suites": [{"name": "a", "kind": "http", "checks": [], "error": None}]},
@@ -499,3 +500,42 @@ def test_rehearse_runs_handed_off_plans_with_the_same_shards(tmp_path: Path) -> 
     assert done.returncode == 1, out
     assert "AfterAllowTestTraffic  Failed" in out
     assert "Outcome: rolled back at AfterAllowTestTraffic: suites failed: orders-flow" in out
+
+
+def test_a_load_with_workers_runs_in_parts_judged_on_the_merged_histogram(
+    stack: Stack, codedeploy: tuple[Any, Stubber], callback: CodeDeployCallback
+) -> None:
+    (stack.suites / "greenlight.yaml").write_text(
+        "version: 1\ndefaults:\n  runner: stepfunctions\n  suites: {default: [shop-load]}\n"
+    )
+    (stack.suites / "load.yaml").write_text(
+        "kind: load\nname: shop-load\nrate: 40\nduration: 1s\nworkers: 2\n"
+        "requests: [{name: browse, request: {path: /catalog}}]\n"
+        "thresholds:\n  http_reqs: 'count == 40'\n  http_req_duration: 'p(99) < 2000'\n"
+    )
+    hits: list[str] = []
+
+    def count(handler: Any) -> None:
+        hits.append(handler.path)
+        reply(handler, 200, {})
+
+    _, stubber = codedeploy
+    expect_report(stubber, "Succeeded")
+    with http_server(count) as url:
+        result = hook(stack, url, callback)
+        assert "2 shards" in result["reason"]
+        ended = stack.wait(result["execution"])
+    assert ended["status"] == "SUCCEEDED"
+    assert json.loads(ended["output"])["conclusion"]["verdict"] == "Succeeded"
+    assert len(hits) == 40  # 20 from each part
+    evidence = next(
+        item["Key"]
+        for item in stack.s3.list_objects_v2(Bucket=BUCKET)["Contents"]
+        if item["Key"].endswith("result.json")
+    )
+    report = json.loads(stack.s3.get_object(Bucket=BUCKET, Key=evidence)["Body"].read())
+    (suite,) = report["suites_detail"]
+    checks = {c["name"]: c for c in suite["checks"]}
+    assert checks["http_reqs count == 40"]["status"] == "passed"
+    assert checks["http_reqs count == 40"]["message"].startswith("count = 40 ")
+    assert "40 of 40 requests" in checks["arrival rate"]["message"]

@@ -276,3 +276,65 @@ def test_the_load_kind_claims_only_files_that_declare_it(tmp_path: Path) -> None
         "http_req_failed rate < 0.01",
         "http_reqs count >= 100",
     ]
+
+
+def test_a_series_travels_as_data_and_merges_as_if_measured_in_one_place() -> None:
+    import random
+
+    draw = random.Random(3)
+    values = [draw.expovariate(1 / 40) for _ in range(4000)]
+    whole, left, right = series_of(values[:0]), series_of([]), series_of([])
+    for index, value in enumerate(values):
+        whole.add(value, ok=index % 50 != 0)
+        (left if index % 2 else right).add(value, ok=index % 50 != 0)
+    merged = Series.from_dict(left.to_dict())
+    merged.merge(Series.from_dict(json_round_trip(right.to_dict())))
+    for aggregation in ("p(50)", "p(99)", "avg", "min", "max"):
+        assert merged.duration(aggregation) == pytest.approx(whole.duration(aggregation)), (
+            aggregation
+        )
+    assert (merged.count, merged.failed) == (whole.count, whole.failed)
+    assert merged.at_least == whole.at_least
+    # and the sketch's percentile is within its 1 % of the sorted truth
+    truth = sorted(values)[math.ceil(0.99 * len(values)) - 1]
+    assert merged.duration("p(99)") == pytest.approx(truth, rel=0.02)
+
+
+def json_round_trip(data: dict[str, object]) -> dict[str, object]:
+    import json
+
+    loaded: dict[str, object] = json.loads(json.dumps(data))
+    return loaded
+
+
+def test_parts_of_a_load_are_judged_on_the_merged_histogram() -> None:
+    from hooks.results import CheckResult, Status, SuiteResult
+    from hooks.suites.load import PART_KEY, Judge, judge_parts
+    from hooks.suites.loadgen import LoadResult
+
+    p99 = threshold("http_req_duration", "p(99) < 100")
+    judge = Judge((p99,), Profile(rate=10, duration=1), 0.5, 10, "load.yaml")
+
+    def part(index: int, latencies: list[float]) -> SuiteResult:
+        series = series_of(latencies, watch=100)
+        result = LoadResult(len(latencies), {"a": len(latencies)}, series, {"a": series})
+        result.achieved = 5.0
+        data = {"part": [index, 2], "result": result.to_dict(), "judge": judge.to_dict()}
+        check = CheckResult("arrival rate", Status.SKIPPED, data={PART_KEY: data})
+        return SuiteResult("load", "load", (check,))
+
+    # Each part alone has 1 slow answer in 100 (its own p99 passes); together 2 in 200 do too,
+    # but 3 slow in one part and 0 in the other fail the whole: p99 of 200 is the 198th.
+    fine = judge_parts("load", [part(0, [10.0] * 99 + [500.0]), part(1, [10.0] * 99 + [500.0])], [])
+    assert {c.name: c.status for c in fine.checks} == {
+        "arrival rate": Status.PASSED,
+        "http_req_duration p(99) < 100": Status.PASSED,
+    }
+    assert "10.0/s sent" in fine.checks[0].message  # the parts' rates add up
+    slow = judge_parts("load", [part(0, [10.0] * 97 + [500.0] * 3), part(1, [10.0] * 100)], [])
+    assert {c.name: c.status for c in slow.checks}["http_req_duration p(99) < 100"] is (
+        Status.FAILED
+    )
+    crashed = judge_parts("load", [part(0, [10.0] * 100)], ["the shard that ran it failed: x"])
+    assert not crashed.passed
+    assert crashed.error == "1 of the load's 2 parts did not run: the shard that ran it failed: x"

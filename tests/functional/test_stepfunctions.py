@@ -539,3 +539,24 @@ def test_a_load_with_workers_runs_in_parts_judged_on_the_merged_histogram(
     assert checks["http_reqs count == 40"]["status"] == "passed"
     assert checks["http_reqs count == 40"]["message"].startswith("count = 40 ")
     assert "40 of 40 requests" in checks["arrival rate"]["message"]
+
+
+def test_an_ecs_lifecycle_hook_refuses_a_handed_off_plan(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hooks.ecs import EcsReturn, handle_ecs
+    from tests.functional.test_ecs import ecs_event
+
+    suites = tmp_path / "suites"
+    suites.mkdir()
+    (suites / "greenlight.yaml").write_text("version: 1\ndefaults:\n  runner: stepfunctions\n")
+    with http_server(service()) as url:
+        env = {
+            "GREENLIGHT_SUITES_DIR": str(suites),
+            "GREENLIGHT_TARGET_URL": url,
+            "GREENLIGHT_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:1:stateMachine:x",
+            "GREENLIGHT_EVIDENCE_BUCKET": BUCKET,
+        }
+        answer = handle_ecs(ecs_event(), LocalContext(20), Runtime(protocol=EcsReturn(), env=env))
+    assert answer["hookStatus"] == "FAILED"
+    assert "runner: stepfunctions gates CodeDeploy hooks" in capsys.readouterr().out

@@ -541,10 +541,9 @@ def test_a_load_with_workers_runs_in_parts_judged_on_the_merged_histogram(
     assert "40 of 40 requests" in checks["arrival rate"]["message"]
 
 
-def test_an_ecs_lifecycle_hook_refuses_a_handed_off_plan(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_an_ecs_lifecycle_hook_refuses_a_handed_off_plan(tmp_path: Path) -> None:
     from hooks.ecs import EcsReturn, handle_ecs
+    from hooks.reports import CaptureReport
     from tests.functional.test_ecs import ecs_event
 
     suites = tmp_path / "suites"
@@ -557,6 +556,40 @@ def test_an_ecs_lifecycle_hook_refuses_a_handed_off_plan(
             "GREENLIGHT_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:1:stateMachine:x",
             "GREENLIGHT_EVIDENCE_BUCKET": BUCKET,
         }
-        answer = handle_ecs(ecs_event(), LocalContext(20), Runtime(protocol=EcsReturn(), env=env))
+        capture = CaptureReport()
+        runtime = Runtime(protocol=EcsReturn(), env=env, reporters=(capture,))
+        answer = handle_ecs(ecs_event(), LocalContext(20), runtime)
     assert answer["hookStatus"] == "FAILED"
-    assert "runner: stepfunctions gates CodeDeploy hooks" in capsys.readouterr().out
+    assert capture.summary is not None
+    assert "runner: stepfunctions gates CodeDeploy hooks" in capture.summary.verdict.reason
+
+
+def test_a_shard_that_outlives_its_task_timeout_is_caught_and_fails_its_suite(
+    stack: Stack, codedeploy: tuple[Any, Stubber], callback: CodeDeployCallback
+) -> None:
+    """The same definition with a one-second shard timeout: a shard that hangs is cut by
+    Step Functions (States.Timeout), caught, and its suite fails; the others still count."""
+    role = boto3.client("iam", region_name=REGION).get_role(RoleName="greenlight")["Role"]
+    functions = boto3.client("lambda", region_name=REGION)
+    arns = [
+        functions.get_function(FunctionName=f"greenlight-{n}")["Configuration"]["FunctionArn"]
+        for n in ("shard", "conclude")
+    ]
+    stack.state_machine = stack.sfn.create_state_machine(
+        name="Greenlight_short", definition=definition(*arns, shard_timeout=1), roleArn=role["Arn"]
+    )["stateMachineArn"]
+    write_suites(stack, "catalog", "orders")
+    real = stack.behaviour["greenlight-shard"]
+
+    def hang_orders(event: dict[str, Any]) -> Any:
+        if event["shard"]["suites"] == ["orders"]:
+            time.sleep(4)
+        return real(event)
+
+    stack.behaviour["greenlight-shard"] = hang_orders
+    output = run_to_end(stack, callback, codedeploy[1], "Failed")
+    failed = {
+        tuple(o["shard"]["suites"]): o["error"]["Error"] for o in output["outcomes"] if "error" in o
+    }
+    assert failed == {("orders",): "States.Timeout"}
+    assert output["conclusion"]["verdict"] == "Failed"

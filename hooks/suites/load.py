@@ -330,7 +330,9 @@ def describe(result: LoadResult, profile: Profile) -> str:
             for name, agg in (("p50", "p(50)"), ("p95", "p(95)"), ("p99", "p(99)"), ("max", "max"))
         )
         parts.append(quantiles)
-    parts.append(f"peak {result.peak_in_flight} in flight")
+    parts.append(f"peak {result.peak_in_flight} in flight ({result.senders} senders)")
+    if result.not_sent:
+        parts.append(f"{result.not_sent} not sent")
     return "; ".join(parts)
 
 

@@ -193,9 +193,7 @@ class LoadResult:
     planned_by_request: dict[str, int]
     overall: Series
     by_request: dict[str, Series]
-    #: Seconds from the first due time to the last send, and how many were sent.
-    first_sent: float | None = None
-    last_sent: float | None = None
+    #: When each request of the full-rate phase was sent (the achieved rate).
     steady_sent: list[float] = field(default_factory=list)
     elapsed: float = 0.0
     #: Why the run stopped before its end (a lost threshold, the deadline), else None.
@@ -495,10 +493,6 @@ class Generator:
         with self._lock:
             result.overall.add(outcome.latency_ms, outcome.ok)
             result.by_request[outcome.request].add(outcome.latency_ms, outcome.ok)
-            if result.first_sent is None or outcome.sent < result.first_sent:
-                result.first_sent = outcome.sent
-            if result.last_sent is None or outcome.sent > result.last_sent:
-                result.last_sent = outcome.sent
             if steady:
                 result.steady_sent.append(outcome.sent)
             if not outcome.ok and len(result.examples) < EXAMPLES_KEPT:

@@ -154,3 +154,13 @@ def test_differences_and_patterns() -> None:
     assert pattern("/a~1b/*") == ("a/b", "*")
     with pytest.raises(ValueError, match="use a JSON Pointer"):
         pattern("items..price")
+
+
+def test_a_few_milliseconds_are_within_the_latency_slack(tmp_path: Path) -> None:
+    """1 ms against 6 ms is six times slower, and noise: the slack (10 ms by default) keeps
+    it from failing; a slack of 0 judges the ratio alone."""
+    noisy = run(tmp_path, "{latency: 1.5, samples: 3}", app(), app(delay=0.005))
+    assert noisy["status"] == "passed", noisy
+    strict = run(tmp_path, "{latency: 1.5, samples: 3, latency_slack: 0}", app(), app(delay=0.005))
+    assert strict["status"] == "failed", strict
+    assert "0 ms of slack" in strict["failures"][0]

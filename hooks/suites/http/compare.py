@@ -8,6 +8,7 @@ body (or the text, when it is not JSON) and, optionally, the latency::
       headers: [Content-Type]
       ignore: ["/meta/request_id", "items[*].updated_at"]   # JSON Pointer or a dotted path
       latency: 1.2        # green's median no slower than 1.2 x blue's (over `samples`)
+      latency_slack: 10   # ...nor than blue's + 10 ms, whichever is more (default 10)
       samples: 5
 
 Noise is learned as Diffy does: blue is asked twice, and the fields that differ between its
@@ -29,6 +30,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: Differences listed in a check's result (the count says how many more).
 LISTED = 20
 _MISSING = object()
+DEFAULT_LATENCY_SLACK_MS = 10.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,9 @@ class Compare:
     ignore: tuple[tuple[str, ...], ...] = ()
     learn_noise: bool = True
     latency: float | None = None
+    #: Milliseconds green may be slower than blue whatever the ratio: below it, a ratio of
+    #: medians of a few milliseconds is noise (a scheduler's tick, a collection).
+    latency_slack: float = DEFAULT_LATENCY_SLACK_MS
     samples: int = 1
     allow_unsafe: bool = False
 
@@ -58,6 +63,7 @@ class Compare:
             ignore=tuple(pattern(rule) for rule in spec.get("ignore", ())),
             learn_noise=bool(spec.get("learn_noise", True)),
             latency=float(latency) if latency is not None else None,
+            latency_slack=float(spec.get("latency_slack", DEFAULT_LATENCY_SLACK_MS)),
             samples=int(spec.get("samples", 3 if latency is not None else 1)),
             allow_unsafe=bool(spec.get("allow_unsafe", False)),
         )
@@ -175,11 +181,12 @@ def compare(
             greens.append(ask(False).millis)
             blues.append(ask(True).millis)
         blue_p50, green_p50 = statistics.median(blues), statistics.median(greens)
-        limit = spec.latency * max(blue_p50, 1.0)  # a millisecond floor: loopback is noise
+        limit = max(spec.latency * blue_p50, blue_p50 + spec.latency_slack)
         summary += f"; median latency blue {blue_p50:.0f} ms, green {green_p50:.0f} ms"
         if green_p50 > limit:
             failures.append(
                 f"latency: green's median {green_p50:.0f} ms is over {spec.latency:g} x blue's "
-                f"{blue_p50:.0f} ms (over {len(greens)} requests each)"
+                f"{blue_p50:.0f} ms (over {len(greens)} requests each; "
+                f"{spec.latency_slack:g} ms of slack)"
             )
     return failures, summary

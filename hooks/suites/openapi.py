@@ -207,6 +207,15 @@ class OpenApiSuite(DeclaredSuite):
             )
         except (Exception, BaseExceptionGroup) as exc:  # Schemathesis raises a FailureGroup
             return self._failure(label, exc, last[0] if last else None, base_url, started)
+        if not sent[0]:  # nothing was asked of green: nothing was shown
+            return CheckResult(
+                label,
+                Status.FAILED,
+                time.perf_counter() - started,
+                "no request could be generated for this operation: check its parameters' schemas",
+                ("no request generated",),
+                location=self.source,
+            )
         return CheckResult(
             label,
             Status.PASSED,

@@ -244,3 +244,31 @@ def test_without_schemathesis_the_suite_names_the_extra_to_install(
         "the openapi kind needs Schemathesis: pip install 'greenlight-hooks[openapi]'"
     )
     assert not ran.passed
+
+
+def test_an_operation_nothing_can_be_generated_for_fails(tmp_path: Path) -> None:
+    """Passing needs generated requests that conformed: none generated is a failure."""
+    import time
+
+    from hypothesis import strategies as st
+
+    from hooks.suites.openapi import OpenApiSuite
+
+    suite = OpenApiSuite(data={"name": "c", "schema": "/x"}, path=tmp_path / "c.yaml", budget=10)
+
+    class Operation:
+        def as_strategy(self) -> Any:
+            return st.nothing()
+
+    class Context:
+        session = None
+
+    result = suite._check(
+        Context(),  # type: ignore[arg-type]
+        "GET /x",
+        Operation(),
+        "http://127.0.0.1:9",
+        time.monotonic() + 10,
+    )
+    assert result.status.value == "failed"
+    assert "Cannot generate test cases" in result.message

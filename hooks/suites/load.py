@@ -60,18 +60,31 @@ class LoadSuite(DeclaredSuite):
         thresholds: list[Threshold],
     ) -> None:
         super().__init__(data=data, path=path, kind="load")
-        self.profile = profile
         self.requests = [dict(spec) for spec in data["requests"]]
-        self.thresholds = thresholds
         self.variables = {k: str(v) for k, v in data.get("variables", {}).items()}
-        self.max_in_flight = int(data.get("max_in_flight", DEFAULT_MAX_IN_FLIGHT))
         self.timeout = float(data.get("timeout", DEFAULT_TIMEOUT))
         self.abort_on_fail = bool(data.get("abort_on_fail", True))
-        self.min_rate = float(data.get("min_rate", DEFAULT_MIN_RATE))
         self.shards = int(data.get("workers", 1))
+        #: The profile, thresholds and expectations: also what judges parts run elsewhere.
         self.judge = Judge(
-            tuple(thresholds), profile, self.min_rate, self.max_in_flight, self.source
+            tuple(thresholds),
+            profile,
+            float(data.get("min_rate", DEFAULT_MIN_RATE)),
+            int(data.get("max_in_flight", DEFAULT_MAX_IN_FLIGHT)),
+            self.source,
         )
+
+    @property
+    def profile(self) -> Profile:
+        return self.judge.profile
+
+    @property
+    def thresholds(self) -> tuple[Threshold, ...]:
+        return self.judge.thresholds
+
+    @property
+    def max_in_flight(self) -> int:
+        return self.judge.max_in_flight
 
     def check_names(self) -> list[str]:
         return [ARRIVAL_RATE, *(t.label for t in self.thresholds)]

@@ -31,6 +31,7 @@ import os
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import textwrap
 import urllib.request
@@ -160,11 +161,18 @@ class Hook:
         self.handler = template.function("AfterAllowTestTrafficHook").handler
 
     def run(
-        self, url: str, suites: Path, concurrency: int, messages: bool = False
+        self,
+        url: str,
+        suites: Path,
+        concurrency: int,
+        messages: bool = False,
+        extra_path: str | None = None,
     ) -> dict[str, Any]:
+        """One cold invocation; ``extra_path`` (after the artifact's) adds installed packages."""
+        path = search_path(self.artifact) + (f":{extra_path}" if extra_path else "")
         env = {
             "PATH": os.environ["PATH"],
-            "PYTHONPATH": search_path(self.artifact),
+            "PYTHONPATH": path,
             "PYTHONDONTWRITEBYTECODE": "1",
             "LAMBDA_TASK_ROOT": str(self.artifact),
             "AWS_LAMBDA_FUNCTION_NAME": "greenlight-bench-AfterAllowTestTraffic",
@@ -628,6 +636,31 @@ def main() -> int:
                 (min(p99), max(p99)),
                 "%",
             )
+
+        # 8. pytest suites beside the openapi extra: Schemathesis and Hypothesis install
+        # pytest11 plugins. A one-test pytest suite, cold, with this environment's packages
+        # (the dev extra holds the openapi one) after the artifact's, against the artifact
+        # alone; interleaved. No worker autoloads a plugin, so the two should cost the same.
+        extra = sysconfig.get_paths()["purelib"]
+        found = subprocess.run(
+            [*CLEAN_PYTHON, "-c", "import schemathesis, hypothesis"],
+            env={**os.environ, "PYTHONPATH": f"{search_path(hook.artifact)}:{extra}"},
+            check=False,
+        )
+        assert found.returncode == 0, f"the openapi extra is not installed in {extra}"
+        one = pytest_suites(root, 1, 1)
+        with server(0.0) as url:
+            hook.run(url, one, c, extra_path=extra)  # warm the OS caches
+            w, wo = interleave(
+                lambda: hook.run(url, one, c, extra_path=extra)["elapsed"],
+                lambda: hook.run(url, one, c)["elapsed"],
+            )
+        ratio = statistics.median(w) / statistics.median(wo)
+        print(
+            f"one pytest test, cold: with the openapi extra installed {show(w)}, "
+            f"without it {show(wo)}"
+        )
+        figure("pytest-suite-with-openapi-extra-vs-without", ratio, 1.2, paired(w, wo))
 
     print()
     for result in RESULTS:

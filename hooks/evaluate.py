@@ -180,6 +180,7 @@ def _evaluate(
         "concurrency": plan.concurrency,
         "request_timeout": plan.request_timeout,
         "max_body_bytes": plan.max_body_bytes,
+        "plugins": list(plan.plugins),
         "secrets": redact.secrets(),
         "resolved": resolved_secrets,
         "unresolved": unresolved,

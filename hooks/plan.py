@@ -34,6 +34,21 @@ _NUMBERS = ("readiness_timeout", "concurrency", "request_timeout", "max_body_byt
 TAG_SUITES = "greenlight:suites"
 TAG_HOST = "greenlight:host"
 TAG_REPORT_ONLY = "greenlight:report-only"
+#: Plan-file keys taken as they are written (``suites``, ``tls``, ``headers`` and ``policy``
+#: have shapes of their own).
+_FILE_KEYS = (
+    "target_url",
+    "prod_url",
+    "host",
+    "readiness_timeout",
+    "concurrency",
+    "request_timeout",
+    "max_body_bytes",
+    "per_target",
+    "runner",
+    "soak",
+    "plugins",
+)
 
 
 @dataclass(frozen=True)
@@ -57,6 +72,8 @@ class Plan:
     #: machine runs them in shards, after ``soak`` seconds, and reports.
     runner: str = "lambda"
     soak: float = 0.0
+    #: pytest plugins the pytest suites load (autoload is off: nothing else loads).
+    plugins: tuple[str, ...] = ()
     headers: Mapping[str, str] = field(default_factory=dict)
     policies: Mapping[str, Policy] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict)
@@ -78,6 +95,7 @@ class Plan:
             "per_target": self.per_target,
             "runner": self.runner,
             "soak": self.soak,
+            "plugins": list(self.plugins),
             "headers": {name: "***" for name in self.headers},
             "policies": {k: vars(v) for k, v in self.policies.items()},
             "sources": dict(self.sources),
@@ -171,19 +189,9 @@ def resolve_plan(
         if listed is None:
             listed = suites.get(event.value, suites.get("default"))
         put("suites", _tuple(listed), source)
-        for key in (
-            "target_url",
-            "prod_url",
-            "host",
-            "readiness_timeout",
-            "concurrency",
-            "request_timeout",
-            "max_body_bytes",
-            "per_target",
-            "runner",
-            "soak",
-        ):
-            put(key, entry.get(key), source)
+        for key in _FILE_KEYS:
+            value = entry.get(key)
+            put(key, tuple(value) if isinstance(value, list) else value, source)
         tls = entry.get("tls", {})
         put("verify", tls.get("verify"), source)
         if "ca_bundle" in tls and plan_file is not None:
@@ -222,21 +230,7 @@ def resolve_plan(
         if key in values:
             check_number(key, values[key], f"{key} (source: {sources[key]})")
 
-    for key in (
-        "suites",
-        "target_url",
-        "prod_url",
-        "host",
-        "verify",
-        "ca_bundle",
-        "readiness_timeout",
-        "concurrency",
-        "request_timeout",
-        "max_body_bytes",
-        "per_target",
-        "runner",
-        "soak",
-    ):
+    for key in ("suites", "verify", "ca_bundle", *_FILE_KEYS):
         sources.setdefault(key, "default")
     return Plan(event=event, headers=headers, policies=policies, sources=sources, **values)
 

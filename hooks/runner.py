@@ -107,6 +107,7 @@ def run_suites(
     on_check: Callable[[Suite, CheckResult], None] | None = None,
     listener: RunListener | None = None,
     max_body_bytes: int | None = None,
+    plugins: tuple[str, ...] = (),
 ) -> RunResult:
     """Run ``suites`` and return their results by the deadline, whatever the suites do.
 
@@ -153,6 +154,7 @@ def run_suites(
                 request_timeout=request_timeout,
                 expect=expect,
                 max_body_bytes=max_body_bytes,
+                plugins=plugins,
             )
             run.suite.run(ctx)
         except BaseException as exc:  # a suite must not end the worker's run, whatever it does

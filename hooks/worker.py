@@ -225,6 +225,7 @@ def run(
         request_timeout=float(job["request_timeout"]),
         listener=RecordListener(writer, ids),
         max_body_bytes=job.get("max_body_bytes"),
+        plugins=tuple(job.get("plugins") or ()),
     )
 
 
@@ -533,29 +534,26 @@ def _warm_up_pytest() -> int | None:
         import pytest
 
         from hooks.suites import pytest_entry, pytest_plugin
-        from hooks.suites.pytest_kind import _QUIET_ARGS
+        from hooks.suites.pytest_kind import _QUIET_ARGS, isolated
 
         with tempfile.TemporaryDirectory(prefix="greenlight-warm-up-") as folder:
             path = Path(folder) / "test_greenlight_fork_server_warm_up.py"
             path.write_text(_WARM_UP_SUITE)
-            autoload = os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
-            os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-            previous = sys.dont_write_bytecode
-            sys.dont_write_bytecode = True
             try:
-                # The options come with the entry point's module (passed in, not loaded).
-                return int(
-                    pytest.main(
-                        [str(path), *_QUIET_ARGS, f"--rootdir={folder}", "--target-url=http://-"],
-                        plugins=[pytest_entry, pytest_plugin],
+                with isolated():
+                    # The options come with the entry point's module (passed in, not loaded).
+                    return int(
+                        pytest.main(
+                            [
+                                str(path),
+                                *_QUIET_ARGS,
+                                f"--rootdir={folder}",
+                                "--target-url=http://-",
+                            ],
+                            plugins=[pytest_entry, pytest_plugin],
+                        )
                     )
-                )
             finally:
-                sys.dont_write_bytecode = previous
-                if autoload is None:
-                    os.environ.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
-                else:
-                    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = autoload
                 sys.modules.pop(path.stem, None)
     return None  # the warm-up is an optimisation: whatever failed, forks work as before
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -52,6 +53,33 @@ def http_server(handle: Handler, address: str = "127.0.0.1") -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+class InFlight:
+    """A handler that counts the requests it serves at once, and the most it ever served.
+
+    With ``until``, each request is held until that many are in flight together (or ``hold``
+    seconds passed): a runner that honours a bound of N reaches a peak of exactly N however
+    busy the machine is, and one that exceeds it shows a peak above N.
+    """
+
+    def __init__(self, delay: float = 0.0, until: int | None = None, hold: float = 10.0) -> None:
+        self.delay, self.until, self.hold = delay, until, hold
+        self.now = self.peak = self.total = 0
+        self.lock = threading.Condition()
+
+    def __call__(self, handler: BaseHTTPRequestHandler) -> None:
+        with self.lock:
+            self.now += 1
+            self.total += 1
+            self.peak = max(self.peak, self.now)
+            self.lock.notify_all()
+            if self.until is not None:
+                self.lock.wait_for(lambda: self.peak >= self.until, timeout=self.hold)  # type: ignore[operator]
+        time.sleep(self.delay)
+        with self.lock:
+            self.now -= 1
+        reply(handler, 200, {"ok": True})
 
 
 def reply(

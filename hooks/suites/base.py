@@ -105,6 +105,9 @@ class SuiteContext:
     expect: Callable[[list[str]], None] = lambda names: None
     #: Largest response body a request may read (decompressed); None: the default.
     max_body_bytes: int | None = None
+    #: pytest plugins the plan names (``plugins``): the only ones a pytest suite loads,
+    #: besides those its own files name with ``pytest_plugins``.
+    plugins: tuple[str, ...] = ()
 
     @cached_property
     def session(self) -> CheckSession:

@@ -5,13 +5,21 @@ the file's stem without ``test_`` (``test_orders.py`` -> ``orders``) or the fold
 Each test item becomes one check; a failed assertion's message is the check's message.
 Every collected test must report: the ones an interrupted session (``KeyboardInterrupt``,
 ``pytest.exit()``, ``-x``-like plugins) never ran are failures named "did not run".
+
+No installed pytest plugin loads by itself (``PYTEST_DISABLE_PLUGIN_AUTOLOAD``): a suite gets
+Greenlight's fixtures, the plugins the plan names (``plugins:``) and those its own files name
+(``pytest_plugins`` in the test file or its ``conftest.py``). Installing a package that
+brings a pytest plugin (Schemathesis brings two) changes no suite, and costs no worker the
+seconds of importing and rewriting it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +46,58 @@ _QUIET_ARGS = (
 
 #: pytest keeps global state (modules, hooks): suites of this kind run one at a time.
 _PYTEST_LOCK = threading.Lock()
+_AUTOLOAD = "PYTEST_DISABLE_PLUGIN_AUTOLOAD"
+
+
+@contextlib.contextmanager
+def isolated() -> Iterator[None]:
+    """pytest as a suite runs it: one session at a time, no bytecode written (the Lambda code
+    directory is read-only), no installed plugin loaded unless named."""
+    with _PYTEST_LOCK:
+        bytecode, autoload = sys.dont_write_bytecode, os.environ.get(_AUTOLOAD)
+        sys.dont_write_bytecode = True
+        os.environ[_AUTOLOAD] = "1"
+        try:
+            yield
+        finally:
+            sys.dont_write_bytecode = bytecode
+            if autoload is None:
+                os.environ.pop(_AUTOLOAD, None)
+            else:
+                os.environ[_AUTOLOAD] = autoload
+
+
+def plugin_args(names: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``-p`` arguments that load the named plugins, and the names that are not installed.
+
+    A name is a ``pytest11`` entry point's (``hypothesispytest``), else a module's.
+    """
+    if not names:
+        return [], []  # reading every installed package's entry points costs ~0.1 s
+    from importlib.metadata import entry_points
+    from importlib.util import find_spec
+
+    modules = {ep.name: ep.value.split(":")[0] for ep in entry_points(group="pytest11")}
+    args: list[str] = []
+    missing: list[str] = []
+    for name in names:
+        module = modules.get(name, name)
+        try:
+            found = find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if found:
+            args += ["-p", module]
+        else:
+            missing.append(name)
+    return args, missing
+
+
+def installed_plugins() -> list[str]:
+    """The ``pytest11`` entry points installed here, by name (for error messages)."""
+    from importlib.metadata import entry_points
+
+    return sorted(ep.name for ep in entry_points(group="pytest11") if ep.name != "greenlight")
 
 
 def _is_test_file(path: Path) -> bool:
@@ -114,15 +174,22 @@ class PytestSuite(Suite):
                         )
                     )
 
+        named, missing = plugin_args(ctx.plugins)
+        if missing:
+            installed = ", ".join(installed_plugins()) or "none"
+            ctx.emit(
+                CheckResult(
+                    "(plugins)",
+                    Status.ERROR,
+                    message=f"pytest plugin(s) the plan names are not installed: "
+                    f"{', '.join(missing)} (installed: {installed})",
+                )
+            )
+            return
         root = self.path if self.path.is_dir() else self.path.parent
-        args = [str(self.path), *_QUIET_ARGS, f"--rootdir={root}"]
-        with _PYTEST_LOCK:
-            previous = sys.dont_write_bytecode
-            sys.dont_write_bytecode = True  # the Lambda code directory is read-only
-            try:
-                code = pytest.main(args, plugins=[Collector(), pytest_plugin])
-            finally:
-                sys.dont_write_bytecode = previous
+        args = [str(self.path), *_QUIET_ARGS, *named, f"--rootdir={root}"]
+        with isolated():
+            code = pytest.main(args, plugins=[Collector(), pytest_plugin])
         try:
             code = pytest.ExitCode(code)
         except ValueError:  # pytest.exit(returncode=N) with a code of its own
@@ -219,13 +286,8 @@ class PytestSuiteKind(SuiteKind):
                 if report.failed:
                     problems.append(f"{path}: collection failed: {_longrepr(report)}")
 
-        with _PYTEST_LOCK:
-            previous = sys.dont_write_bytecode
-            sys.dont_write_bytecode = True
-            try:
-                pytest.main(
-                    [str(path), "--collect-only", *_QUIET_ARGS], plugins=[Collect(), pytest_plugin]
-                )
-            finally:
-                sys.dont_write_bytecode = previous
+        with isolated():
+            pytest.main(
+                [str(path), "--collect-only", *_QUIET_ARGS], plugins=[Collect(), pytest_plugin]
+            )
         return problems

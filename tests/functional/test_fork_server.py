@@ -1,9 +1,9 @@
 """The fork server: suites that need a worker of their own get a forked one, cheaply.
 
-It runs no user code itself (a third-party pytest plugin loads in the workers, never in
-the server); each suite still runs in a process of its own; and if the server cannot
-start or is killed by a suite, the run goes on with workers started afresh and every
-suite still gets a verdict.
+It runs no user code itself (a third-party pytest plugin loads in the workers that ask for
+it, never in the server, and never by being installed); each suite still runs in a process
+of its own; and if the server cannot start or is killed by a suite, the run goes on with
+workers started afresh and every suite still gets a verdict.
 """
 
 from __future__ import annotations
@@ -11,9 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -21,7 +19,7 @@ import pytest
 from hooks.deadline import Deadline
 from hooks.results import SuiteResult
 from hooks.supervisor import ForkedProcess, ForkServer, SupervisedRun, Supervisor
-from tests.helpers import ROOT, http_server, install_package, reply
+from tests.helpers import ROOT, InFlight, http_server, install_package
 
 TEST_FILE = """\
 import os, pathlib
@@ -30,21 +28,6 @@ def test_{name}(http, base_url):
     pathlib.Path({record!r}, "{name}").write_text(f"{{os.getpid()}} {{os.getppid()}}")
     assert http.get(base_url + "/{name}").status_code == 200
 """
-
-
-class InFlight:
-    def __init__(self, delay: float) -> None:
-        self.delay, self.now, self.peak = delay, 0, 0
-        self.lock = threading.Lock()
-
-    def __call__(self, handler: BaseHTTPRequestHandler) -> None:
-        with self.lock:
-            self.now += 1
-            self.peak = max(self.peak, self.now)
-        time.sleep(self.delay)
-        with self.lock:
-            self.now -= 1
-        reply(handler, 200, {})
 
 
 def _suites(folder: Path, record: Path, names: list[str], extra: str = "") -> Path:
@@ -58,7 +41,7 @@ def _suites(folder: Path, record: Path, names: list[str], extra: str = "") -> Pa
 
 
 def _run(
-    suites: Path, url: str, planned: list[str], concurrency: int = 8
+    suites: Path, url: str, planned: list[str], concurrency: int = 8, plugins: tuple[str, ...] = ()
 ) -> tuple[Supervisor, list[SuiteResult]]:
     run = Supervisor(SupervisedRun({"suites_dir": str(suites), "log_plain": True}, 512))
     job = {
@@ -70,6 +53,7 @@ def _run(
         "concurrency": concurrency,
         "request_timeout": 10,
         "secrets": [],
+        "plugins": list(plugins),
     }
     results, _ = run.start().execute(job, Deadline.in_seconds(30))
     return run, results
@@ -80,7 +64,7 @@ NAMES = ["a", "b", "c", "d"]
 
 def test_each_suite_runs_in_a_forked_process_of_its_own_at_once(tmp_path: Path) -> None:
     suites = _suites(tmp_path / "suites", tmp_path / "record", NAMES)
-    server = InFlight(0.3)
+    server = InFlight(until=2)  # two at once: proved side by side, on any machine
     with http_server(server) as url:
         run, results = _run(suites, url, NAMES)
     assert [r.name for r in results] == NAMES
@@ -101,9 +85,45 @@ pathlib.Path(os.environ["GREENLIGHT_TEST_PLUGIN_LOG"]).open("a").write(f"{os.get
 """
 
 
-def test_a_third_party_pytest_plugin_loads_in_the_workers_never_in_the_server(
+@pytest.mark.parametrize(
+    ("plugins", "conftest"),
+    [
+        (("spy",), ""),
+        (("greenlight_test_spy",), ""),
+        ((), "pytest_plugins = ['greenlight_test_spy']\n"),
+    ],
+    ids=["plan names its entry point", "plan names its module", "conftest pytest_plugins"],
+)
+def test_a_named_pytest_plugin_loads_in_the_workers_never_in_the_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plugins: tuple[str, ...], conftest: str
+) -> None:
+    site = install_package(
+        tmp_path / "site", "greenlight_test_spy", PLUGIN, "[pytest11]\nspy = greenlight_test_spy\n"
+    )
+    monkeypatch.syspath_prepend(str(site))
+    log = tmp_path / "plugin.log"
+    monkeypatch.setenv("GREENLIGHT_TEST_PLUGIN_LOG", str(log))
+    suites = _suites(tmp_path / "suites", tmp_path / "record", NAMES[:2])
+    if conftest:
+        (suites / "conftest.py").write_text(conftest)
+    with http_server(InFlight(0)) as url:
+        run, results = _run(suites, url, NAMES[:2], plugins=plugins)
+    assert [r.name for r in results] == NAMES[:2]
+    assert all(r.passed for r in results), [[c.message for c in r.checks] for r in results]
+    assert run.forks is not None
+    loaded = {int(line) for line in log.read_text().split()}
+    workers = {int((tmp_path / "record" / n).read_text().split()[0]) for n in NAMES[:2]}
+    assert len(workers) == 2
+    assert workers <= loaded
+    assert run.forks.process.pid not in loaded
+
+
+def test_an_installed_pytest_plugin_nobody_names_loads_nowhere(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """GIVEN a pytest11 plugin installed beside Greenlight (as Schemathesis brings two)
+    WHEN pytest suites run with no plan or file naming it
+    THEN it is imported in no process: autoload is off in every worker."""
     site = install_package(
         tmp_path / "site", "greenlight_test_spy", PLUGIN, "[pytest11]\nspy = greenlight_test_spy\n"
     )
@@ -113,12 +133,24 @@ def test_a_third_party_pytest_plugin_loads_in_the_workers_never_in_the_server(
     suites = _suites(tmp_path / "suites", tmp_path / "record", NAMES[:2])
     with http_server(InFlight(0)) as url:
         run, results = _run(suites, url, NAMES[:2])
+    assert [r.name for r in results] == NAMES[:2]
     assert all(r.passed for r in results)
     assert run.forks is not None
-    loaded = {int(line) for line in log.read_text().split()}
-    workers = {int((tmp_path / "record" / n).read_text().split()[0]) for n in NAMES[:2]}
-    assert workers <= loaded
-    assert run.forks.process.pid not in loaded
+    assert not log.exists()
+
+
+def test_a_plugin_the_plan_names_that_is_not_installed_fails_the_suite_naming_it(
+    tmp_path: Path,
+) -> None:
+    suites = _suites(tmp_path / "suites", tmp_path / "record", NAMES[:1])
+    with http_server(InFlight(0)) as url:
+        _, results = _run(suites, url, NAMES[:1], plugins=("no_such_plugin_xyz",))
+    assert [r.name for r in results] == NAMES[:1]
+    assert not results[0].passed
+    messages = [c.message for c in results[0].checks]
+    assert len(messages) == 1
+    assert "not installed: no_such_plugin_xyz" in messages[0]
+    assert not (tmp_path / "record" / "a").exists()  # nothing ran without its plugin
 
 
 KILLER = """\

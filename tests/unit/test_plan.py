@@ -187,3 +187,32 @@ def test_plan_file_numbers_out_of_range_are_errors_naming_key_and_file(
             PlanFile.load(plan),
         )
     assert str(plan) in str(raised.value)
+
+
+def test_pytest_plugins_come_from_the_plan_group_over_defaults_with_their_source(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "greenlight.yaml"
+    path.write_text(
+        "version: 1\ndefaults:\n  plugins: [hypothesispytest]\n"
+        "groups:\n  - match: {deployment_group: payments}\n    plugins: [anyio, my_plugin.mod]\n"
+    )
+    loaded = PlanFile.load(path)
+    assert loaded is not None
+    other = resolve_plan(AATT, settings(tmp_path), loaded, deployment_group="orders")
+    payments = resolve_plan(AATT, settings(tmp_path), loaded, deployment_group="payments")
+    assert other.plugins == ("hypothesispytest",)
+    assert payments.plugins == ("anyio", "my_plugin.mod")
+    assert "group deployment_group=payments" in payments.sources["plugins"]
+    assert payments.describe()["plugins"] == ["anyio", "my_plugin.mod"]
+    nothing = resolve_plan(AATT, settings(tmp_path), None)
+    assert nothing.plugins == ()
+    assert nothing.sources["plugins"] == "default"
+
+
+@pytest.mark.parametrize("plugins", ["[a, a]", "['-p no:x']", "hypothesispytest", "['']"])
+def test_a_malformed_plugins_list_is_refused_naming_the_line(tmp_path: Path, plugins: str) -> None:
+    path = tmp_path / "greenlight.yaml"
+    path.write_text(f"version: 1\ndefaults:\n  plugins: {plugins}\n")
+    with pytest.raises(ConfigError, match=r"greenlight\.yaml:3"):
+        PlanFile.load(path)

@@ -180,13 +180,25 @@ def compare(
         for _ in range(max(spec.samples, 1) - 1):
             greens.append(ask(False).millis)
             blues.append(ask(True).millis)
-        blue_p50, green_p50 = statistics.median(blues), statistics.median(greens)
-        limit = max(spec.latency * blue_p50, blue_p50 + spec.latency_slack)
-        summary += f"; median latency blue {blue_p50:.0f} ms, green {green_p50:.0f} ms"
-        if green_p50 > limit:
-            failures.append(
-                f"latency: green's median {green_p50:.0f} ms is over {spec.latency:g} x blue's "
-                f"{blue_p50:.0f} ms (over {len(greens)} requests each; "
-                f"{spec.latency_slack:g} ms of slack)"
-            )
+        summary += (
+            f"; median latency blue {statistics.median(blues):.0f} ms, "
+            f"green {statistics.median(greens):.0f} ms"
+        )
+        failure = judge_latency(spec.latency, spec.latency_slack, blues, greens)
+        if failure is not None:
+            failures.append(failure)
     return failures, summary
+
+
+def judge_latency(
+    ratio: float, slack_ms: float, blues: list[float], greens: list[float]
+) -> str | None:
+    """Green's median latency against blue's: over ``ratio`` x blue's median and over blue's
+    plus ``slack_ms`` (a ratio of millisecond medians is noise), the failure; else None."""
+    blue_p50, green_p50 = statistics.median(blues), statistics.median(greens)
+    if green_p50 <= max(ratio * blue_p50, blue_p50 + slack_ms):
+        return None
+    return (
+        f"latency: green's median {green_p50:.0f} ms is over {ratio:g} x blue's "
+        f"{blue_p50:.0f} ms (over {len(greens)} requests each; {slack_ms:g} ms of slack)"
+    )

@@ -17,16 +17,26 @@ export GREENLIGHT_SAM = $(abspath $(SAM))
 LAMBDA_PLATFORM ?= manylinux2014_aarch64
 LAMBDA_PYTHON_VERSION ?= 3.13
 
-.PHONY: demo test lint bench bench-build build clean venv tools lambda-artifact lock
+.PHONY: demo test test-under-load lint bench bench-build build clean venv tools lambda-artifact lock
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/greenlight demo
+
+# The tests, TEST_WORKERS at a time. No installed pytest plugin loads unless named here: a
+# plugin in .venv (Schemathesis brings two) cannot change or slow the run.
+TEST_WORKERS ?= 2
+PYTEST := env PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 $(VENV)/bin/pytest -p xdist.plugin -n $(TEST_WORKERS)
 
 test: $(VENV)/.installed $(SAM)
 	$(VENV)/bin/ruff check hooks tests bench test_suites
 	$(VENV)/bin/ruff format --check hooks tests bench test_suites
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest
+	$(PYTEST)
+
+# The tests that start processes or measure time, again, with twice as many busy processes
+# as cores: they must hold on a loaded machine (.ci/run runs this after make test).
+test-under-load: $(VENV)/.installed $(SAM)
+	$(PY) .ci/under_load.py $(PYTEST) -m timing
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check hooks tests bench test_suites
@@ -50,10 +60,14 @@ lock:
 venv: $(VENV)/.installed
 tools: $(SAM)
 
+# pip's lines that say what it fetches and what it installed (pipefail keeps pip's status).
+PROGRESS := { grep -E --line-buffered '^(Collecting|Successfully installed)' || true; }
+
 $(VENV)/.installed: pyproject.toml
+	@echo "==> setting up $(VENV) (once: a minute or two; pip says what it installs)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	set -o pipefail; $(PY) -m pip install --progress-bar off -e '.[dev]' | $(PROGRESS)
 	touch $@
 
 $(TAVERN):
@@ -62,8 +76,9 @@ $(TAVERN):
 	test -x $(TAVERN)
 
 $(SAM):
+	@echo "==> installing aws-sam-cli into $(SAM_VENV) (once: several minutes; pip says what it installs)"
 	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli
+	set -o pipefail; $(SAM_VENV)/bin/pip install --progress-bar off aws-sam-cli | $(PROGRESS)
 	test -x $(SAM)
 
 # ---- The Lambda layer: the hooks package and its runtime dependencies, built once ----

@@ -9,6 +9,7 @@ and quoted text (percent-encoded, JSON-escaped, without surrounding white space)
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import threading
@@ -81,17 +82,30 @@ _MIN_PART = 6
 
 def credential_parts(value: str) -> list[str]:
     """The secret parts of a header value, which a response may echo on their own: the
-    credentials after an auth scheme (``Bearer <token>``, ``Basic <b64>``) and each cookie's
-    value (``a=<v1>; b=<v2>``)."""
+    credentials after an auth scheme (``Bearer <token>``, ``Basic <b64>``), a Basic
+    credential decoded (``user:password``, and the password), and each cookie's value
+    (``a=<v1>; b=<v2>``)."""
     parts: list[str] = []
-    scheme = re.fullmatch(r"\s*[A-Za-z][\w.-]*\s+(\S.*?)\s*", value)
+    scheme = re.fullmatch(r"\s*([A-Za-z][\w.-]*)\s+(\S.*?)\s*", value)
     if scheme:
-        parts.append(scheme.group(1))
+        parts.append(scheme.group(2))
+        if scheme.group(1).lower() == "basic":
+            parts += _basic(scheme.group(2))
     for cookie in value.split(";"):
         name, sep, rest = cookie.partition("=")
         if sep and name.strip() and rest.strip():
             parts.append(rest.strip())
     return [part for part in parts if len(part) >= _MIN_PART]
+
+
+def _basic(encoded: str) -> list[str]:
+    """``user:password`` and the password, from a Basic credential (nothing if malformed)."""
+    try:
+        decoded = base64.b64decode(encoded, validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        return []
+    _, sep, password = decoded.partition(":")
+    return [decoded, password] if sep else [decoded]
 
 
 def secrets() -> list[str]:

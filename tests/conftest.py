@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -8,6 +9,22 @@ import pytest
 from botocore.stub import Stubber
 
 from hooks.protocol import CodeDeployCallback, report_client_config
+from tests.helpers import MISSING_TOOL
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """One line naming each tool whose absence skipped tests (CI fails them instead)."""
+    tools: Counter[str] = Counter()
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else ""
+        reason = reason.removeprefix("Skipped: ")
+        if reason.startswith(MISSING_TOOL):
+            tools[reason.removeprefix(MISSING_TOOL).split(" (")[0]] += 1
+    if tools:
+        listed = ", ".join(f"{tool} ({count} tests)" for tool, count in sorted(tools.items()))
+        terminalreporter.write_line(
+            f"skipped for missing tools: {listed}; .ci/run installs them and fails without them"
+        )
 
 
 @pytest.fixture(autouse=True)

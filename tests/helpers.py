@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
+import pytest
+
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
 SUITES = ROOT / "test_suites"
@@ -149,3 +153,38 @@ def install_package(site: Path, module: str, source: str, entry_points: str) -> 
     (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text(textwrap.dedent(entry_points))
     return site
+
+
+def each(items: Iterable[T]) -> list[T]:
+    """``items``, asserted to hold at least one: ``all(... for x in each(xs))`` cannot pass on
+    nothing (a run where nothing was sent or nothing ran)."""
+    found = list(items)
+    assert found, "expected at least one item to check, got none"
+    return found
+
+
+#: The start of a skip reason for a tool that is not on this machine (the summary counts them).
+MISSING_TOOL = "missing tool: "
+#: Read as the tests are imported: the tests' own fixtures clear every GREENLIGHT_ variable.
+REQUIRE_TOOLS = os.environ.get("GREENLIGHT_REQUIRE_TOOLS") == "1"
+
+
+def missing_tool(tool: str, how: str) -> NoReturn:
+    """A tool a test needs is not here. With ``GREENLIGHT_REQUIRE_TOOLS=1`` (``.ci/run``) the
+    test fails, saying how to install it; elsewhere it skips, and the run's last lines list
+    each missing tool once."""
+    message = f"{MISSING_TOOL}{tool} ({how})"
+    if REQUIRE_TOOLS:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def user_env(**extra: str) -> dict[str, str]:
+    """This environment as a user's shell would have it: no Greenlight settings, and pytest
+    as installed (the project's own run turns plugin autoload off; a user's does not)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GREENLIGHT_", "PYTEST_DISABLE_PLUGIN_AUTOLOAD", "PYTEST_ADDOPTS"))
+    }
+    return {**env, **extra}

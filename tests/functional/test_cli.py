@@ -17,6 +17,9 @@ from hooks.cli.sample_service import SampleService
 from hooks.lifecycle import LifecycleEvent
 from tests.helpers import EVENTS, ROOT, SUITES, closed_port_url
 
+#: Starts processes or measures time: CI runs these again under a CPU hog.
+pytestmark = pytest.mark.timing
+
 EXAMPLES = SUITES / "examples"
 
 
@@ -382,7 +385,6 @@ def test_make_demo_shows_both_outcomes_and_exits_0() -> None:
 def test_serve_sample_serves_until_stopped() -> None:
     import signal
     import socket
-    import time
 
     import requests
 
@@ -412,6 +414,4 @@ def test_serve_sample_serves_until_stopped() -> None:
         assert response.status_code == 500
     finally:
         process.send_signal(signal.SIGINT)
-        started = time.monotonic()
-        assert process.wait(10) == 130
-        assert time.monotonic() - started < 10
+        assert process.wait(10) == 130  # ended by the interrupt, within 10 s

@@ -17,6 +17,9 @@ from hooks.suites.http.compare import differences, judge_latency, pattern, point
 from tests.functional.test_cli import greenlight
 from tests.helpers import http_server, reply
 
+#: Starts processes or measures time: CI runs these again under a CPU hog.
+pytestmark = pytest.mark.timing
+
 _counter = itertools.count()
 
 

@@ -29,6 +29,9 @@ from hooks.log import get_logger
 from hooks.protocol import CodeDeployCallback
 from tests.functional.test_hook_protocol import expect_report
 
+#: Starts processes or measures time: CI runs these again under a CPU hog.
+pytestmark = pytest.mark.timing
+
 REGION = "us-east-1"
 APP = "AppECS-sample-springboot-app-qa-bg"
 GROUP = "DgpECS-sample-springboot-app-qa-bg"

@@ -28,6 +28,9 @@ from hooks.lifecycle import LifecycleEvent
 from tests.functional.test_hook_protocol import EVENT, expect_report
 from tests.helpers import EVENTS, http_server, reply
 
+#: Starts processes or measures time: CI runs these again under a CPU hog.
+pytestmark = pytest.mark.timing
+
 GREEN = "arn:aws:ecs:us-east-1:123456789012:service-revision/shop-cluster/shop/5537418823990012346"
 BLUE = "arn:aws:ecs:us-east-1:123456789012:service-revision/shop-cluster/shop/4431937224318812345"
 ELB = "arn:aws:elasticloadbalancing:us-east-1:123456789012"

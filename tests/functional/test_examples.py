@@ -17,6 +17,9 @@ from hooks.target import Target
 from hooks.verdict import decide
 from tests.helpers import SUITES
 
+#: Starts processes or measures time: CI runs these again under a CPU hog.
+pytestmark = pytest.mark.timing
+
 EXAMPLES = SUITES / "examples"
 INFO = DeploymentInfo("d-EXAMPLES", "exec", LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC)
 

@@ -29,6 +29,9 @@ from tests.functional.test_hook_protocol import EVENT, expect_report
 from tests.helpers import ROOT, http_server, silent_server
 from tests.wire import SCRIPT, FakeCodeDeploy
 
+#: Starts processes or measures time: CI runs these again under a CPU hog.
+pytestmark = pytest.mark.timing
+
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:CodeDeployHook_greenlight-{event}:$LATEST"
 RESPONSES = {
     "out of memory": {

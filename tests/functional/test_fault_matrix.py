@@ -26,8 +26,11 @@ from typing import Any
 import pytest
 
 from tests import wire
-from tests.helpers import closed_port_url, http_server, install_package, reply, silent_server
+from tests.helpers import closed_port_url, each, http_server, install_package, reply, silent_server
 from tests.wire import FakeCodeDeploy, HookRun
+
+#: Starts processes or measures time: CI runs these again under a CPU hog.
+pytestmark = pytest.mark.timing
 
 #: The handler process (boto3, Powertools) and each worker stay far below the function's
 #: 512 MB whatever a target sends or a suite allocates.
@@ -449,7 +452,7 @@ def test_catastrophic_backtracking_still_reports_before_the_deadline(tmp_path: P
         run = run_hook(endpoint, target, suites, seconds=6)
     assert_reported(run, fake, "Failed")
     assert "backtrack / body is all a" in failures(run)
-    assert run.elapsed < 6 + 3  # the process's start and exit besides the context's 6 s
+    assert run.invocations[-1].left_ms > 0  # returned before the function's end
 
 
 def huge_body(handler: BaseHTTPRequestHandler) -> None:
@@ -561,7 +564,8 @@ def test_a_checks_timeout_bounds_the_whole_response(tmp_path: Path, headers_too:
         run = run_hook(endpoint, target, suites, seconds=30)
     assert_reported(run, fake, "Failed")
     assert "no complete response within 2s" in failures(run)
-    assert run.elapsed < 12  # not the 30 s context
+    spent = 30 - run.invocations[-1].left_ms / 1000
+    assert spent < 12  # 6 x the check's 2 s timeout, far from the 30 s context
 
 
 # ---- secrets ----
@@ -652,7 +656,7 @@ def test_a_deployment_id_with_any_characters_never_breaks_a_request(tmp_path: Pa
     with http_server(fake) as endpoint, http_server(record) as target:
         run = run_hook(endpoint, target, suites, event_file=event)
     assert_reported(run, fake, "Succeeded")
-    assert all("X-Evil" not in headers for headers in seen)
+    assert all("X-Evil" not in headers for headers in each(seen))
     assert seen[0]["X-Greenlight-Deployment-Id"] == "d-%C3%84%0D%0AX-Evil: 1"
 
 

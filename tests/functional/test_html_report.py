@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from hooks.html_report import render
+from tests.helpers import missing_tool
 
 RED = (0xB3, 0x26, 0x1E)  # the failure blocks' border and the Failed badge
 
@@ -110,7 +111,7 @@ def test_a_succeeded_run_has_no_failure_section() -> None:
 def chromium() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
-        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+        missing_tool("chromium", "apt-get install chromium; .ci/run installs it")
     return path
 
 

@@ -13,7 +13,10 @@ from typing import Any
 import pytest
 
 from tests.functional.test_cli import greenlight
-from tests.helpers import http_server, reply
+from tests.helpers import each, http_server, reply
+
+#: Starts processes or measures time: CI runs these again under a CPU hog.
+pytestmark = pytest.mark.timing
 
 LOAD = """\
 kind: load
@@ -104,7 +107,7 @@ def test_a_service_that_keeps_up_passes_every_threshold(tmp_path: Path) -> None:
         "http_req_failed rate < 0.01",
         "http_reqs count >= 80",
     ]
-    assert all(c["status"] == "passed" for c in checks.values()), checks
+    assert all(c["status"] == "passed" for c in each(checks.values())), checks
     assert "80 of 80 requests" in checks["arrival rate"]["message"]
     assert checks["http_reqs count >= 80"]["message"].startswith("count = 80 ")
 

@@ -24,6 +24,9 @@ from hooks.suites.base import DeploymentInfo
 from hooks.suites.metrics import MetricsSuiteKind, Window
 from hooks.target import Target, cloudwatch_dimensions
 
+#: Starts processes or measures time: CI runs these again under a CPU hog.
+pytestmark = pytest.mark.timing
+
 REGION = "us-east-1"
 DIMENSIONS = {
     "LoadBalancer": "app/shop/50dc6c495c0c9188",
@@ -211,7 +214,8 @@ def test_a_window_still_open_times_out_at_once_and_ecs_calls_again(
 ) -> None:
     started = time.monotonic()
     ran = run(load(tmp_path), time.time(), seconds=20, stage="POST_TEST_TRAFFIC_SHIFT")
-    assert time.monotonic() - started < 5  # no waiting for a window that cannot close in time
+    # no waiting for a window that cannot close in time: far from the 20 s it would wait
+    assert time.monotonic() - started < 20 / 2
     checks = ran["checks"]
     assert {c.status for c in checks.values()} == {Status.TIMED_OUT}
     message = next(iter(checks.values())).message

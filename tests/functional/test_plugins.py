@@ -25,6 +25,9 @@ from hooks.target import Target
 from tests.functional.test_hook_protocol import expect_report
 from tests.helpers import http_server, install_package, load_event, reply
 
+#: Starts processes or measures time: CI runs these again under a CPU hog.
+pytestmark = pytest.mark.timing
+
 INFO = DeploymentInfo("d-PLUGIN", "exec", LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC)
 
 PING_PLUGIN = """

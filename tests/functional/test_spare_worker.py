@@ -23,6 +23,9 @@ from hooks.deadline import Deadline
 from hooks.supervisor import SupervisedRun, Supervisor
 from tests.helpers import ROOT, http_server, reply
 
+#: Starts processes or measures time: CI runs these again under a CPU hog.
+pytestmark = pytest.mark.timing
+
 SUITE = """\
 name: env
 checks:

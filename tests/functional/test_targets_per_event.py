@@ -38,7 +38,10 @@ from hooks.suites.registry import BrokenSuite
 from hooks.worker import fan_out
 from tests.functional.test_discovery import REGION, Topology, build
 from tests.functional.test_hook_protocol import EVENT, expect_report
-from tests.helpers import http_server, reply
+from tests.helpers import each, http_server, reply
+
+#: Starts processes or measures time: CI runs these again under a CPU hog.
+pytestmark = pytest.mark.timing
 
 AI = LifecycleEvent.AFTER_INSTALL
 AATT = LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC
@@ -241,7 +244,7 @@ def test_after_install_tests_each_green_task_directly_and_one_bad_task_fails(
     assert result["reason"].startswith("suites failed:")
     assert any(f"smoke @ {bad} / root answers" in f and "503" in f for f in result["failed"])
     good = [u.removeprefix("http://") for u in (urls[0], urls[2])]
-    assert not any(g in f for g in good for f in result["failed"])
+    assert not any(g in f for g in each(good) for f in result["failed"])
     # Every task ran every suite (smoke and the built-in reachability), nothing through a listener.
     assert result["suites"] == 6
     assert result["counts"]["passed"] == 4

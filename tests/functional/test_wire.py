@@ -8,27 +8,33 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests import wire
 from tests.helpers import closed_port_url, http_server, reply, silent_server
 from tests.wire import FakeCodeDeploy
 
+#: Starts processes or measures time: CI runs these again under a CPU hog.
+pytestmark = pytest.mark.timing
+
 
 def invoke(endpoint: str, target_url: str, seconds: float = 10) -> tuple[dict[str, Any], float]:
     run = wire.invoke(endpoint, {"GREENLIGHT_TARGET_URL": target_url}, seconds=seconds)
-    return run.result, run.elapsed
+    # what the Lambda context had left when the handler returned: the function's own clock
+    return run.result, run.invocations[-1].left_ms / 1000
 
 
 def test_closed_port_sends_one_failed_report_well_before_the_deadline() -> None:
     fake = FakeCodeDeploy()
     with http_server(fake) as endpoint:
-        result, elapsed = invoke(endpoint, closed_port_url(), seconds=10)
+        result, left = invoke(endpoint, closed_port_url(), seconds=10)
     assert [r["target"] for r in fake.requests] == [
         "CodeDeploy_20141006.PutLifecycleEventHookExecutionStatus"
     ]
     assert fake.requests[0]["body"]["status"] == "Failed"
     assert fake.requests[0]["body"]["deploymentId"] == "d-EXAMPLE11"
     assert result["verdict"] == "Failed"
-    assert elapsed < 10
+    assert left > 0  # returned before the function's end
 
 
 def test_healthy_target_sends_one_succeeded_report() -> None:
@@ -57,6 +63,6 @@ def test_server_errors_on_the_report_are_retried_on_the_wire() -> None:
 
 def test_a_codedeploy_endpoint_that_never_answers_cannot_outlast_the_function() -> None:
     with silent_server() as endpoint, http_server(lambda h: reply(h, 200, {})) as target:
-        result, elapsed = invoke(endpoint, target, seconds=12)
+        result, left = invoke(endpoint, target, seconds=12)
     assert result["report"] == "failed"
-    assert elapsed < 12
+    assert left > 0

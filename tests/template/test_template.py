@@ -13,7 +13,7 @@ import pytest
 
 from hooks.cli.template import load_template
 from hooks.lifecycle import LifecycleEvent
-from tests.helpers import ROOT, http_server, reply
+from tests.helpers import ROOT, each, http_server, reply
 from tests.wire import SCRIPT, FakeCodeDeploy
 
 pytestmark = pytest.mark.slow
@@ -197,8 +197,12 @@ def test_the_evidence_bucket_is_private_encrypted_and_expires(template: dict[str
     bucket = template["Resources"]["EvidenceStore"]
     props = bucket["Properties"]
     assert bucket["Condition"] == "CreateEvidenceBucket"
-    assert all(props["PublicAccessBlockConfiguration"].values())
-    assert len(props["PublicAccessBlockConfiguration"]) == 4
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
     rule = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
     assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
     expiry = props["LifecycleConfiguration"]["Rules"][0]
@@ -228,7 +232,7 @@ def test_optional_resources_follow_their_parameters(template: dict[str, Any]) ->
 def test_role_is_least_privilege(template: dict[str, Any]) -> None:
     found = statements(template, "HookRole")
     actions = {a for s in found for a in s["Action"]}
-    assert all("*" not in action for action in actions)
+    assert all("*" not in action for action in each(actions))
     assert "codedeploy:PutLifecycleEventHookExecutionStatus" in actions
     assert {"elasticloadbalancing:DescribeListeners", "codedeploy:GetDeployment"} <= actions
     for statement in found:
@@ -254,7 +258,7 @@ def test_one_log_group_with_retention_kept_when_the_stack_is_deleted(
     away), which outlives the stack; a role writes to that group only."""
     config = template["Globals"]["Function"]["LoggingConfig"]
     assert config["LogGroup"] == {"Ref": "HookLogs"}
-    assert not any("LoggingConfig" in f["Properties"] for f in functions(template).values())
+    assert not any("LoggingConfig" in f["Properties"] for f in each(functions(template).values()))
     group = template["Resources"]["HookLogs"]
     assert group["DeletionPolicy"] == group["UpdateReplacePolicy"] == "Retain"
     assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
@@ -312,7 +316,7 @@ def test_the_layer_installs_exactly_the_locked_wheels(built: Path) -> None:
 
     lock = (ROOT / "requirements-lambda.txt").read_text()
     pinned = dict(re.findall(r"^([a-z0-9-]+)==(\S+) \\$", lock, re.MULTILINE))
-    assert all("--hash=sha256:" in block for block in lock.split("==")[1:])
+    assert all("--hash=sha256:" in block for block in each(lock.split("==")[1:]))
     layer = built / "GreenlightLayer" / "python"
     installed = {}
     for info in layer.glob("*.dist-info"):
@@ -373,7 +377,7 @@ def test_built_artifact_validates_with_the_validators_compiled_at_build(
     )
     modules = done.stdout.split()
     assert len(set(modules)) == 2, done.stdout
-    assert all(m.startswith("hooks._validators.v_") for m in modules), done.stdout
+    assert all(m.startswith("hooks._validators.v_") for m in each(modules)), done.stdout
 
 
 def _boto3_only(tmp_path: Path) -> Path:

@@ -16,6 +16,7 @@ from hooks.runner import run_suites
 from hooks.suites.base import DeploymentInfo
 from hooks.suites.http import HttpSuiteKind
 from hooks.target import DEPLOYMENT_HEADER, Target
+from tests.helpers import each
 
 URL = "http://shop.test"
 INFO = DeploymentInfo("d-123", "exec-1", LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC, "shop", "orders")
@@ -213,7 +214,7 @@ checks:
         deployment=INFO,
         deadline=Deadline.in_seconds(10),
     )
-    assert all(c.status is Status.PASSED for c in result.suites[0].checks)
+    assert all(c.status is Status.PASSED for c in each(result.suites[0].checks))
 
 
 @pytest.mark.parametrize("sequential", [True, False])

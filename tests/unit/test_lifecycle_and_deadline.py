@@ -8,7 +8,7 @@ from hooks.cli.local import LocalContext
 from hooks.deadline import Deadline
 from hooks.exceptions import InvalidEventError
 from hooks.lifecycle import LifecycleEvent, parse_event
-from tests.helpers import load_event
+from tests.helpers import each, load_event
 
 
 def test_parse_a_sample_event() -> None:
@@ -38,7 +38,7 @@ def test_events_in_codedeploy_order_and_rollback() -> None:
         "AfterAllowTraffic",
     ]
     assert not LifecycleEvent.BEFORE_INSTALL.can_roll_back
-    assert all(e.can_roll_back for e in list(LifecycleEvent)[1:])
+    assert all(e.can_roll_back for e in each(list(LifecycleEvent)[1:]))
     assert (
         LifecycleEvent.parse("after_allow_test_traffic") is LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC
     )

@@ -9,7 +9,7 @@ import tomllib
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, each
 
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 
@@ -104,7 +104,7 @@ def test_the_lock_pins_every_runtime_dependency_with_hashes() -> None:
     assert not pinned & runtime_provided
     entries = re.split(r"^(?=[a-z0-9-]+==)", lock, flags=re.MULTILINE)[1:]
     assert entries
-    assert all(re.search(r"--hash=sha256:[0-9a-f]{64}", e) for e in entries)
+    assert all(re.search(r"--hash=sha256:[0-9a-f]{64}", e) for e in each(entries))
 
 
 def test_the_examples_ship_in_the_package_for_greenlight_demo() -> None:

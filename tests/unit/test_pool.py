@@ -3,7 +3,12 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from hooks.pool import WorkerPool
+
+#: Starts processes or measures time: CI runs these again under a CPU hog.
+pytestmark = pytest.mark.timing
 
 
 def test_at_most_max_workers_run_at_once_and_every_task_runs() -> None:

@@ -17,9 +17,6 @@ from hooks.cli.sample_service import SampleService
 from hooks.lifecycle import LifecycleEvent
 from tests.helpers import EVENTS, ROOT, SUITES, closed_port_url
 
-#: Starts processes or measures time: CI runs these again under a CPU hog.
-pytestmark = pytest.mark.timing
-
 EXAMPLES = SUITES / "examples"
 
 

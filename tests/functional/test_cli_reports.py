@@ -29,9 +29,6 @@ from hooks.reports import SCHEMA_PATH
 from tests.functional.test_cli import EXAMPLES, greenlight
 from tests.helpers import ROOT, closed_port_url, http_server, install_package, reply
 
-#: Starts processes or measures time: CI runs these again under a CPU hog.
-pytestmark = pytest.mark.timing
-
 BROKEN_SUITE = "name: typo\nchecks:\n  - name: x\n    request: {path: /, methd: GET}\n"
 
 

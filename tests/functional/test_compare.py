@@ -17,9 +17,6 @@ from hooks.suites.http.compare import differences, judge_latency, pattern, point
 from tests.functional.test_cli import greenlight
 from tests.helpers import http_server, reply
 
-#: Starts processes or measures time: CI runs these again under a CPU hog.
-pytestmark = pytest.mark.timing
-
 _counter = itertools.count()
 
 
@@ -121,6 +118,7 @@ def test_text_bodies_are_compared_as_text(tmp_path: Path) -> None:
     assert check["failures"] == ['body (not JSON): blue "hello blue", green "hello green"']
 
 
+@pytest.mark.timing
 def test_a_slower_green_fails_the_latency_budget(tmp_path: Path) -> None:
     """300 ms against an instant blue, and 200 ms against 200 ms: far enough apart that a
     busy machine's scheduling noise cannot turn one into the other (the exact arithmetic is

@@ -29,9 +29,6 @@ from hooks.log import get_logger
 from hooks.protocol import CodeDeployCallback
 from tests.functional.test_hook_protocol import expect_report
 
-#: Starts processes or measures time: CI runs these again under a CPU hog.
-pytestmark = pytest.mark.timing
-
 REGION = "us-east-1"
 APP = "AppECS-sample-springboot-app-qa-bg"
 GROUP = "DgpECS-sample-springboot-app-qa-bg"
@@ -212,6 +209,7 @@ def test_an_unknown_deployment_names_the_call() -> None:
         topology.discovery().deployment("d-NOPE12345")
 
 
+@pytest.mark.timing
 @pytest.mark.usefixtures("aws")
 def test_healthy_green_targets_are_ready_at_once() -> None:
     topology = build()
@@ -222,6 +220,7 @@ def test_healthy_green_targets_are_ready_at_once() -> None:
     assert sleeps == []
 
 
+@pytest.mark.timing
 @pytest.mark.usefixtures("aws")
 def test_green_targets_that_never_recover_are_named_with_their_reasons() -> None:
     topology = build()
@@ -245,6 +244,7 @@ def test_green_targets_that_never_recover_are_named_with_their_reasons() -> None
     assert "10.0.1.10" not in message  # the healthy one is not blamed
 
 
+@pytest.mark.timing
 @pytest.mark.usefixtures("aws")
 def test_an_unhealthy_green_stack_fails_the_hook_within_the_deadline(
     tmp_path: Path, codedeploy: tuple[Any, Stubber], callback: CodeDeployCallback
@@ -281,6 +281,7 @@ def test_an_unhealthy_green_stack_fails_the_hook_within_the_deadline(
     assert waiting[0]["not_ready"] == ["sample-springboot-app-qa-tg1 has no registered targets"]
 
 
+@pytest.mark.timing
 @pytest.mark.usefixtures("aws")
 def test_the_hook_hands_the_discovered_urls_and_tagged_plan_to_the_suites(
     tmp_path: Path, codedeploy: tuple[Any, Stubber], callback: CodeDeployCallback

@@ -28,9 +28,6 @@ from hooks.lifecycle import LifecycleEvent
 from tests.functional.test_hook_protocol import EVENT, expect_report
 from tests.helpers import EVENTS, http_server, reply
 
-#: Starts processes or measures time: CI runs these again under a CPU hog.
-pytestmark = pytest.mark.timing
-
 GREEN = "arn:aws:ecs:us-east-1:123456789012:service-revision/shop-cluster/shop/5537418823990012346"
 BLUE = "arn:aws:ecs:us-east-1:123456789012:service-revision/shop-cluster/shop/4431937224318812345"
 ELB = "arn:aws:elasticloadbalancing:us-east-1:123456789012"
@@ -248,6 +245,7 @@ def test_a_plan_longer_than_one_run_goes_on_with_in_progress_then_decides(
     assert svc.paths().count("/slow") == 2
 
 
+@pytest.mark.timing
 def test_a_gate_fails_closed_when_its_own_budget_is_spent(tmp_path: Path) -> None:
     svc = Service(slow=4.0)
     with http_server(svc) as url:

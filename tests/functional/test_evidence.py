@@ -35,9 +35,6 @@ from hooks.reports import SCHEMA_PATH, EvidenceBundle
 from tests.functional.test_hook_protocol import EVENT, expect_report
 from tests.helpers import each, http_server, reply
 
-#: Starts processes or measures time: CI runs these again under a CPU hog.
-pytestmark = pytest.mark.timing
-
 AATT = LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC
 BUCKET = "greenlight-evidence"
 SECRET = "s3cr3t-token-value"
@@ -230,6 +227,7 @@ class _RecordingCallback(CodeDeployCallback):
         return outcome
 
 
+@pytest.mark.timing
 @pytest.mark.parametrize("hang", [0.0, 30.0], ids=["fails", "hangs"])
 def test_an_upload_that_fails_or_hangs_changes_nothing_and_comes_after_the_report(
     hang: float, env: dict[str, str], codedeploy: tuple[Any, Stubber]
@@ -429,6 +427,7 @@ def test_greenlight_report_finds_the_application_with_get_deployment(
         fetch(boto3.client("s3"), BUCKET, "shop", "shop-prod", "d-123456789")
 
 
+@pytest.mark.timing
 def test_the_reporters_run_one_at_a_time_after_the_report(
     env: dict[str, str], codedeploy: tuple[Any, Stubber]
 ) -> None:

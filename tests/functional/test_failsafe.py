@@ -29,9 +29,6 @@ from tests.functional.test_hook_protocol import EVENT, expect_report
 from tests.helpers import ROOT, http_server, silent_server
 from tests.wire import SCRIPT, FakeCodeDeploy
 
-#: Starts processes or measures time: CI runs these again under a CPU hog.
-pytestmark = pytest.mark.timing
-
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:CodeDeployHook_greenlight-{event}:$LATEST"
 RESPONSES = {
     "out of memory": {
@@ -84,6 +81,7 @@ def kept(sqs: Any, url: str) -> list[dict[str, Any]]:
     return [json.loads(m["Body"]) for m in messages]
 
 
+@pytest.mark.timing
 def test_a_hook_killed_mid_run_is_reported_failed_once_by_the_fail_safe(
     codedeploy: tuple[Any, Stubber], queue: tuple[Any, str]
 ) -> None:
@@ -151,6 +149,7 @@ def test_an_expired_event_is_reported_too() -> None:
     assert "expired" in crash.reason
 
 
+@pytest.mark.timing
 def test_a_hook_that_reported_before_it_died_is_left_alone(
     codedeploy: tuple[Any, Stubber], queue: tuple[Any, str]
 ) -> None:
@@ -167,6 +166,7 @@ def test_a_hook_that_reported_before_it_died_is_left_alone(
     assert kept(sqs, url) == []
 
 
+@pytest.mark.timing
 @pytest.mark.parametrize(
     "payload",
     [{}, {"DeploymentId": "d-1"}, "not an event", None],
@@ -185,6 +185,7 @@ def test_a_record_that_cannot_be_reported_goes_to_the_queue_without_a_retry(
     assert message["record"]["requestPayload"] == payload
 
 
+@pytest.mark.timing
 def test_an_unknown_deployment_goes_to_the_queue_and_throttling_is_retried(
     codedeploy: tuple[Any, Stubber], queue: tuple[Any, str]
 ) -> None:

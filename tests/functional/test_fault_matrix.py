@@ -29,9 +29,6 @@ from tests import wire
 from tests.helpers import closed_port_url, each, http_server, install_package, reply, silent_server
 from tests.wire import FakeCodeDeploy, HookRun
 
-#: Starts processes or measures time: CI runs these again under a CPU hog.
-pytestmark = pytest.mark.timing
-
 #: The handler process (boto3, Powertools) and each worker stay far below the function's
 #: 512 MB whatever a target sends or a suite allocates.
 HANDLER_PEAK_MB = 200
@@ -242,6 +239,7 @@ def test_a_suite_cannot_forge_results_for_another_suite(tmp_path: Path) -> None:
     assert run.result["counts"]["passed"] == 1
 
 
+@pytest.mark.timing
 def test_a_hung_pytest_test_does_not_block_the_next_invocation(tmp_path: Path) -> None:
     marker = tmp_path / "hung-once"
     suite = f"""\
@@ -437,6 +435,7 @@ def test_a_suite_file_that_would_exhaust_the_loader_is_a_named_error(
 # ---- hostile targets ----
 
 
+@pytest.mark.timing
 def test_catastrophic_backtracking_still_reports_before_the_deadline(tmp_path: Path) -> None:
     suite = """\
         name: backtrack
@@ -550,6 +549,7 @@ def trickle_server(headers_too: bool) -> Iterator[str]:
         sock.close()
 
 
+@pytest.mark.timing
 @pytest.mark.parametrize("headers_too", [False, True], ids=["body", "headers"])
 def test_a_checks_timeout_bounds_the_whole_response(tmp_path: Path, headers_too: bool) -> None:
     suite = """\
@@ -663,6 +663,7 @@ def test_a_deployment_id_with_any_characters_never_breaks_a_request(tmp_path: Pa
 # ---- the report itself ----
 
 
+@pytest.mark.timing
 @pytest.mark.parametrize("endpoint_kind", ["hangs", "slow", "refuses"])
 def test_the_report_returns_before_the_deadline_whatever_the_endpoint_does(
     tmp_path: Path, endpoint_kind: str

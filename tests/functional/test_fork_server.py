@@ -21,9 +21,6 @@ from hooks.results import SuiteResult
 from hooks.supervisor import ForkedProcess, ForkServer, SupervisedRun, Supervisor
 from tests.helpers import ROOT, InFlight, each, http_server, install_package
 
-#: Starts processes or measures time: CI runs these again under a CPU hog.
-pytestmark = pytest.mark.timing
-
 TEST_FILE = """\
 import os, pathlib
 
@@ -67,6 +64,7 @@ def _run(
     return run, results
 
 
+@pytest.mark.timing
 def test_each_suite_runs_in_a_forked_process_of_its_own_at_once(tmp_path: Path) -> None:
     suites = _suites(tmp_path / "suites", tmp_path / "record", NAMES)
     server = InFlight(until=2)  # two at once: proved side by side, on any machine
@@ -166,6 +164,7 @@ def test_kills_the_fork_server():
 """
 
 
+@pytest.mark.timing
 def test_a_suite_that_kills_the_fork_server_leaves_every_suite_a_verdict(
     tmp_path: Path,
 ) -> None:
@@ -213,6 +212,7 @@ def test_a_forked_worker_killed_by_a_signal_is_named(tmp_path: Path) -> None:
     assert sum(isinstance(w.process, ForkedProcess) for w in run.workers) == 2
 
 
+@pytest.mark.timing
 def test_no_forked_worker_outlives_the_run(tmp_path: Path) -> None:
     hanging = "import time\n\ndef test_hangs():\n    time.sleep(60)\n"
     suites = _suites(tmp_path / "suites", tmp_path / "record", [], extra=hanging)
@@ -306,6 +306,7 @@ def test_in_lambda_the_fork_server_starts_with_the_function_only_for_pytest_file
     assert done.stdout.split() == ["True", str(with_pytest)], done.stderr
 
 
+@pytest.mark.timing
 def test_a_fork_server_that_stops_answering_is_ended_and_workers_start_afresh(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -29,9 +29,6 @@ from tests.helpers import (
     silent_server,
 )
 
-#: Starts processes or measures time: CI runs these again under a CPU hog.
-pytestmark = pytest.mark.timing
-
 EVENT = load_event("after_allow_test_traffic")
 AATT = LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC
 
@@ -211,6 +208,7 @@ def test_discovery_failure_becomes_failed(
 
 
 # 4. The deadline: a hung target cannot keep the hook from reporting in time.
+@pytest.mark.timing
 def test_target_that_never_answers_reports_failed_before_the_deadline(
     codedeploy: tuple[Any, Stubber], callback: CodeDeployCallback, reachability_env: dict[str, str]
 ) -> None:
@@ -232,6 +230,7 @@ def test_target_that_never_answers_reports_failed_before_the_deadline(
     assert "deadline" in result["reason"]
 
 
+@pytest.mark.timing
 def test_hung_work_outside_the_runner_is_named_at_the_deadline(
     codedeploy: tuple[Any, Stubber], callback: CodeDeployCallback, reachability_env: dict[str, str]
 ) -> None:

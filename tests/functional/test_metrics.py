@@ -24,9 +24,6 @@ from hooks.suites.base import DeploymentInfo
 from hooks.suites.metrics import MetricsSuiteKind, Window
 from hooks.target import Target, cloudwatch_dimensions
 
-#: Starts processes or measures time: CI runs these again under a CPU hog.
-pytestmark = pytest.mark.timing
-
 REGION = "us-east-1"
 DIMENSIONS = {
     "LoadBalancer": "app/shop/50dc6c495c0c9188",
@@ -209,6 +206,7 @@ def test_an_idle_window_is_not_a_pass(tmp_path: Path, cloudwatch: Any) -> None:
     assert checks["http_req_failed rate < 0.01"].message.startswith("no data in ")
 
 
+@pytest.mark.timing
 def test_a_window_still_open_times_out_at_once_and_ecs_calls_again(
     tmp_path: Path, cloudwatch: Any
 ) -> None:
@@ -229,6 +227,7 @@ def test_a_window_still_open_times_out_at_once_and_ecs_calls_again(
     assert "unfinished golden-signals" in summary.verdict.reason
 
 
+@pytest.mark.timing
 def test_a_window_that_closes_within_the_deadline_is_waited_for(
     tmp_path: Path, cloudwatch: Any
 ) -> None:

@@ -14,9 +14,6 @@ import pytest
 from tests.functional.test_cli import greenlight
 from tests.helpers import each, http_server, reply
 
-#: Starts processes or measures time: CI runs these again under a CPU hog.
-pytestmark = pytest.mark.timing
-
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.0.3",
     "info": {"title": "shop", "version": "1.5.0"},
@@ -213,6 +210,7 @@ def test_a_document_that_cannot_be_used_fails_the_gate(
     assert message in check["message"]
 
 
+@pytest.mark.timing
 def test_without_schemathesis_the_suite_names_the_extra_to_install(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -249,6 +247,7 @@ def test_without_schemathesis_the_suite_names_the_extra_to_install(
     assert not ran.passed
 
 
+@pytest.mark.timing
 def test_an_operation_nothing_can_be_generated_for_fails(tmp_path: Path) -> None:
     """Passing needs generated requests that conformed: none generated is a failure."""
     import time

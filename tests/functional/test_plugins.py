@@ -25,9 +25,6 @@ from hooks.target import Target
 from tests.functional.test_hook_protocol import expect_report
 from tests.helpers import http_server, install_package, load_event, reply
 
-#: Starts processes or measures time: CI runs these again under a CPU hog.
-pytestmark = pytest.mark.timing
-
 INFO = DeploymentInfo("d-PLUGIN", "exec", LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC)
 
 PING_PLUGIN = """
@@ -70,6 +67,7 @@ def install(
     )
 
 
+@pytest.mark.timing
 def test_a_kind_and_a_suite_from_an_installed_package(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -184,6 +182,7 @@ def test_the_built_in_kinds_are_registered_through_the_entry_point_group() -> No
     assert {"http", "pytest", "reachability"} <= names
 
 
+@pytest.mark.timing
 def test_a_suite_file_that_does_not_parse_fails_alone(tmp_path: Path) -> None:
     (tmp_path / "broken.yaml").write_text("name: broken\nchecks: [\n")
     (tmp_path / "fine.yaml").write_text(

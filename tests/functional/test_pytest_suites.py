@@ -19,9 +19,6 @@ from hooks.suites.pytest_kind import PytestSuiteKind
 from hooks.target import Target
 from tests.helpers import ROOT, SUITES, each, user_env
 
-#: Starts processes or measures time: CI runs these again under a CPU hog.
-pytestmark = pytest.mark.timing
-
 INFO = DeploymentInfo("d-PYTEST", "exec", LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC)
 KIND = PytestSuiteKind()
 
@@ -32,6 +29,7 @@ def service() -> Iterator[SampleService]:
         yield running
 
 
+@pytest.mark.timing
 def test_the_example_runs_inside_the_hook_one_check_per_test(service: SampleService) -> None:
     (suite,) = KIND.load(SUITES / "examples" / "test_api.py")
     assert suite.name == "api"
@@ -46,6 +44,7 @@ def test_the_example_runs_inside_the_hook_one_check_per_test(service: SampleServ
     }
 
 
+@pytest.mark.timing
 def test_a_failing_assertion_becomes_the_check_message(tmp_path: Path) -> None:
     test_file = tmp_path / "test_orders.py"
     test_file.write_text(
@@ -74,6 +73,7 @@ def test_a_failing_assertion_becomes_the_check_message(tmp_path: Path) -> None:
     assert suite.name == "orders"
 
 
+@pytest.mark.timing
 def test_nothing_is_written_next_to_the_suite(tmp_path: Path) -> None:
     # The Lambda code directory is read-only: no bytecode, no .pytest_cache. The folder is
     # left writable, so a write would show up below rather than fail unseen.
@@ -93,6 +93,7 @@ def test_nothing_is_written_next_to_the_suite(tmp_path: Path) -> None:
     assert sorted(p.name for p in folder.iterdir()) == ["test_cart.py"]
 
 
+@pytest.mark.timing
 def test_a_file_that_does_not_import_is_an_error_naming_it(tmp_path: Path) -> None:
     test_file = tmp_path / "test_typo.py"
     test_file.write_text("import not_installed_anywhere\n\ndef test_x():\n    pass\n")
@@ -189,6 +190,7 @@ def test_plain_pytest_without_a_url_names_the_missing_fixture() -> None:
     assert done.stdout.count("fixture 'http' not found") == 3, done.stdout
 
 
+@pytest.mark.timing
 def test_a_suite_collects_its_own_file_only_not_its_siblings(tmp_path: Path) -> None:
     # Each sibling is a suite of its own, run in its own worker: collecting it here too
     # would cost every worker a node per file beside it (and run its collection hooks).
@@ -215,6 +217,7 @@ def test_a_suite_collects_its_own_file_only_not_its_siblings(tmp_path: Path) -> 
     assert not collected & {"test_b.py", "test_c.py"}
 
 
+@pytest.mark.timing
 @pytest.mark.parametrize(
     ("target", "names"),
     [("test_rel_a.py", ("a", "b")), (".", ("c", "d"))],

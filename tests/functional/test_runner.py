@@ -18,9 +18,6 @@ from hooks.target import Target
 from hooks.verdict import decide
 from tests.helpers import InFlight, each, http_server, reply, silent_server
 
-#: Starts processes or measures time: CI runs these again under a CPU hog.
-pytestmark = pytest.mark.timing
-
 INFO = DeploymentInfo("d-RUN", "exec", LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC)
 
 
@@ -36,6 +33,7 @@ def checks(count: int, path: str = "/") -> str:
     )
 
 
+@pytest.mark.timing
 def test_independent_checks_run_concurrently_up_to_the_bound(tmp_path: Path) -> None:
     server = InFlight(until=4)
     with http_server(server) as url:
@@ -51,6 +49,7 @@ def test_independent_checks_run_concurrently_up_to_the_bound(tmp_path: Path) -> 
     assert all(c.status is Status.PASSED for c in each(result.suites[0].checks))
 
 
+@pytest.mark.timing
 def test_a_sequential_suite_sends_one_request_at_a_time(tmp_path: Path) -> None:
     server = InFlight(delay=0.01)
     with http_server(server) as url:
@@ -65,6 +64,7 @@ def test_a_sequential_suite_sends_one_request_at_a_time(tmp_path: Path) -> None:
     assert server.total == 5
 
 
+@pytest.mark.timing
 def test_at_the_deadline_running_checks_are_timed_out_by_name(tmp_path: Path) -> None:
     with http_server(lambda h: reply(h, 200, {})) as fast, silent_server() as hung:
         suites = suite_file(
@@ -94,6 +94,7 @@ checks:
     assert not decide(result.suites, deadline_reached=result.deadline_reached).succeeded
 
 
+@pytest.mark.timing
 def test_checks_of_a_flow_not_yet_started_at_the_deadline_are_named(tmp_path: Path) -> None:
     with silent_server() as hung:
         suites = suite_file(
@@ -114,6 +115,7 @@ checks:
     assert checks_by_name["first"].status is Status.TIMED_OUT
 
 
+@pytest.mark.timing
 def test_failure_limit_and_report_only_through_suite_files(tmp_path: Path) -> None:
     def handle(h: BaseHTTPRequestHandler) -> None:
         reply(h, 500 if h.path == "/bad" else 200, {})
@@ -168,6 +170,7 @@ class RaisingSuite(Suite):
         raise RuntimeError("plugin bug")
 
 
+@pytest.mark.timing
 def test_a_check_that_raises_is_an_error_naming_the_check_and_others_still_run() -> None:
     suite = CheckSuite(name="custom", kind="custom", checks=[Raising(), Fine()])
     result = run_suites(
@@ -184,6 +187,7 @@ def test_a_check_that_raises_is_an_error_naming_the_check_and_others_still_run()
     assert not decide(result.suites).succeeded
 
 
+@pytest.mark.timing
 def test_suites_run_concurrently_under_the_same_bound(tmp_path: Path) -> None:
     server = InFlight(until=3)
     with http_server(server) as url:
@@ -208,6 +212,7 @@ class _Instant(Check):
         return CheckResult(self.name, Status.PASSED)
 
 
+@pytest.mark.timing
 def test_every_suites_end_is_told_before_the_run_returns() -> None:
     # The worker exits as soon as run_suites returns: a suite whose end the listener had
     # not yet been told of would read as unfinished (a spurious Failed).
@@ -251,6 +256,7 @@ class _Queued(Check):
         return CheckResult(self.name, Status.PASSED)
 
 
+@pytest.mark.timing
 def test_a_large_suite_is_queued_a_window_at_a_time_and_every_check_reports() -> None:
     _Queued.seen = []
     count, concurrency = 3000, 2

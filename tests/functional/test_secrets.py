@@ -25,9 +25,6 @@ from hooks.reports import EvidenceBundle
 from tests.functional.test_hook_protocol import EVENT, expect_report
 from tests.helpers import each, http_server, reply
 
-#: Starts processes or measures time: CI runs these again under a CPU hog.
-pytestmark = pytest.mark.timing
-
 TOKEN = "tok-9f8e7d6c5b4a"
 KEY = "key-0123456789ab"
 PLAN_TOKEN = "plan-a1b2c3d4e5f6"

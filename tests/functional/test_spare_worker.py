@@ -23,9 +23,6 @@ from hooks.deadline import Deadline
 from hooks.supervisor import SupervisedRun, Supervisor
 from tests.helpers import ROOT, http_server, reply
 
-#: Starts processes or measures time: CI runs these again under a CPU hog.
-pytestmark = pytest.mark.timing
-
 SUITE = """\
 name: env
 checks:
@@ -157,6 +154,7 @@ def _alive(pid: int) -> bool:
     return status.exists() and "zombie" not in status.read_text()
 
 
+@pytest.mark.timing
 def test_the_handler_module_starts_a_spare_in_lambda_that_ends_with_the_process() -> None:
     script = (
         "import hooks.handlers, hooks.spawn as s\n"

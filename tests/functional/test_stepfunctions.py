@@ -31,9 +31,6 @@ from hooks.protocol import CodeDeployCallback
 from hooks.shards import aggregate, execution_name, plan_shards
 from tests.helpers import ROOT, each, http_server, reply
 
-#: Starts processes or measures time: CI runs these again under a CPU hog.
-pytestmark = pytest.mark.timing
-
 REGION = "us-east-1"
 BUCKET = "greenlight-evidence"
 ASL = ROOT / "statemachine" / "greenlight.asl.json"
@@ -329,6 +326,7 @@ def test_a_suite_that_does_not_load_fails_before_any_execution(
     assert stack.sfn.list_executions(stateMachineArn=stack.state_machine)["executions"] == []
 
 
+@pytest.mark.timing
 def test_an_execution_that_ended_without_reporting_is_reported_by_the_fail_safe(
     codedeploy: tuple[Any, Stubber], callback: CodeDeployCallback
 ) -> None:

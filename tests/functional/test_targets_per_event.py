@@ -40,9 +40,6 @@ from tests.functional.test_discovery import REGION, Topology, build
 from tests.functional.test_hook_protocol import EVENT, expect_report
 from tests.helpers import each, http_server, reply
 
-#: Starts processes or measures time: CI runs these again under a CPU hog.
-pytestmark = pytest.mark.timing
-
 AI = LifecycleEvent.AFTER_INSTALL
 AATT = LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC
 SMOKE = "name: smoke\nchecks:\n  - name: root answers\n    request: {path: /}\n"

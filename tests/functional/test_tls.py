@@ -25,9 +25,6 @@ from hooks.protocol import CodeDeployCallback
 from tests.functional.test_hook_protocol import expect_report
 from tests.helpers import load_event
 
-#: Starts processes or measures time: CI runs these again under a CPU hog.
-pytestmark = pytest.mark.timing
-
 HOST = "shop.example.test"
 EVENT = load_event("after_allow_test_traffic")
 

@@ -14,9 +14,6 @@ from tests import wire
 from tests.helpers import closed_port_url, http_server, reply, silent_server
 from tests.wire import FakeCodeDeploy
 
-#: Starts processes or measures time: CI runs these again under a CPU hog.
-pytestmark = pytest.mark.timing
-
 
 def invoke(endpoint: str, target_url: str, seconds: float = 10) -> tuple[dict[str, Any], float]:
     run = wire.invoke(endpoint, {"GREENLIGHT_TARGET_URL": target_url}, seconds=seconds)
@@ -24,6 +21,7 @@ def invoke(endpoint: str, target_url: str, seconds: float = 10) -> tuple[dict[st
     return run.result, run.invocations[-1].left_ms / 1000
 
 
+@pytest.mark.timing
 def test_closed_port_sends_one_failed_report_well_before_the_deadline() -> None:
     fake = FakeCodeDeploy()
     with http_server(fake) as endpoint:
@@ -61,6 +59,7 @@ def test_server_errors_on_the_report_are_retried_on_the_wire() -> None:
     assert result["report"] == "reported"
 
 
+@pytest.mark.timing
 def test_a_codedeploy_endpoint_that_never_answers_cannot_outlast_the_function() -> None:
     with silent_server() as endpoint, http_server(lambda h: reply(h, 200, {})) as target:
         result, left = invoke(endpoint, target, seconds=12)

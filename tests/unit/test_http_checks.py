@@ -197,6 +197,7 @@ checks:
     assert len(responses.calls) == 0
 
 
+@pytest.mark.timing
 @responses.activate
 def test_a_full_url_and_the_prod_listener(tmp_path: Path) -> None:
     responses.get("http://elsewhere.test/ping", json={})
@@ -229,6 +230,7 @@ def test_the_order_of_results_is_stable_per_check_name(tmp_path: Path, sequentia
         assert [c.name for c in suite.checks] == [f"c{i}" for i in range(5)]
 
 
+@pytest.mark.timing
 @responses.activate
 def test_request_timeouts_come_from_the_check_then_the_suite_then_the_plan(
     tmp_path: Path,

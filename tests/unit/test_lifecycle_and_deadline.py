@@ -56,6 +56,7 @@ def test_a_short_context_keeps_at_most_a_third_for_reporting() -> None:
     assert 1.9 < deadline.remaining() <= 2.0
 
 
+@pytest.mark.timing
 def test_clamp_never_exceeds_the_deadline() -> None:
     deadline = Deadline.in_seconds(0.5)
     assert deadline.clamp(30) <= 0.5

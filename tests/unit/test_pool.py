@@ -7,10 +7,8 @@ import pytest
 
 from hooks.pool import WorkerPool
 
-#: Starts processes or measures time: CI runs these again under a CPU hog.
-pytestmark = pytest.mark.timing
 
-
+@pytest.mark.timing
 def test_at_most_max_workers_run_at_once_and_every_task_runs() -> None:
     pool = WorkerPool(3)
     lock, now, peak = threading.Lock(), [0], [0]

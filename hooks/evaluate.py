@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from hooks import secrets
 from hooks.deadline import Deadline
+from hooks.decision import decide
 from hooks.discovery import Deployment, Discovery, GreenTarget, Stack
 from hooks.exceptions import ConfigError
 from hooks.lifecycle import HookInvocation, LifecycleEvent
@@ -25,7 +26,6 @@ from hooks.settings import Settings
 from hooks.suites.registry import Catalog, check_suites_dir
 from hooks.supervisor import SupervisedRun, Supervisor
 from hooks.target import Target, cloudwatch_dimensions
-from hooks.verdict import decide
 
 if TYPE_CHECKING:
     from hooks.hook import Progress, RunSummary, Runtime

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from hooks import redact
 from hooks.deadline import DEFAULT_SAFETY_MARGIN, Deadline, HasRemainingTime, remaining_seconds
+from hooks.decision import decide
 from hooks.discovery import Discovery
 from hooks.exceptions import GreenlightError
 from hooks.lifecycle import HookInvocation, LifecycleEvent, parse_event
@@ -28,7 +29,7 @@ from hooks.log import get_logger
 from hooks.protocol import ReportOutcome, ReportState, StatusProtocol
 from hooks.results import CheckResult, Status
 from hooks.settings import Settings
-from hooks.verdict import Verdict, VerdictStatus, decide
+from hooks.verdict import Verdict, VerdictStatus
 
 if TYPE_CHECKING:
     from hooks.plan import Plan

@@ -1,4 +1,4 @@
-"""The verdict: a pure function of suite results and their policies."""
+"""The verdict's types and wording; :mod:`hooks.decision` decides it."""
 
 from __future__ import annotations
 
@@ -38,8 +38,11 @@ def describe_failures(suite: SuiteResult) -> list[str]:
     if suite.error is not None:
         return [f"{suite.name}: {suite.error}"]
     lines = [f"{suite.name} / {c.name}: {c.message or c.status.value}" for c in suite.failed_checks]
-    if not lines and not suite.passed:
-        lines.append(f"{suite.name}: no check passed ({len(suite.checks)} ran, none passed)")
+    nothing_passed = not any(c.status is Status.PASSED for c in suite.checks)
+    if nothing_passed and (not lines or len(lines) <= suite.policy.failure_limit):
+        # the reason it failed, where the failures alone (if any) were tolerated
+        ran = plural(len(suite.checks), "check")
+        lines.append(f"{suite.name}: no check passed ({ran}, none passed)")
     return lines
 
 
@@ -61,32 +64,3 @@ def tally(suites: Sequence[SuiteResult]) -> str:
     if skipped:
         parts.append(f"{skipped} skipped")
     return f"{plural(len(suites), 'suite')}, {plural(len(checks), 'check')}: {', '.join(parts)}"
-
-
-def decide(suites: Sequence[SuiteResult], *, deadline_reached: bool = False) -> Verdict:
-    """Succeeded only when every planned suite passed, within its ``failure_limit``.
-
-    ``report_only`` suites are described but never fail the gate, and never pass it on
-    their own: a gate whose every suite is report-only tested nothing it may block on.
-    An empty plan fails: a gate that tested nothing must not let a release through.
-    Reaching the deadline fails whatever else happened, because the checks still running
-    proved nothing.
-    """
-    if not suites:
-        return Verdict.failure("no suites ran: nothing was tested")
-    failed: list[str] = []
-    blocking: list[str] = []
-    for suite in suites:
-        failed.extend(describe_failures(suite))
-        if not suite.passed and not suite.policy.report_only:
-            blocking.append(suite.name)
-    counts = tally(suites)
-    if deadline_reached:
-        return Verdict.failure(f"deadline reached before all checks finished ({counts})", failed)
-    if blocking:
-        return Verdict.failure(f"suites failed: {', '.join(blocking)} ({counts})", failed)
-    if all(s.policy.report_only for s in suites):
-        return Verdict.failure(
-            f"every planned suite is report-only: nothing blocking was tested ({counts})", failed
-        )
-    return Verdict(VerdictStatus.SUCCEEDED, counts, tuple(failed))

@@ -368,9 +368,9 @@ def test_dimensions_come_from_the_arns() -> None:
 
 
 def ecs_summary(run: RunResult) -> tuple[Any, Any]:
+    from hooks.decision import decide
     from hooks.ecs import parse_ecs_event
     from hooks.hook import RunSummary
-    from hooks.verdict import decide
     from tests.helpers import load_event
 
     call = parse_ecs_event(load_event("ecs_post_test_traffic_shift"))

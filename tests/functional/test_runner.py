@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from hooks.deadline import Deadline
+from hooks.decision import decide
 from hooks.lifecycle import LifecycleEvent
 from hooks.results import CheckResult, Status
 from hooks.runner import run_suites
 from hooks.suites.base import Check, CheckSuite, DeploymentInfo, Suite, SuiteContext
 from hooks.suites.http import HttpSuiteKind
 from hooks.target import Target
-from hooks.verdict import decide
 from tests.helpers import InFlight, each, http_server, reply, silent_server
 
 INFO = DeploymentInfo("d-RUN", "exec", LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC)

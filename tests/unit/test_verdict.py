@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import pytest
+from hypothesis import find, given, settings
+from hypothesis import strategies as st
+
+from hooks.decision import Planned, decide, decide_planned
 from hooks.results import CheckResult, Policy, Status, SuiteResult
-from hooks.verdict import VerdictStatus, decide
+from hooks.verdict import VerdictStatus
 
 
 def suite(
@@ -116,3 +123,140 @@ def test_a_check_result_as_a_dict_holds_every_field() -> None:
     assert result.to_dict() == expected
     carrying = dataclasses.replace(result, data={"load_part": {"part": [0, 2]}})
     assert carrying.to_dict() == {**expected, "data": {"load_part": {"part": [0, 2]}}}
+
+
+@pytest.mark.parametrize(
+    "statuses",
+    [(Status.FAILED,), (Status.TIMED_OUT, Status.SKIPPED), (Status.ERROR, Status.FAILED)],
+    ids=["one failed", "timed out and skipped", "error and failed"],
+)
+def test_nothing_passed_nothing_earned_whatever_the_failure_limit(
+    statuses: tuple[Status, ...],
+) -> None:
+    verdict = decide([suite("a", *statuses, policy=Policy(failure_limit=5))])
+    assert not verdict.succeeded
+    assert verdict.reason.startswith("suites failed: a ")
+    ran = f"{len(statuses)} check{'' if len(statuses) == 1 else 's'}"
+    assert verdict.failed[-1] == f"a: no check passed ({ran}, none passed)"
+
+
+PLANNED = [
+    Planned("smoke", "http", Policy(), checks=("root", "health")),
+    Planned("flow", "http", Policy(failure_limit=1)),
+]
+
+
+def test_results_fill_the_planned_slots_under_the_plans_policy() -> None:
+    came_back = [
+        suite("smoke", Status.PASSED, Status.PASSED, policy=Policy(report_only=True)),
+        suite("flow", Status.PASSED, Status.FAILED, policy=Policy(failure_limit=99)),
+    ]
+    root, health = came_back[0].checks
+    came_back[0] = replace(
+        came_back[0], checks=(replace(root, name="root"), replace(health, name="health"))
+    )
+    verdict, filled = decide_planned(PLANNED, came_back, "shard 0")
+    assert verdict.succeeded
+    assert [s.policy for s in filled] == [Policy(), Policy(failure_limit=1)]
+
+
+@pytest.mark.parametrize(
+    ("came_back", "named"),
+    [
+        ([suite("flow", Status.PASSED)], "smoke: no result came back for it from shard 0"),
+        (
+            [suite("smoke", Status.PASSED), suite("flow", Status.PASSED)],
+            "smoke: 2 planned check(s) had no result from shard 0: root, health",
+        ),
+        (
+            [
+                suite("smoke", Status.PASSED),
+                suite("smoke", Status.PASSED),
+                suite("flow", Status.PASSED),
+            ],
+            "smoke: 2 results came back for it from shard 0, where one was planned",
+        ),
+        (
+            [suite("flow", Status.PASSED), suite("extra", Status.PASSED)],
+            "extra: shard 0 returned a result for a suite that was not planned",
+        ),
+    ],
+    ids=["missing suite", "missing check", "duplicate", "unplanned"],
+)
+def test_a_missing_duplicated_or_unplanned_result_fails_naming_it(
+    came_back: list[SuiteResult], named: str
+) -> None:
+    verdict, _ = decide_planned(PLANNED, came_back, "shard 0")
+    assert not verdict.succeeded
+    assert named in verdict.failed
+
+
+# ---- the property: Succeeded implies every planned blocking check passed, here ----
+
+#: Mostly passing, so that runs that deserve Succeeded are common, with every other status.
+_STATUS = st.sampled_from([Status.PASSED] * 6 + list(Status))
+_NAMES = ["a", "b", "c"]
+
+
+@st.composite
+def _cases(draw: st.DrawFn) -> tuple[list[Planned], list[SuiteResult]]:
+    """A plan, and results shaped after it — then missing, duplicated, foreign, with checks
+    dropped or added, policies tampered with, statuses mixed."""
+    planned = [
+        Planned(
+            name,
+            "http",
+            Policy(report_only=draw(st.booleans()), failure_limit=draw(st.integers(0, 2))),
+            checks=tuple(draw(st.lists(st.sampled_from(["x", "y", "z"]), unique=True, max_size=3))),
+        )
+        for name in draw(st.lists(st.sampled_from(_NAMES), unique=True, min_size=1, max_size=3))
+    ]
+    results = []
+    extra = ["foreign"] if draw(st.integers(0, 4)) == 0 else []
+    for name in [p.name for p in planned] + extra:
+        slot = next((p for p in planned if p.name == name), None)
+        for _ in range(draw(st.sampled_from([1, 1, 1, 1, 0, 2]))):
+            names = list(slot.checks if slot else ()) + draw(
+                st.lists(st.sampled_from(["v", "w"]), unique=True, max_size=2)
+            )
+            if names and draw(st.integers(0, 4)) == 0:
+                names.pop(draw(st.integers(0, len(names) - 1)))  # a planned check left out
+            checks = tuple(CheckResult(check, draw(_STATUS)) for check in names)
+            tampered = Policy(
+                report_only=draw(st.booleans()), failure_limit=draw(st.integers(0, 99))
+            )
+            error = "crashed" if draw(st.integers(0, 5)) == 0 else None
+            results.append(SuiteResult(name, "http", checks, error=error, policy=tampered))
+    return planned, results
+
+
+def test_the_generated_cases_include_runs_that_deserve_to_pass() -> None:
+    """Else the property below would hold for want of a single Succeeded."""
+    found = find(_cases(), lambda case: decide_planned(*case, "here")[0].succeeded)
+    assert found[0]
+
+
+@settings(max_examples=400, deadline=None)
+@given(_cases(), st.booleans())
+def test_succeeded_implies_every_planned_blocking_check_passed_in_this_run(
+    case: tuple[list[Planned], list[SuiteResult]], deadline_reached: bool
+) -> None:
+    planned, results = case
+    verdict, _ = decide_planned(planned, results, "here", deadline_reached=deadline_reached)
+    if not verdict.succeeded:
+        return
+    assert not deadline_reached
+    blocking = [p for p in planned if not p.policy.report_only]
+    assert blocking, "a pass with nothing blocking planned"
+    names = [r.name for r in results]
+    assert set(names) <= {p.name for p in planned}, "a pass with a result nobody planned"
+    for slot in blocking:
+        assert names.count(slot.name) == 1, "a pass with a blocking suite missing or twice"
+        (result,) = [r for r in results if r.name == slot.name]
+        assert result.error is None
+        statuses = {c.name: c.status for c in result.checks}
+        assert set(slot.checks) <= set(statuses), "a pass with a planned check missing"
+        passed = [c for c in result.checks if c.status is Status.PASSED]
+        assert passed, "a pass for a suite where nothing passed"
+        failures = [c for c in result.checks if c.status.is_failure]
+        assert len(failures) <= slot.policy.failure_limit, "the result's own policy was used"

@@ -85,42 +85,9 @@ def _evaluate(
     supervisor: Supervisor,
 ) -> None:
     invocation = summary.invocation
-    event = invocation.lifecycle_event
-    progress.set(f"reading the plan file {settings.plan_file}")
-    plan_file = PlanFile.load(settings.plan_file)
-
-    deployment: Deployment | None = None
-    tags: dict[str, str] = {}
     ecs = invocation.ecs
-    if settings.target_url is None:
-        runtime.ensure()
-    if ecs is None and settings.target_url is None and runtime.discovery is not None:
-        progress.set("looking up the deployment (codedeploy:GetDeployment)")
-        deployment = runtime.discovery.deployment(invocation.deployment_id)
-        if settings.use_tags:
-            progress.set("reading the deployment group's tags")
-            tags = runtime.discovery.tags(deployment, runtime.region)
-
-    if ecs is not None:  # an ECS service deployment: its cluster and service
-        application = settings.application or ecs.cluster
-        group = settings.deployment_group or ecs.service
-        discovering = settings.target_url is None and runtime.ecs_discovery is not None
-        if discovering and settings.use_tags and ecs.service_arn:
-            progress.set("reading the service's tags (ecs:ListTagsForResource)")
-            tags = runtime.ecs_discovery.tags(ecs.service_arn)
-    else:
-        application = deployment.application if deployment else settings.application
-        group = deployment.deployment_group if deployment else settings.deployment_group
-    summary.application, summary.deployment_group = application, group
-    plan = resolve_plan(
-        event,
-        settings,
-        plan_file,
-        application=application,
-        deployment_group=group,
-        tags=tags,
-        stage=ecs.stage.value if ecs is not None else None,
-    )
+    plan, deployment = resolve_run_plan(summary, settings, runtime, progress)
+    application, group = summary.application, summary.deployment_group
     written_headers = dict(plan.headers)  # before secrets: what a hand-off may carry
     if any("${" in value for value in plan.headers.values()):
         progress.set("reading the plan's header secrets (Secrets Manager, Parameter Store)")
@@ -153,10 +120,7 @@ def _evaluate(
         progress.set("reading the suites' secrets (Secrets Manager, Parameter Store)")
     resolved_secrets, unresolved = secrets.resolve_all(references, settings.secrets_max_age)
     job: dict[str, Any] = {
-        "event": event.value,
-        "planned": list(plan.suites) if plan.suites is not None else None,
-        "planned_source": plan.sources.get("suites", "default"),
-        "policies": {name: _policy(p) for name, p in plan.policies.items()},
+        **listing_job(plan, invocation),
         "target": {
             "url": target.url,
             "prod_url": target.prod_url,
@@ -177,16 +141,11 @@ def _evaluate(
         },
         # Suites that passed at an earlier call of this ECS gate (IN_PROGRESS).
         "skip": _passed_earlier(ecs),
-        "concurrency": plan.concurrency,
-        "request_timeout": plan.request_timeout,
-        "max_body_bytes": plan.max_body_bytes,
-        "plugins": list(plan.plugins),
         "secrets": redact.secrets(),
         "resolved": resolved_secrets,
         "unresolved": unresolved,
         # AfterInstall tests every green task directly; later events when asked (per_target).
         "green_targets": [{"url": t.url, "label": t.label} for t in resolved.green_targets],
-        "per_target_all": event is LifecycleEvent.AFTER_INSTALL or plan.per_target,
     }
     if plan.runner == "stepfunctions":
         job["target"]["headers"] = {**dict(target.headers), **written_headers}
@@ -202,6 +161,71 @@ def _evaluate(
     summary.verdict = verdict
     # A suite that did not load is a configuration error (exit 2 on the command line).
     summary.configuration_error = any(not s.loaded for s in run.suites)
+
+
+def listing_job(plan: Plan, invocation: HookInvocation) -> dict[str, Any]:
+    """The part of a worker's job that the plan alone decides: which suites, under which
+    policies and limits. Enough for the catalog worker to list them (the conclusion's job)."""
+    deployment = {
+        "deployment_id": invocation.deployment_id,
+        "execution_id": invocation.execution_id,
+    }
+    return {
+        "event": plan.event.value,
+        "planned": list(plan.suites) if plan.suites is not None else None,
+        "planned_source": plan.sources.get("suites", "default"),
+        "policies": {name: _policy(p) for name, p in plan.policies.items()},
+        "plugins": list(plan.plugins),
+        "concurrency": plan.concurrency,
+        "request_timeout": plan.request_timeout,
+        "max_body_bytes": plan.max_body_bytes,
+        "target": {"url": plan.target_url or ""},
+        "deployment": deployment,
+        "per_target_all": plan.event is LifecycleEvent.AFTER_INSTALL or plan.per_target,
+    }
+
+
+def resolve_run_plan(
+    summary: RunSummary, settings: Settings, runtime: Runtime, progress: Progress
+) -> tuple[Plan, Deployment | None]:
+    """The plan for this invocation, resolved here from this process's own sources: the
+    plan file in its artifact, the settings, and the deployment it was called for (its
+    application and group, their tags). Sets the summary's application and group."""
+    invocation = summary.invocation
+    progress.set(f"reading the plan file {settings.plan_file}")
+    plan_file = PlanFile.load(settings.plan_file)
+    deployment: Deployment | None = None
+    tags: dict[str, str] = {}
+    ecs = invocation.ecs
+    if settings.target_url is None:
+        runtime.ensure()
+    if ecs is None and settings.target_url is None and runtime.discovery is not None:
+        progress.set("looking up the deployment (codedeploy:GetDeployment)")
+        deployment = runtime.discovery.deployment(invocation.deployment_id)
+        if settings.use_tags:
+            progress.set("reading the deployment group's tags")
+            tags = runtime.discovery.tags(deployment, runtime.region)
+    if ecs is not None:  # an ECS service deployment: its cluster and service
+        application = settings.application or ecs.cluster
+        group = settings.deployment_group or ecs.service
+        discovering = settings.target_url is None and runtime.ecs_discovery is not None
+        if discovering and settings.use_tags and ecs.service_arn:
+            progress.set("reading the service's tags (ecs:ListTagsForResource)")
+            tags = runtime.ecs_discovery.tags(ecs.service_arn)
+    else:
+        application = deployment.application if deployment else settings.application
+        group = deployment.deployment_group if deployment else settings.deployment_group
+    summary.application, summary.deployment_group = application, group
+    plan = resolve_plan(
+        invocation.lifecycle_event,
+        settings,
+        plan_file,
+        application=application,
+        deployment_group=group,
+        tags=tags,
+        stage=ecs.stage.value if ecs is not None else None,
+    )
+    return plan, deployment
 
 
 _CONNECT_FAILURES = ("cannot connect", "connection timed out", "no complete response")
@@ -223,6 +247,7 @@ def _hand_off(
     """``runner: stepfunctions``: list the suites, and start the state machine that runs
     them in shards and reports. A suite that did not load fails the gate here and now."""
     from hooks import shards
+    from hooks.conclusion import listing_digest
     from hooks.reports import bundle_prefix
     from hooks.verdict import Verdict, VerdictStatus
 
@@ -246,6 +271,9 @@ def _hand_off(
         summary.configuration_error = bool(unloaded)
         return
     planned = shards.plan_shards([(s.name, s.shards) for s in listed])
+    # Each shard seals its results for this plan; the conclusion lists the plan again itself
+    # and opens only results sealed for the same digest.
+    job["plan_digest"] = listing_digest(listed)
     payload: dict[str, Any] = {
         "invocation": {
             "deployment_id": summary.invocation.deployment_id,
@@ -283,7 +311,8 @@ def _hand_off(
 def run_shard(event: Mapping[str, Any], context: Any, runtime: Runtime) -> dict[str, Any]:
     """One shard of a handed-off plan, in the worker function: its suites in supervised
     workers under this invocation's deadline; the results to the bucket, the key returned."""
-    from hooks import redact
+    from hooks import redact, signing
+    from hooks.conclusion import PURPOSE, shard_binding
     from hooks.shards import shard_key
 
     settings = Settings.from_env(runtime.env)
@@ -322,7 +351,11 @@ def run_shard(event: Mapping[str, Any], context: Any, runtime: Runtime) -> dict[
     key = shard_key(str(event["prefix"]), int(shard["shard"]))
     if runtime.s3 is None:
         raise ConfigError("a shard needs an S3 client for its results")
-    body = json.dumps(redact.redact_data(data), default=str).encode()
+    binding = shard_binding(
+        invocation, int(shard["shard"]), list(shard["suites"]), str(job.get("plan_digest"))
+    )
+    sealed = signing.seal(signing.key_from_env(runtime.env), PURPOSE, binding, data)
+    body = json.dumps(redact.redact_data(sealed), default=str).encode()
     runtime.s3().put_object(Bucket=event["bucket"], Key=key, Body=body)
     failed = sum(1 for suite in results if not suite.passed)
     return {"key": key, "suites": len(results), "failed": failed}

@@ -185,7 +185,7 @@ def shard(event: Any, context: Any) -> dict[str, Any]:
 
 def conclude(event: Any, context: Any) -> dict[str, Any]:
     """The state machine's last step: one verdict from the shards, reported once."""
-    from hooks.hook import conclude_execution
+    from hooks.conclusion import conclude_execution
 
     result = conclude_execution(event, context, runtime())
     if result.get("report") == "failed":

@@ -9,7 +9,6 @@ worker processes (:mod:`hooks.supervisor`): this process never runs suite code.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 import time
@@ -21,7 +20,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from hooks import redact
 from hooks.deadline import DEFAULT_SAFETY_MARGIN, Deadline, HasRemainingTime, remaining_seconds
-from hooks.decision import decide
 from hooks.discovery import Discovery
 from hooks.exceptions import GreenlightError
 from hooks.lifecycle import HookInvocation, LifecycleEvent, parse_event
@@ -275,10 +273,10 @@ def handle_invocation(
 
             settle(summary, invocation.ecs, settings)
 
-    return _finish(summary, runtime, context, started, context_keys)
+    return finish(summary, runtime, context, started, context_keys)
 
 
-def _finish(
+def finish(
     summary: RunSummary,
     runtime: Runtime,
     context: HasRemainingTime,
@@ -418,56 +416,3 @@ def _guarded(
             deployment_group=summary.deployment_group,
         )
     return summary
-
-
-def conclude_execution(
-    event: Mapping[str, Any], context: HasRemainingTime, runtime: Runtime
-) -> dict[str, Any]:
-    """The state machine's last step: the shards' outcomes (or the error that ended the
-    execution early) become one verdict by the same rules as a single run; it is reported
-    once, the evidence written and the summary logged, as a hook run would."""
-    from hooks.shards import aggregate, describe_error
-    from hooks.target import Target
-
-    started = time.monotonic()
-    redact.reset()
-    ids = event["invocation"]
-    invocation = HookInvocation(
-        str(ids["deployment_id"]),
-        str(ids["execution_id"]),
-        LifecycleEvent(str(ids["lifecycle_event"])),
-    )
-    context_keys = {"function_request_id": getattr(context, "aws_request_id", None) or "local"}
-    logger = get_logger()
-    logger.append_keys(**invocation.log_keys(), **context_keys)
-    summary = RunSummary(invocation, Verdict.failure("not concluded"))
-    details = event.get("summary") or {}
-    summary.application = details.get("application")
-    summary.deployment_group = details.get("deployment_group")
-    try:
-        summary.settings = Settings.from_env(runtime.env)
-        if details.get("target"):
-            summary.target = Target(str(details["target"]))
-        failure = event.get("failure")
-        if failure is not None:
-            summary.verdict = Verdict.failure(
-                f"the state machine stopped before a verdict: {describe_error(failure)}"
-            )
-        else:
-            bucket = str(event["bucket"])
-            s3 = runtime.s3() if runtime.s3 is not None else None
-
-            def read(key: str) -> Any:
-                if s3 is None:
-                    raise RuntimeError("no S3 client to read the shard's results")
-                body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-                return json.loads(body)
-
-            run: RunResult = aggregate(event.get("shards") or [], read)
-            summary.run = run
-            summary.verdict = decide(run.suites, deadline_reached=run.deadline_reached)
-            summary.configuration_error = any(not s.loaded for s in run.suites)
-    except Exception as exc:  # whatever happens, a verdict is reported: Failed
-        logger.exception("the conclusion raised")
-        summary.verdict = Verdict.failure(f"the conclusion failed: {type(exc).__name__}: {exc}")
-    return _finish(summary, runtime, context, started, context_keys)

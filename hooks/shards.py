@@ -22,9 +22,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hooks.exceptions import ConfigError
-from hooks.messages import suite_from_record
-from hooks.results import SuiteResult
-from hooks.runner import RunResult
 
 log = logging.getLogger(__name__)
 
@@ -81,66 +78,6 @@ def hand_off(
 
 def shard_key(prefix: str, shard: int) -> str:
     return f"{prefix}shards/{shard}.json"
-
-
-def aggregate(outcomes: Sequence[Mapping[str, Any]], read: Any) -> RunResult:
-    """One run's result from the shards' outcomes: each either ran (its results are read
-    from the bucket with ``read(key)``) or failed (the Map's Catch put the error beside it).
-
-    A suite that more than one shard reports (a suite that did not load is listed by
-    every run) counts once; a shard whose results cannot be read fails its suites.
-    """
-    suites: list[SuiteResult] = []
-    seen: set[tuple[str, str | None]] = set()
-    #: Parts of a suite run in several shards (a load's workers), merged at the end.
-    parts: dict[str, list[SuiteResult]] = {}
-    parts_failed: dict[str, list[str]] = {}
-    reached = False
-    duration = 0.0
-    for outcome in outcomes:
-        shard = outcome.get("shard") or {}
-        names = [str(n) for n in shard.get("suites", [])]
-        if shard.get("part"):
-            for name in names:
-                parts.setdefault(name, [])
-                parts_failed.setdefault(name, [])
-        found: list[SuiteResult] = []
-        error = outcome.get("error")
-        if error is None:
-            try:
-                data = read(str(outcome["result"]["key"]))
-                found = [suite_from_record(s) for s in data["suites"]]
-                reached = reached or bool(data.get("deadline_reached"))
-                duration = max(duration, float(data.get("duration") or 0.0))
-            except Exception as exc:
-                error = {"Error": type(exc).__name__, "Cause": f"cannot read its results: {exc}"}
-        if error is not None:
-            cause = describe_error(error)
-            found = [
-                SuiteResult(name, "shard", error=f"the shard that ran it failed: {cause}")
-                for name in names
-            ]
-        missing = set(names) - {s.name for s in found}
-        found += [
-            SuiteResult(name, "shard", error="its shard returned no result for it")
-            for name in sorted(missing)
-        ]
-        for suite in found:
-            if suite.name in parts:
-                if suite.error is not None:
-                    parts_failed[suite.name].append(suite.error)
-                else:
-                    parts[suite.name].append(suite)
-                continue
-            key = (suite.name, suite.source)
-            if key not in seen:
-                seen.add(key)
-                suites.append(suite)
-    if parts:
-        from hooks.suites.load import judge_parts
-
-        suites += [judge_parts(name, parts[name], parts_failed[name]) for name in parts]
-    return RunResult(tuple(suites), reached, duration)
 
 
 def describe_error(error: Mapping[str, Any]) -> str:

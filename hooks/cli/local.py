@@ -132,8 +132,8 @@ LOCAL_ENV = {
 def run_state_machine_here(current: Any, timeout: float, say: Callable[[str], None]) -> Any:
     """Plans with ``runner: stepfunctions`` run their shards in this process, through the
     same shard and conclusion handlers the state machine calls (no AWS, no Docker)."""
+    from hooks.conclusion import conclude_execution
     from hooks.evaluate import run_shard
-    from hooks.hook import conclude_execution
     from hooks.shards import LocalBucket, LocalExecutions
 
     bucket = LocalBucket()

@@ -6,136 +6,25 @@ Stubber: every report the run makes must be expected, so "exactly once" is check
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import time
-import zipfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
-from moto.awslambda_simple.models import LambdaSimpleBackend
 
 from hooks.cli.local import LocalContext
+from hooks.conclusion import gather
 from hooks.deadline import Deadline
-from hooks.evaluate import run_shard
 from hooks.failsafe import FailSafe
-from hooks.hook import Runtime, conclude_execution, handle
+from hooks.hook import Runtime, handle
 from hooks.lifecycle import LifecycleEvent
 from hooks.protocol import CodeDeployCallback
-from hooks.shards import aggregate, execution_name, plan_shards
+from hooks.shards import execution_name, plan_shards
+from tests.functional.conftest import BUCKET, REGION, SUITE, Stack, definition
 from tests.helpers import ROOT, each, http_server, reply
-
-REGION = "us-east-1"
-BUCKET = "greenlight-evidence"
-ASL = ROOT / "statemachine" / "greenlight.asl.json"
-SUITE = "name: {name}\nchecks:\n  - name: {name} answers\n    request: {{path: /{path}}}\n"
-
-
-def definition(shard_arn: str, conclude_arn: str, shard_timeout: int = 60) -> str:
-    """The ASL as the template substitutes it."""
-    return (
-        ASL.read_text()
-        .replace("${ShardConcurrency}", "2")
-        .replace("${ShardTimeout}", str(shard_timeout))
-        .replace("${ShardFunctionArn}", shard_arn)
-        .replace("${ConcludeFunctionArn}", conclude_arn)
-    )
-
-
-@dataclass
-class Stack:
-    """The state machine, its two functions, the bucket; how the functions answer."""
-
-    state_machine: str
-    sfn: Any
-    s3: Any
-    suites: Path
-    #: function name -> what an invocation does with its payload (the real handlers unless
-    #: a test says otherwise).
-    behaviour: dict[str, Callable[[dict[str, Any]], Any]] = field(default_factory=dict)
-    calls: list[str] = field(default_factory=list)
-
-    def wait(self, execution: str, timeout: float = 60) -> dict[str, Any]:
-        ends = time.monotonic() + timeout
-        while time.monotonic() < ends:
-            found: dict[str, Any] = self.sfn.describe_execution(executionArn=execution)
-            if found["status"] != "RUNNING":
-                return found
-            time.sleep(0.05)
-        raise AssertionError(f"the execution {execution} did not end in {timeout}s")
-
-
-def _zip() -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("index.py", "def handler(event, context):\n    return event\n")
-    return buffer.getvalue()
-
-
-@pytest.fixture
-def stack(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, callback: CodeDeployCallback
-) -> Iterator[Stack]:
-    config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
-    with mock_aws(config=config):  # type: ignore[arg-type]
-        iam = boto3.client("iam", region_name=REGION)
-        role = iam.create_role(RoleName="greenlight", AssumeRolePolicyDocument="{}")["Role"]
-        functions = boto3.client("lambda", region_name=REGION)
-        arns = {
-            name: functions.create_function(
-                FunctionName=f"greenlight-{name}",
-                Runtime="python3.13",
-                Role=role["Arn"],
-                Handler="index.handler",
-                Code={"ZipFile": _zip()},
-            )["FunctionArn"]
-            for name in ("shard", "conclude")
-        }
-        sfn = boto3.client("stepfunctions", region_name=REGION)
-        machine = sfn.create_state_machine(
-            name="Greenlight_test",
-            definition=definition(arns["shard"], arns["conclude"]),
-            roleArn=role["Arn"],
-        )["stateMachineArn"]
-        s3 = boto3.client("s3", region_name=REGION)
-        s3.create_bucket(Bucket=BUCKET)
-        suites = tmp_path / "suites"
-        suites.mkdir()
-        (suites / "greenlight.yaml").write_text("version: 1\ndefaults:\n  runner: stepfunctions\n")
-        found = Stack(machine, sfn, s3, suites)
-        env = {
-            "GREENLIGHT_SUITES_DIR": str(suites),
-            "GREENLIGHT_STATE_MACHINE_ARN": machine,
-            "GREENLIGHT_EVIDENCE_BUCKET": BUCKET,
-        }
-        from hooks.reports import EvidenceBundle
-
-        runtime = Runtime(
-            protocol=callback, env=env, s3=lambda: s3, reporters=(EvidenceBundle(lambda: s3),)
-        )
-        found.behaviour = {
-            "greenlight-shard": lambda event: run_shard(event, LocalContext(60), runtime),
-            "greenlight-conclude": lambda event: conclude_execution(
-                event, LocalContext(60), runtime
-            ),
-        }
-
-        def invoke(
-            backend: Any, function_name: str, qualifier: Any, body: Any, *args: Any
-        ) -> bytes:
-            name = function_name.rsplit(":", 1)[-1]
-            found.calls.append(name)
-            answer = found.behaviour[name](json.loads(body))
-            return json.dumps(answer).encode()
-
-        monkeypatch.setattr(LambdaSimpleBackend, "invoke", invoke)
-        yield found
 
 
 def hook(stack: Stack, url: str, callback: CodeDeployCallback, execution: str = "exec-1") -> Any:
@@ -355,7 +244,7 @@ def test_an_execution_that_ended_without_reporting_is_reported_by_the_fail_safe(
     assert result["reason"].startswith("the state machine execution timed out before it reported")
 
 
-def test_shards_one_per_suite_and_the_aggregate_counts_each_suite_once() -> None:
+def test_shards_one_per_suite_and_each_gathered_from_its_own_file() -> None:
     assert plan_shards([("a", 1), ("b", 1), ("a", 1), ("c", 2)]) == [
         {"shard": 0, "suites": ["a"]},
         {"shard": 1, "suites": ["b"]},
@@ -363,23 +252,35 @@ def test_shards_one_per_suite_and_the_aggregate_counts_each_suite_once() -> None
         {"shard": 3, "suites": ["c"], "part": [1, 2]},
     ]
     stored = {
-        "k0": {"suites": [{"name": "a", "kind": "http", "checks": [], "error": None}]},
-        "k1": {"suites": [], "deadline_reached": True},
+        0: {"suites": [{"name": "a", "kind": "http", "checks": [], "error": None}]},
+        1: {"suites": [], "deadline_reached": True},
+        4: {"suites": [{"name": "a", "kind": "http", "checks": [], "error": None}]},
     }
-    run = aggregate(
+    run = gather(
         [
-            {"shard": {"shard": 0, "suites": ["a"]}, "result": {"key": "k0"}},
-            {"shard": {"shard": 1, "suites": ["b"]}, "result": {"key": "k1"}},
-            {"shard": {"shard": 2, "suites": ["c"]}, "error": {"Error": "States.Timeout"}},
-            {"shard": {"shard": 3, "suites": ["d"]}, "result": {"key": "gone"}},
+            {"shard": 0, "suites": ["a"]},
+            {"shard": 1, "suites": ["b"]},
+            {"shard": 2, "suites": ["c"]},
+            {"shard": 3, "suites": ["d"]},
+            {"shard": 4, "suites": ["e"]},
         ],
-        lambda key: stored[key],
+        # outcomes say only which shard failed: a key they name is not read
+        [
+            {"shard": {"shard": 2}, "error": {"Error": "States.Timeout"}},
+            {"shard": {"shard": 3}, "result": {"key": "0"}},
+        ],
+        lambda index: stored[index],
+        lambda index, names, sealed: sealed,
     )
-    errors = {s.name: s.error for s in run.suites}
-    assert errors["a"] is None
-    assert errors["b"] == "its shard returned no result for it"
-    assert errors["c"] == "the shard that ran it failed: States.Timeout"
-    assert errors["d"].startswith("the shard that ran it failed: KeyError: cannot read")
+    errors = [(s.name, s.error) for s in run.suites]
+    assert errors[0] == ("a", None)
+    assert errors[1] == ("c", "the shard that ran it failed: States.Timeout")
+    assert errors[2][0] == "d"
+    assert str(errors[2][1]).startswith("the shard that ran it failed: KeyError: its results")
+    # shard 4 returned suite a, which it was not given: it counts against the run
+    assert errors[3] == ("a", "shard 4 of the state machine returned it, and was not given it")
+    # b came back with no result at all: the decision names it as an empty slot
+    assert len(errors) == 4
     assert run.deadline_reached
 
 

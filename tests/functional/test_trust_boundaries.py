@@ -12,11 +12,14 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import boto3
 import pytest
 from botocore.stub import Stubber
+from moto import mock_aws
 
 from hooks import signing
 from hooks.conclusion import PURPOSE
+from hooks.exceptions import ConfigError
 from hooks.protocol import CodeDeployCallback
 from tests.functional.conftest import BUCKET, Stack
 from tests.functional.test_stepfunctions import expect_report, hook, service, write_suites
@@ -157,3 +160,17 @@ def _evidence(stack: Stack) -> dict[str, Any]:
         if item["Key"].endswith("result.json")
     )
     return _sealed(stack, key)
+
+
+def test_the_stacks_signing_key_is_read_from_secrets_manager_and_must_be_long() -> None:
+    with mock_aws():
+        client = boto3.client("secretsmanager", region_name="us-east-1")
+        arn = client.create_secret(Name="greenlight/signing", SecretString="s" * 64)["ARN"]
+        short = client.create_secret(Name="greenlight/short", SecretString="s" * 8)["ARN"]
+        signing._fetched.cache_clear()
+        try:
+            assert signing.key_from_env({"GREENLIGHT_SIGNING_KEY": arn}) == b"s" * 64
+            with pytest.raises(ConfigError, match="shorter than 32 characters"):
+                signing.key_from_env({"GREENLIGHT_SIGNING_KEY": short})
+        finally:
+            signing._fetched.cache_clear()

@@ -501,3 +501,18 @@ def test_every_state_machine_task_is_bounded_and_caught_and_the_execution_ends_i
     # Both ways out of the shards lead to a report, and every report to success.
     assert every["Conclude"]["Next"] == every["ConcludeFailure"]["Next"] == "Reported"
     assert every["Reported"]["Type"] == "Succeed"
+
+
+def test_the_stack_generates_its_signing_key_and_only_it_may_be_read_for_it(
+    template: dict[str, Any],
+) -> None:
+    """Carried state is signed with a key the stack owns: generated at creation, given to
+    every function by name (never its value), readable by the functions' role alone."""
+    key = template["Resources"]["SigningKey"]
+    assert key["Type"] == "AWS::SecretsManager::Secret"
+    assert key["Properties"]["GenerateSecretString"]["PasswordLength"] >= 32
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["GREENLIGHT_SIGNING_KEY"] == {"Ref": "SigningKey"}
+    by_sid = {s["Sid"]: s for s in statements(template, "HookRole")}
+    assert by_sid["ReadTheSigningKey"]["Action"] == ["secretsmanager:GetSecretValue"]
+    assert by_sid["ReadTheSigningKey"]["Resource"] == {"Ref": "SigningKey"}

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -217,37 +218,71 @@ def _details(value: Any) -> dict[str, Any]:
 # ---- progress carried between IN_PROGRESS calls ----
 
 
+#: What a gate's sealed progress is for (nothing else opens with it).
+PURPOSE = "greenlight ecs gate"
+#: A ``started`` this far ahead of this call's clock is not believed (clock skew allowed).
+MAX_CLOCK_SKEW = 60.0
+
+
 @dataclass
 class GateState:
-    """What earlier calls of this gate did, carried in ``hookDetails``."""
+    """What earlier calls of this gate did, carried in ``hookDetails``, sealed.
+
+    The progress is signed with the stack's key and bound to the hook execution, the stage
+    and the plan's digest. What does not open — unsigned, altered, another execution's or
+    stage's, a plan changed since, a ``started`` that is not a time this call can believe —
+    is discarded (``discarded`` says why): the gate starts again and runs every suite. It
+    can only save work already done; it never skips a suite on anyone else's word.
+    """
 
     started: float
     attempt: int = 1
     passed: list[str] = field(default_factory=list)
+    discarded: str | None = None
 
     @classmethod
-    def of(cls, call: EcsCall, now: float) -> GateState:
-        state = call.hook_details.get(STATE_KEY)
-        if not isinstance(state, Mapping) or state.get("execution") != call.execution_id:
-            return cls(started=now)
-        return cls(
-            started=float(state.get("started", now)),
-            attempt=int(state.get("attempt", 0)) + 1,
-            passed=[str(name) for name in state.get("passed", [])],
-        )
+    def of(cls, call: EcsCall, now: float, key: bytes | None, plan: str) -> GateState:
+        from hooks.signing import SealError, open_sealed
 
-    def details(self, call: EcsCall) -> dict[str, Any]:
-        """The hookDetails to return: the user's own keys, and this gate's progress."""
-        state = {
-            "execution": call.execution_id,
-            "started": round(self.started, 3),
-            "attempt": self.attempt,
-            "passed": self.passed,
-        }
-        details = {**call.hook_details, STATE_KEY: state}
+        sealed = call.hook_details.get(STATE_KEY)
+        if sealed is None:
+            return cls(started=now)
+        try:
+            if key is None:
+                raise SealError("no signing key to verify it with")
+            state = open_sealed(key, PURPOSE, _binding(call, plan), sealed)
+            started = float(state["started"])
+            if not math.isfinite(started) or started > now + MAX_CLOCK_SKEW:
+                raise SealError(f"its start {state['started']!r} is not a time of this gate")
+            attempt = int(state["attempt"]) + 1
+            passed = [str(name) for name in state["passed"]]
+        except (SealError, KeyError, TypeError, ValueError) as exc:
+            why = f"the progress in hookDetails was discarded: {exc}"
+            log.warning("%s; the gate starts again and runs every suite", why)
+            return cls(started=now, discarded=why)
+        return cls(started=started, attempt=attempt, passed=passed)
+
+    def details(self, call: EcsCall, key: bytes, plan: str) -> dict[str, Any]:
+        """The hookDetails to return: the user's own keys, and this gate's sealed progress."""
+        from hooks.signing import seal
+
+        state = {"started": round(self.started, 3), "attempt": self.attempt, "passed": self.passed}
+        details = {**call.hook_details, STATE_KEY: seal(key, PURPOSE, _binding(call, plan), state)}
         if len(json.dumps(details)) > MAX_DETAILS_BYTES:
             raise ValueError("the progress no longer fits in hookDetails")
         return details
+
+
+def _binding(call: EcsCall, plan: str) -> dict[str, Any]:
+    return {"execution": call.execution_id, "stage": call.stage.value, "plan": plan}
+
+
+def plan_digest(plan: Any) -> str:
+    """The digest a gate's progress is bound to: a plan changed between calls starts it
+    again (``""`` when there is no plan: nothing can be carried)."""
+    from hooks.signing import digest
+
+    return digest(plan.describe()) if plan is not None else ""
 
 
 class EcsReturn:
@@ -268,7 +303,7 @@ def now() -> float:
     return time.time()
 
 
-def settle(summary: RunSummary, call: EcsCall, settings: Settings) -> None:
+def settle(summary: RunSummary, call: EcsCall, settings: Settings, key: bytes | None) -> None:
     """Decide between the verdict and another call: a gate that could not finish in this run
     (the green targets not yet healthy, suites cut short by this run's deadline, or checks
     that cannot be judged before it, such as a metrics window still open) goes on
@@ -277,7 +312,8 @@ def settle(summary: RunSummary, call: EcsCall, settings: Settings) -> None:
     from hooks.results import Status
     from hooks.verdict import Verdict
 
-    state = GateState.of(call, now())
+    digest = plan_digest(summary.plan)
+    state = GateState.of(call, now(), key, digest)
     elapsed = now() - state.started
     limit = settings.ecs_budget
     run = summary.run
@@ -311,6 +347,13 @@ def settle(summary: RunSummary, call: EcsCall, settings: Settings) -> None:
                 summary.verdict.failed,
             )
         return
+    if key is None or not digest:
+        summary.verdict = Verdict.failure(
+            f"the gate cannot go on at a next call: its progress cannot be signed "
+            f"({summary.verdict.reason}); still unfinished: {', '.join(unfinished)}",
+            summary.verdict.failed,
+        )
+        return
     if elapsed >= limit:
         summary.verdict = Verdict.failure(
             f"the gate's budget of {limit:g}s is spent after {state.attempt} calls "
@@ -319,7 +362,7 @@ def settle(summary: RunSummary, call: EcsCall, settings: Settings) -> None:
         )
         return
     try:
-        details = state.details(call)
+        details = state.details(call, key, digest)
     except ValueError as exc:
         summary.verdict = Verdict.failure(f"{exc} ({summary.verdict.reason})")
         return
@@ -375,21 +418,25 @@ def handle_ecs(event: Any, context: Any, runtime: Any) -> dict[str, Any]:
 
 
 def _confirmed_rollback(call: EcsCall, runtime: Any) -> bool:
-    """The weights are ECS's rollback signature; when the service deployment can be read, it
-    has the last word (a deployment that is not rolling back is tested as usual)."""
+    """The weights are ECS's rollback signature, and only a signature: the call goes
+    untested only when the service deployment itself says it is rolling back. If it cannot
+    be read, the call is tested as any other (a rollback is confirmed, never inferred)."""
     discovery = getattr(runtime, "ecs_discovery", None)
     if discovery is None or call.deployment_arn is None:
-        log.warning("treating the call as a rollback from its traffic weights alone")
-        return True
+        log.warning(
+            "the call has a rollback's traffic weights, and no service deployment can be "
+            "read to confirm it: testing as usual"
+        )
+        return False
     try:
         return bool(discovery.rolling_back(call.deployment_arn))
     except Exception as exc:
         log.warning(
-            "could not read the service deployment (%s): treating the call as a rollback "
-            "from its traffic weights alone",
+            "the call has a rollback's traffic weights, and the service deployment could not "
+            "be read to confirm it (%s): testing as usual",
             exc,
         )
-        return True
+        return False
 
 
 #: The stage that gates each lifecycle event's tests in an ECS deployment (the printer's

@@ -119,6 +119,7 @@ def _evaluate(
     if references:
         progress.set("reading the suites' secrets (Secrets Manager, Parameter Store)")
     resolved_secrets, unresolved = secrets.resolve_all(references, settings.secrets_max_age)
+    gate_began, passed_earlier = _gate_state(ecs, plan, runtime)
     job: dict[str, Any] = {
         **listing_job(plan, invocation),
         "target": {
@@ -137,10 +138,10 @@ def _evaluate(
             "deployment_group": group,
             "stage": ecs.stage.value if ecs is not None else None,
             "traffic": ecs.traffic() if ecs is not None else {},
-            "since": _gate_began(ecs),
+            "since": gate_began,
         },
         # Suites that passed at an earlier call of this ECS gate (IN_PROGRESS).
-        "skip": _passed_earlier(ecs),
+        "skip": passed_earlier,
         "secrets": redact.secrets(),
         "resolved": resolved_secrets,
         "unresolved": unresolved,
@@ -503,19 +504,27 @@ def _target(
     return Resolved(target, plan, green, hint)
 
 
-def _gate_began(call: Any) -> float:
-    """When this gate began: now, or an ECS gate's first call (carried in hookDetails)."""
-    from hooks.ecs import GateState, now
+def _gate_state(call: Any, plan: Plan, runtime: Runtime) -> tuple[float, list[str]]:
+    """When this gate began, and the suites that passed at its earlier calls: now and none,
+    or an ECS gate's sealed progress (carried in hookDetails) when it opens."""
+    from hooks.ecs import GateState, now, plan_digest
 
-    return now() if call is None else GateState.of(call, now()).started
-
-
-def _passed_earlier(call: Any) -> list[str]:
     if call is None:
-        return []
-    from hooks.ecs import GateState, now
+        return now(), []
+    state = GateState.of(call, now(), signing_key(runtime), plan_digest(plan))
+    return state.started, state.passed
 
-    return GateState.of(call, now()).passed
+
+def signing_key(runtime: Runtime) -> bytes | None:
+    """The stack's signing key, or None (logged) when it cannot be had: carried state is
+    then neither trusted nor carried."""
+    from hooks import signing
+
+    try:
+        return signing.key_from_env(runtime.env)
+    except Exception as exc:
+        log.error("no signing key: %s", exc)
+        return None
 
 
 def _ecs_target(

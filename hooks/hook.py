@@ -270,8 +270,9 @@ def handle_invocation(
         summary.settings = settings
         if invocation.ecs is not None:
             from hooks.ecs import settle
+            from hooks.evaluate import signing_key
 
-            settle(summary, invocation.ecs, settings)
+            settle(summary, invocation.ecs, settings, signing_key(runtime))
 
     return finish(summary, runtime, context, started, context_keys)
 

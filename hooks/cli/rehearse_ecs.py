@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +96,8 @@ def rehearse_ecs(
     suites_dir: Path | None = None,
     canary: Sequence[float] = (10, 50, 100),
 ) -> EcsRehearsal:
-    from hooks.handlers import ecs_hook
+    from hooks.ecs import handle_ecs
+    from hooks.handlers import ecs_hook, ecs_runtime
     from hooks.reports import CaptureReport
 
     overrides = {"GREENLIGHT_SUITES_DIR": str(suites_dir)} if suites_dir else {}
@@ -153,7 +154,12 @@ def rehearse_ecs(
                 console.line(console.bold("ECS rolls back:") + " traffic returns to blue")
                 for back in (EcsStage.TEST_TRAFFIC_SHIFT, EcsStage.PRODUCTION_TRAFFIC_SHIFT):
                     if back in stages:
-                        answer = ecs_hook(event(back, 0, 0), LocalContext(timeout))
+                        # ECS says so itself: its service deployment reads ROLLBACK_IN_PROGRESS
+                        answer = handle_ecs(
+                            event(back, 0, 0),
+                            LocalContext(timeout),
+                            replace(ecs_runtime(), ecs_discovery=RollingBack()),
+                        )
                         console.line(
                             f"{back.value} (rollback): {answer['hookStatus']} (not tested)"
                         )
@@ -165,6 +171,13 @@ def rehearse_ecs(
         )
         console.line(console.bold("Outcome: ") + outcome)
         return rehearsal
+
+
+class RollingBack:
+    """The rehearsal's Amazon ECS while it rolls back: its service deployment says so."""
+
+    def rolling_back(self, deployment_arn: str) -> bool:
+        return True
 
 
 def _word(answer: dict[str, Any]) -> str:

@@ -231,10 +231,13 @@ def test_a_plan_longer_than_one_run_goes_on_with_in_progress_then_decides(
         first = handle_ecs(event, LocalContext(3), ecs_runtime(env))
         assert first["hookStatus"] == "IN_PROGRESS", first
         assert first["callBackDelay"] == 15
-        state = first["hookDetails"][STATE_KEY]
+        sealed = first["hookDetails"][STATE_KEY]
         assert first["hookDetails"]["team"] == "shop"  # the user's own details are kept
+        state = sealed["content"]
         assert sorted(state["passed"]) == ["fast", "reachability"]
         assert state["attempt"] == 1
+        assert sealed["binding"]["execution"] == event["executionId"]
+        assert len(sealed["sig"]) == 64
         before = svc.paths().count("/orders")
 
         second = handle_ecs(
@@ -246,7 +249,12 @@ def test_a_plan_longer_than_one_run_goes_on_with_in_progress_then_decides(
 
 
 @pytest.mark.timing
-def test_a_gate_fails_closed_when_its_own_budget_is_spent(tmp_path: Path) -> None:
+def test_a_gate_fails_closed_when_its_own_budget_is_spent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Call 1 leaves `slow` unfinished; call 2 comes 61 s later, past the 60 s budget."""
+    from hooks import ecs
+
     svc = Service(slow=4.0)
     with http_server(svc) as url:
         env = {
@@ -256,16 +264,12 @@ def test_a_gate_fails_closed_when_its_own_budget_is_spent(tmp_path: Path) -> Non
             "GREENLIGHT_ECS_BUDGET": "60",
         }
         event = ecs_event()
-        started_long_ago = {
-            STATE_KEY: {
-                "execution": event["executionId"],
-                "started": time.time() - 61,
-                "attempt": 7,
-                "passed": [],
-            }
-        }
+        first = handle_ecs(event, LocalContext(3), ecs_runtime(env))
+        assert first["hookStatus"] == "IN_PROGRESS", first
+        later = time.time() + 61
+        monkeypatch.setattr(ecs, "now", lambda: later)
         answer = handle_ecs(
-            {**event, "hookDetails": started_long_ago}, LocalContext(3), ecs_runtime(env)
+            {**event, "hookDetails": first["hookDetails"]}, LocalContext(3), ecs_runtime(env)
         )
     assert answer == {"hookStatus": "FAILED"}
 
@@ -596,3 +600,116 @@ def test_rehearse_a_broken_release_rolls_back_without_testing_the_rollback(
     assert "ECS rolls back" in done.stdout
     assert "(rollback): SUCCEEDED (not tested)" in done.stdout
     assert "Outcome: rolled back at POST_TEST_TRAFFIC_SHIFT" in done.stdout
+
+
+# ---- carried state is data: forged, stale or foreign progress never skips a suite ----
+
+
+def _reseal(sealed: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """What a holder of the key could write: the same binding, changed progress."""
+    from hooks import signing
+    from hooks.ecs import PURPOSE
+
+    return signing.seal(
+        signing.key_from_env({}), PURPOSE, sealed["binding"], {**sealed["content"], **changes}
+    )
+
+
+def _first_call(env: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A call that leaves `slow` unfinished: its event and its IN_PROGRESS answer."""
+    event = ecs_event()
+    first = handle_ecs(event, LocalContext(3), ecs_runtime(env))
+    assert first["hookStatus"] == "IN_PROGRESS", first
+    return event, first
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        "unsigned passed list",
+        "signed for another stage",
+        "signed, start NaN",
+        "signed, start far in the future",
+        "signature of another content",
+    ],
+)
+def test_forged_or_stale_progress_runs_every_suite_again(tmp_path: Path, forge: str) -> None:
+    """GIVEN a gate whose `fast` suite fails against green
+    WHEN a call carries progress saying `fast` passed (unsigned, or sealed for another
+    stage, or with a start this call cannot believe, or a signature over other content)
+    THEN the progress is discarded: `fast` runs again and the answer is FAILED."""
+    svc = Service(slow=4.0)
+    with http_server(svc) as url:
+        env = {
+            "GREENLIGHT_SUITES_DIR": str(suites(tmp_path, "fast.yaml", "slow.yaml")),
+            "GREENLIGHT_TARGET_URL": url,
+            "GREENLIGHT_SAFETY_MARGIN": "0.5",
+        }
+        event, first = _first_call(env)
+        sealed = first["hookDetails"][STATE_KEY]
+        svc.broken = True  # from now on `fast` fails
+        passed = ["fast", "reachability", "slow"]
+        forged = {
+            "unsigned passed list": {"execution": event["executionId"], "passed": passed},
+            "signed for another stage": _reseal(
+                {**sealed, "binding": {**sealed["binding"], "stage": "PRE_SCALE_UP"}},
+                passed=passed,
+            ),
+            "signed, start NaN": _reseal(sealed, started=float("nan"), passed=passed),
+            "signed, start far in the future": _reseal(
+                sealed, started=time.time() + 10**9, passed=passed
+            ),
+            "signature of another content": {
+                **sealed,
+                "content": {**sealed["content"], "passed": passed},
+            },
+        }[forge]
+        before = svc.paths().count("/orders")
+        answer = handle_ecs(
+            {**event, "hookDetails": {STATE_KEY: forged}}, LocalContext(30), ecs_runtime(env)
+        )
+    assert answer == {"hookStatus": "FAILED"}
+    assert svc.paths().count("/orders") == before + 1  # `fast` ran again, and failed
+
+
+def test_a_rollback_signature_that_ecs_does_not_confirm_is_tested(
+    tmp_path: Path, service: tuple[Service, str]
+) -> None:
+    """Green at 0 % everywhere, and the ECS API denied: the call is tested as any other, so a
+    failing gate answers FAILED, not SUCCEEDED untested."""
+    svc, url = service
+    svc.broken = True
+    client = boto3.client("ecs", region_name="us-east-1")
+    stubber = Stubber(client)
+    stubber.add_client_error(
+        "describe_service_deployments", "AccessDeniedException", "not authorized"
+    )
+    env = {
+        "GREENLIGHT_SUITES_DIR": str(suites(tmp_path, "fast.yaml")),
+        "GREENLIGHT_TARGET_URL": url,
+    }
+    with stubber:
+        answer = handle_ecs(
+            rollback_call(),
+            LocalContext(30),
+            ecs_runtime(env, ecs_discovery=EcsDiscovery(client, None)),
+        )
+        stubber.assert_no_pending_responses()  # ECS was asked, and said nothing
+    assert answer == {"hookStatus": "FAILED"}
+    assert "/orders" in svc.paths()
+
+
+def test_without_a_signing_key_in_lambda_a_gate_cannot_go_on_and_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    svc = Service(slow=4.0)
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "Greenlight-EcsHook")
+    with http_server(svc) as url:
+        env = {
+            "GREENLIGHT_SUITES_DIR": str(suites(tmp_path, "fast.yaml", "slow.yaml")),
+            "GREENLIGHT_TARGET_URL": url,
+            "GREENLIGHT_SAFETY_MARGIN": "0.5",
+            "AWS_LAMBDA_FUNCTION_NAME": "Greenlight-EcsHook",
+        }
+        answer = handle_ecs(ecs_event(), LocalContext(3), ecs_runtime(env))
+    assert answer == {"hookStatus": "FAILED"}

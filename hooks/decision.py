@@ -124,3 +124,15 @@ def decide_planned(
     """:func:`fill`, then :func:`decide`: the verdict and the filled results."""
     suites = fill(planned, results, where)
     return decide(suites, deadline_reached=deadline_reached), suites
+
+
+#: The lifecycle event statuses that still wait for a hook's report.
+_AWAITING = frozenset({"Pending", "InProgress", "Unknown"})
+
+
+def fail_safe_reports(status: str | None) -> bool:
+    """Whether the fail-safe reports ``Failed`` for a hook that ended without a word: only
+    while its lifecycle event still waits for one — or when that cannot be read (then
+    CodeDeploy itself refuses a report for an event already complete, which is read as
+    "already reported"). A verdict the hook gave is never contradicted."""
+    return status is None or status in _AWAITING

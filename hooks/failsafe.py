@@ -12,7 +12,10 @@ crashes, times out or runs out of memory, Lambda sends it an invocation record::
      "responsePayload": {"errorType": "...", "errorMessage": "... Task timed out after ..."}}
 
 and it reports ``Failed`` at once with a reason read from the record, so the deployment rolls
-back in seconds instead of waiting for CodeDeploy's hour. A record it can never report (no
+back in seconds instead of waiting for CodeDeploy's hour — but only while the hook's lifecycle
+event still waits for a verdict (``codedeploy:GetDeploymentTarget``): a hook that reported
+before it died (or a verdict CodeDeploy already has) is left as it is, logged as "already
+reported", and counts as no failure. A record it can never report (no
 ids, an unknown deployment) goes to the dead-letter queue, without retries; a report that
 fails for a passing reason (throttling, the network) raises, so Lambda retries it and then
 keeps the record in the same queue. If the hook did report before it died, CodeDeploy
@@ -25,6 +28,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,17 +162,47 @@ def _lifecycle_event(function: str) -> LifecycleEvent:
     return LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC  # the report does not depend on it
 
 
+def event_status(client: Any, invocation: HookInvocation) -> str | None:
+    """The status of the hook's lifecycle event on its deployment's target
+    (``codedeploy:ListDeploymentTargets``, ``GetDeploymentTarget``), or None when it cannot
+    be read."""
+    try:
+        found = client.list_deployment_targets(deploymentId=invocation.deployment_id)
+        for target_id in found.get("targetIds") or ():
+            target = client.get_deployment_target(
+                deploymentId=invocation.deployment_id, targetId=target_id
+            )["deploymentTarget"]
+            body = target.get("ecsTarget") or target.get("lambdaTarget") or {}
+            for event in body.get("lifecycleEvents") or ():
+                if event.get("lifecycleEventName") == invocation.lifecycle_event.value:
+                    return str(event.get("status"))
+    except Exception as exc:
+        log.warning("the lifecycle event's status could not be read (%s): reporting", exc)
+    return None
+
+
+ALREADY_REPORTED = "already reported"
+
+
 class FailSafe:
-    """Reports ``Failed`` for crash records; keeps the unreportable ones in a queue."""
+    """Reports ``Failed`` for a hook that ended without reporting — only while its lifecycle
+    event still waits for a verdict; keeps the unreportable records in a queue."""
 
     def __init__(
-        self, callback: CodeDeployCallback, sqs: Any = None, queue_url: str | None = None
+        self,
+        callback: CodeDeployCallback,
+        sqs: Any = None,
+        queue_url: str | None = None,
+        status: Callable[[HookInvocation], str | None] | None = None,
     ) -> None:
         self.callback = callback
         self.sqs = sqs
         self.queue_url = queue_url
+        self.status = status
 
     def handle(self, record: Any, budget: Deadline) -> dict[str, Any]:
+        from hooks.decision import fail_safe_reports
+
         crash = read_record(record)
         logger = get_logger()
         if crash.invocation is None:
@@ -178,8 +212,13 @@ class FailSafe:
         keys = crash.invocation.log_keys()
         logger.append_keys(**keys, hook_function=crash.function, hook_request_id=crash.request_id)
         try:
-            logger.error(f"greenlight Failed: {crash.reason}")
+            status = self.status(crash.invocation) if self.status is not None else None
+            if not fail_safe_reports(status):
+                return self._left_alone(crash, f"its lifecycle event is {status}", keys)
             outcome = self.callback.report(crash.invocation, VerdictStatus.FAILED, budget)
+            if outcome.state is ReportState.ALREADY_COMPLETED:
+                return self._left_alone(crash, "CodeDeploy has its verdict already", keys)
+            logger.error(f"greenlight Failed: {crash.reason}")
             _emit_metrics(crash, outcome)
             _notify(crash, outcome)
             if outcome.state is ReportState.FAILED:
@@ -196,6 +235,19 @@ class FailSafe:
             }
         finally:
             logger.remove_keys([*keys, "hook_function", "hook_request_id"])
+
+    def _left_alone(self, crash: Crash, why: str, keys: dict[str, str]) -> dict[str, Any]:
+        """The hook reported before it ended (or the event moved on): nothing to say, and
+        no failure counted."""
+        reason = f"{crash.function or 'the hook'} ended ({crash.cause}) after its verdict: {why}"
+        get_logger().info(f"fail-safe: {ALREADY_REPORTED}: {reason}")
+        return {
+            "verdict": ALREADY_REPORTED,
+            "reported": False,
+            "report": ReportState.ALREADY_COMPLETED.value,
+            "reason": reason,
+            **keys,
+        }
 
     def _keep(self, record: Any, why: str) -> None:
         if self.sqs is None or not self.queue_url:
@@ -246,10 +298,12 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     remaining = context.get_remaining_time_in_millis() / 1000 if context else 30.0
     budget = Deadline.in_seconds(max(remaining - _RESERVE, 1.0))
     queue = os.environ.get("GREENLIGHT_DEAD_LETTER_QUEUE")
+    client = boto3.client("codedeploy", config=report_client_config())
     safe = FailSafe(
-        CodeDeployCallback(boto3.client("codedeploy", config=report_client_config())),
+        CodeDeployCallback(client),
         boto3.client("sqs") if queue else None,
         queue,
+        status=lambda invocation: event_status(client, invocation),
     )
     result = safe.handle(event, budget)
     log.debug("fail-safe done in %.3fs", time.monotonic() - started)

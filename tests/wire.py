@@ -49,29 +49,67 @@ for _ in range(int(sys.argv[4])):
 """
 
 
+def deployment_target(event: str, status: str) -> dict[str, Any]:
+    """GetDeploymentTarget's answer for an ECS deployment whose ``event`` is at ``status``."""
+    return {
+        "deploymentTarget": {
+            "deploymentTargetType": "ECSTarget",
+            "ecsTarget": {
+                "targetId": "shop-cluster:shop",
+                "lifecycleEvents": [{"lifecycleEventName": event, "status": status}],
+            },
+        }
+    }
+
+
 def template_handler(logical_id: str) -> str:
     """The handler the template names for the function (the template is the source)."""
     return Template(ROOT / "template.yaml").function(logical_id).handler
 
 
+REPORT = ".PutLifecycleEventHookExecutionStatus"
+
+
 class FakeCodeDeploy:
     """Answers PutLifecycleEventHookExecutionStatus; records every request."""
 
-    def __init__(self, error: str | None = None, server_errors: int = 0, delay: float = 0) -> None:
+    def __init__(
+        self,
+        error: str | None = None,
+        server_errors: int = 0,
+        delay: float = 0,
+        event_status: str | None = None,
+    ) -> None:
         self.requests: list[dict[str, Any]] = []
         self.error = error
-        self.server_errors = server_errors  # answer this many requests with a 500 first
-        self.delay = delay  # seconds before each answer
+        self.server_errors = server_errors  # answer this many reports with a 500 first
+        self.delay = delay  # seconds before each answer to a report
+        self.event_status = event_status  # the lifecycle event's status (None: no target)
 
     @property
     def statuses(self) -> list[str]:
-        return [r["body"]["status"] for r in self.requests]
+        return [r["body"]["status"] for r in self.reports]
+
+    def _read(self, target: str, body: dict[str, Any]) -> dict[str, Any]:
+        """ListDeploymentTargets and GetDeploymentTarget, for the fail-safe's status check."""
+        if target.endswith(".ListDeploymentTargets"):
+            return {"targetIds": [] if self.event_status is None else ["shop-cluster:shop"]}
+        return deployment_target("AfterAllowTestTraffic", self.event_status or "Unknown")
+
+    @property
+    def reports(self) -> list[dict[str, Any]]:
+        """The PutLifecycleEventHookExecutionStatus requests (the only writes)."""
+        return [r for r in self.requests if r["target"].endswith(REPORT)]
 
     def __call__(self, handler: BaseHTTPRequestHandler) -> None:
         body = json.loads(handler.rfile.read(int(handler.headers["Content-Length"])))
-        self.requests.append({"target": handler.headers["X-Amz-Target"], "body": body})
+        target = handler.headers["X-Amz-Target"]
+        self.requests.append({"target": target, "body": body})
+        if not target.endswith(REPORT):
+            reply(handler, 200, self._read(target, body))
+            return
         time.sleep(self.delay)
-        if len(self.requests) <= self.server_errors:
+        if len(self.reports) <= self.server_errors:
             reply(handler, 500, {"__type": "InternalFailure", "message": "try again"})
         elif self.error:
             reply(handler, 400, {"__type": self.error, "message": "already completed"})

@@ -23,7 +23,7 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from hooks.deadline import Deadline
-from hooks.failsafe import FailSafe, handler, read_record
+from hooks.failsafe import FailSafe, event_status, handler, read_record
 from hooks.protocol import CodeDeployCallback
 from tests.functional.test_hook_protocol import EVENT, expect_report
 from tests.helpers import ROOT, http_server, silent_server
@@ -163,6 +163,8 @@ def test_a_hook_that_reported_before_it_died_is_left_alone(
     safe = FailSafe(CodeDeployCallback(client, sleep=lambda s: None), sqs, url)
     result = safe.handle(record(EVENT, RESPONSES["timeout"]), Deadline.in_seconds(30))
     assert result["report"] == "already_completed"
+    assert result["verdict"] == "already reported"  # never a Failed over its verdict
+    assert result["reported"] is False
     assert kept(sqs, url) == []
 
 
@@ -243,3 +245,69 @@ def test_the_sample_record_drives_greenlight_invoke_of_the_fail_safe() -> None:
     assert '"status": "Failed"' in recorded
     assert sample["requestPayload"]["DeploymentId"] in recorded
     assert "the hook ran out of memory before it reported" in done.stdout
+
+
+def _emf(out: str) -> list[dict[str, Any]]:
+    """The EMF metric lines the fail-safe wrote on stdout."""
+    return [json.loads(line) for line in out.splitlines() if '"_aws"' in line]
+
+
+@pytest.mark.parametrize(
+    ("status", "reports"),
+    [("InProgress", True), ("Pending", True), ("Succeeded", False), ("Failed", False)],
+)
+def test_the_fail_safe_reports_only_while_the_event_waits_for_a_verdict(
+    status: str,
+    reports: bool,
+    queue: tuple[Any, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """GIVEN a hook that ended badly (its destination record) after — or before — its report
+    WHEN the fail-safe reads the lifecycle event's status, as the deployed handler does
+    THEN it reports Failed only while the event waits; otherwise it contradicts nothing,
+    says "already reported" and counts no failure."""
+    _sqs, url = queue
+    fake = FakeCodeDeploy(event_status=status)
+    with http_server(fake) as endpoint:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_CODEDEPLOY", endpoint)
+        monkeypatch.setenv("GREENLIGHT_DEAD_LETTER_QUEUE", url)
+        monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Greenlight")
+
+        class Context:
+            def get_remaining_time_in_millis(self) -> int:
+                return 30_000
+
+        result = handler(record(EVENT, RESPONSES["out of memory"]), Context())
+    metrics = _emf(capsys.readouterr().out)
+    assert [r["target"].rsplit(".", 1)[1] for r in fake.requests][:2] == [
+        "ListDeploymentTargets",
+        "GetDeploymentTarget",
+    ]
+    if reports:
+        assert fake.statuses == ["Failed"]
+        assert result["verdict"] == "Failed"
+        assert [m.get("Failed") for m in metrics] == [[1.0]]  # one EMF line, Failed = 1
+    else:
+        assert fake.statuses == []
+        assert result["verdict"] == "already reported"
+        assert f"its lifecycle event is {status}" in result["reason"]
+        assert metrics == []  # no Failed, no FailedOrUnreportedHooks
+
+
+def test_a_status_that_cannot_be_read_still_reports(
+    codedeploy: tuple[Any, Stubber], queue: tuple[Any, str]
+) -> None:
+    client, stubber = codedeploy
+    stubber.add_client_error("list_deployment_targets", "AccessDeniedException", "not allowed")
+    expect_report(stubber, "Failed")
+    sqs, url = queue
+    safe = FailSafe(
+        CodeDeployCallback(client, sleep=lambda s: None),
+        sqs,
+        url,
+        status=lambda invocation: event_status(client, invocation),
+    )
+    result = safe.handle(record(EVENT, RESPONSES["crash"]), Deadline.in_seconds(30))
+    assert result["reported"] is True
+    assert result["verdict"] == "Failed"

@@ -186,6 +186,9 @@ def test_a_killed_hook_goes_at_once_to_the_fail_safe(template: dict[str, Any]) -
     failsafe_actions = {a for s in statements(template, "FailSafeRole") for a in s["Action"]}
     assert failsafe_actions == {
         "codedeploy:PutLifecycleEventHookExecutionStatus",
+        # the lifecycle event's status, read first: a verdict already given stands
+        "codedeploy:ListDeploymentTargets",
+        "codedeploy:GetDeploymentTarget",
         "sqs:SendMessage",
         "logs:CreateLogStream",
         "logs:PutLogEvents",

@@ -40,6 +40,8 @@ from hooks.verdict import VerdictStatus
 
 log = logging.getLogger(__name__)
 
+#: The cause of a crash the deadline watch found (no record of how the hook ended).
+WATCH_CAUSE = "was silent past its deadline"
 #: Time kept at the end of the fail-safe's own run.
 _RESERVE = 1.0
 
@@ -58,6 +60,8 @@ class Crash:
 
     @property
     def reason(self) -> str:
+        if self.cause == WATCH_CAUSE:
+            return f"the hook had not reported when its deadline watch fired ({self.detail})"
         subject = "the" if self.cause.startswith("state machine") else "the hook"
         return f"{subject} {self.cause} before it reported ({self.detail})"
 
@@ -76,6 +80,8 @@ def read_record(record: Any) -> Crash:
         return Crash(None, "", "", "failed", "", f"not a destination record: {record!r:.200}")
     if record.get("source") == "aws.states":
         return _read_execution(record)
+    if record.get("source") == "greenlight.watch":
+        return _read_watch(record)
     context = record.get("requestContext") or {}
     response = record.get("responsePayload")
     arn = str(context.get("functionArn", ""))
@@ -140,6 +146,25 @@ def _read_execution(record: dict[str, Any]) -> Crash:
         invalid = f"the execution's input names no hook to report: {type(exc).__name__}: {exc}"
     arn = str(detail.get("executionArn", ""))
     return Crash(invocation, name or arn, arn, cause, what or arn, invalid=invalid)
+
+
+def _read_watch(record: dict[str, Any]) -> Crash:
+    """The deadline watch's schedule fired: the hook neither reported nor disarmed it by its
+    own end plus a margin (:mod:`hooks.watch`)."""
+    function = str(record.get("function", ""))
+    detail = f"{function}; the deadline watch fired at {record.get('due', 'its time')}"
+    try:
+        ids = record["invocation"]
+        invocation: HookInvocation | None = HookInvocation(
+            str(ids["deployment_id"]),
+            str(ids["execution_id"]),
+            LifecycleEvent(str(ids["lifecycle_event"])),
+        )
+        invalid = ""
+    except Exception as exc:
+        invocation = None
+        invalid = f"the watch names no hook to report: {type(exc).__name__}: {exc}"
+    return Crash(invocation, function, "", WATCH_CAUSE, detail, invalid=invalid)
 
 
 def _cause(condition: str, error_type: str, message: str) -> str:

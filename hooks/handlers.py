@@ -57,6 +57,7 @@ def runtime() -> Runtime:
         connect=clients,
         stepfunctions=lambda: _publisher("stepfunctions"),
         s3=lambda: _publisher("s3"),
+        scheduler=lambda: _publisher("scheduler"),
         reporters=(
             EvidenceBundle(lambda: _publisher("s3")),
             MetricsReporter(),

@@ -102,6 +102,8 @@ class Runtime:
     #: client (shard results), on first use.
     stepfunctions: Callable[[], Any] | None = None
     s3: Callable[[], Any] | None = None
+    #: Builds the EventBridge Scheduler client of the deadline watch (:mod:`hooks.watch`).
+    scheduler: Callable[[], Any] | None = None
     _connecting: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _error: BaseException | None = field(default=None, repr=False)
     _warming: bool = field(default=False, repr=False)
@@ -255,6 +257,7 @@ def handle_invocation(
         progress.supervisor = _start_worker(settings, invocation, runtime, context_keys)
         if settings.target_url is None:
             runtime.warm_up()
+    watch = _arm_watch(invocation, context, runtime)
     logger = get_logger()
     logger.append_keys(**invocation.log_keys(), **context_keys)
     margin = settings.safety_margin if settings else DEFAULT_SAFETY_MARGIN
@@ -274,7 +277,27 @@ def handle_invocation(
 
             settle(summary, invocation.ecs, settings, signing_key(runtime))
 
-    return finish(summary, runtime, context, started, context_keys)
+    return finish(summary, runtime, context, started, context_keys, watch)
+
+
+def _arm_watch(invocation: HookInvocation, context: Any, runtime: Runtime) -> Any:
+    """The deadline watch of a CodeDeploy hook, arming beside the work (None where the stack
+    sets none up, or for an Amazon ECS hook, whose answer is its return value)."""
+    if invocation.ecs is not None or runtime.scheduler is None:
+        return None
+    import os
+
+    from hooks.watch import Watch
+
+    watch = Watch.from_env(
+        runtime.env if runtime.env is not None else os.environ, runtime.scheduler
+    )
+    if watch is not None:
+        function = getattr(context, "function_name", None) or os.environ.get(
+            "AWS_LAMBDA_FUNCTION_NAME", "the hook"
+        )
+        watch.arm(invocation, str(function), remaining_seconds(context))
+    return watch
 
 
 def finish(
@@ -283,6 +306,7 @@ def finish(
     context: HasRemainingTime,
     started: float,
     context_keys: Mapping[str, Any],
+    watch: Any = None,
 ) -> dict[str, Any]:
     """Report the verdict (once), run the reporters, log the summary line; the result.
 
@@ -299,6 +323,13 @@ def finish(
             logger.exception("the status report raised")
             summary.report = ReportOutcome(ReportState.FAILED, 1, f"{type(exc).__name__}: {exc}")
         summary.reported_after = summary.duration = time.monotonic() - started
+    reported = summary.report is not None and summary.report.state is not ReportState.FAILED
+    if watch is not None and (reported or summary.handed_off is not None):
+        # Its work is done (the state machine reports a handed-off plan). A report that
+        # failed keeps the watch armed: the fail-safe tries again when it fires.
+        seconds = min(remaining_seconds(context) - _REPORT_RESERVE, 2.0)
+        _bounded(partial(watch.disarm, invocation, seconds), seconds, "watch")
+    if summary.handed_off is None:
         _publish(runtime.reporters, summary, context)
     summary.duration = time.monotonic() - started
     result: dict[str, Any] = redact.redact_data(summary.to_dict())

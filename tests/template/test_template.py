@@ -519,3 +519,35 @@ def test_the_stack_generates_its_signing_key_and_only_it_may_be_read_for_it(
     by_sid = {s["Sid"]: s for s in statements(template, "HookRole")}
     assert by_sid["ReadTheSigningKey"]["Action"] == ["secretsmanager:GetSecretValue"]
     assert by_sid["ReadTheSigningKey"]["Resource"] == {"Ref": "SigningKey"}
+
+
+def test_every_hook_can_arm_a_deadline_watch_that_invokes_only_the_fail_safe(
+    template: dict[str, Any],
+) -> None:
+    """The fail-safe does not hang on Lambda's OnFailure (asynchronous invocations only):
+    each hook arms a schedule in the stack's group, which may invoke the fail-safe alone."""
+    resources = template["Resources"]
+    assert resources["DeadlineWatches"]["Type"] == "AWS::Scheduler::ScheduleGroup"
+    failsafe_name = resources["FailSafeFunction"]["Properties"]["FunctionName"]["Fn::Sub"]
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["GREENLIGHT_WATCH_GROUP"] == {"Ref": "DeadlineWatches"}
+    assert variables["GREENLIGHT_WATCH_ROLE_ARN"] == {"Fn::GetAtt": ["WatchRole", "Arn"]}
+    assert variables["GREENLIGHT_FAILSAFE_ARN"]["Fn::Sub"].endswith(f":function:{failsafe_name}")
+    role = resources["WatchRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    (invoke,) = statements(template, "WatchRole")
+    assert invoke["Action"] == ["lambda:InvokeFunction"]
+    assert invoke["Resource"]["Fn::Sub"].endswith(f":function:{failsafe_name}")
+    by_sid = {s["Sid"]: s for s in statements(template, "HookRole")}
+    arm = by_sid["ArmTheDeadlineWatch"]
+    assert arm["Action"] == ["scheduler:CreateSchedule", "scheduler:DeleteSchedule"]
+    assert arm["Resource"]["Fn::Sub"].endswith(":schedule/greenlight-${HookName}/*")
+    assert resources["DeadlineWatches"]["Properties"]["Name"] == {
+        "Fn::Sub": "greenlight-${HookName}"
+    }
+    passing = by_sid["PassTheWatchRole"]
+    assert passing["Resource"] == {"Fn::GetAtt": ["WatchRole", "Arn"]}
+    assert passing["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}
+    }

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from hooks import redact, signing
 from hooks.deadline import Deadline, HasRemainingTime
-from hooks.decision import Planned, decide_planned
+from hooks.decision import decide_planned, planned_from
 from hooks.hook import Progress, RunSummary, Runtime, finish
 from hooks.lifecycle import HookInvocation, LifecycleEvent
 from hooks.log import get_logger
@@ -157,9 +157,8 @@ def _decide(
             sealed,
         ),
     )
-    planned = [Planned(s.name, s.kind, s.policy, tuple(s.expected), s.source) for s in listed]
     verdict, suites = decide_planned(
-        planned,
+        planned_from(listed, plan.policies),
         run.suites,
         "the state machine's shards",
         deadline_reached=run.deadline_reached,

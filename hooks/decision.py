@@ -17,8 +17,9 @@ nobody planned, two results for one suite: each is a failure that names it. Then
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from hooks.results import CheckResult, Policy, Status, SuiteResult
 from hooks.verdict import Verdict, VerdictStatus, describe_failures, tally
@@ -35,6 +36,22 @@ class Planned:
     #: (pytest collects), and each of those must report too.
     checks: tuple[str, ...] = ()
     source: str | None = None
+
+
+def planned_from(listed: Sequence[Any], policies: Mapping[str, Policy]) -> list[Planned]:
+    """The slots of a catalog worker's listing of the plan (its suites, the checks each
+    declared), under the plan's own policy for a suite wherever the plan names one (a copy
+    per green task, ``NAME @ task``, is under NAME's)."""
+    return [
+        Planned(
+            suite.name,
+            suite.kind,
+            policies.get(suite.name.split(" @ ", 1)[0], suite.policy),
+            tuple(suite.expected),
+            suite.source,
+        )
+        for suite in listed
+    ]
 
 
 def fill(

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from hooks import secrets
 from hooks.deadline import Deadline
-from hooks.decision import decide
+from hooks.decision import decide, decide_planned, planned_from
 from hooks.discovery import Deployment, Discovery, GreenTarget, Stack
 from hooks.exceptions import ConfigError
 from hooks.lifecycle import HookInvocation, LifecycleEvent
@@ -154,9 +154,19 @@ def _evaluate(
         return
     runtime.warm_up()  # for the report, while the suites run (when discovery did not)
     results, cut_short = supervisor.execute(job, deadline)
+    listed = supervisor.listing()
+    if listed:  # the results fill the listing's slots, under the plan's policies
+        verdict, filled = decide_planned(
+            planned_from(listed, plan.policies),
+            results,
+            "the suite workers",
+            deadline_reached=cut_short,
+        )
+        results = filled
+    else:  # the catalog never listed: its results say why, and fail the gate
+        verdict = decide(results, deadline_reached=cut_short)
     run = RunResult(tuple(results), cut_short, time.monotonic() - started)
     summary.run = run
-    verdict = decide(run.suites, deadline_reached=run.deadline_reached)
     if resolved.unreachable_hint and not verdict.succeeded and _cannot_connect(run):
         verdict = replace(verdict, reason=f"{verdict.reason} ({resolved.unreachable_hint})")
     summary.verdict = verdict

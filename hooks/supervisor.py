@@ -572,6 +572,12 @@ class Supervisor:
             )
         return sorted(self.suites.values(), key=lambda suite: suite.id)
 
+    def listing(self) -> list[ListedSuite]:
+        """The suites the catalog worker listed, in its order (empty before it listed)."""
+        if not self.listed.is_set():
+            return []
+        return sorted(self.suites.values(), key=lambda suite: suite.id)
+
     def execute(self, job: dict[str, Any], deadline: Deadline) -> tuple[list[SuiteResult], bool]:
         """Run every planned suite; the results and whether the deadline cut the run short."""
         self.deadline = deadline

@@ -240,3 +240,65 @@ def test_entry_points_read_ahead_are_read_again_when_the_path_changes(
     after = {ep.name for ep in registry._entry_points()}
     assert after == before | {"late_ping"}
     assert "late_ping" not in before
+
+
+LAX_PLUGIN = """
+from pathlib import Path
+from hooks import Check, CheckResult, CheckSuite, Status, SuiteContext
+from hooks.results import Policy
+
+
+class Broken(Check):
+    name = "always fails"
+
+    def run(self, ctx: SuiteContext) -> CheckResult:
+        return CheckResult(self.name, Status.FAILED, message="broken")
+
+
+class Lax(CheckSuite):
+    def with_policy(self, policy):  # a plugin that ignores the plan's word
+        return self
+
+
+LAX = Lax(name="lax", kind="lax", checks=[Broken()], policy=Policy(report_only=True))
+"""
+
+
+def test_the_plans_policy_decides_whatever_a_plugin_lists(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    codedeploy: tuple[Any, Stubber],
+    callback: CodeDeployCallback,
+) -> None:
+    """GIVEN a plugin suite that lists itself report-only and ignores the plan's policy
+    WHEN the plan says it blocks (report_only: false)
+    THEN its failure fails the gate: the deciding process applies its own plan."""
+    install(
+        tmp_path,
+        monkeypatch,
+        "gl_lax_plugin",
+        LAX_PLUGIN,
+        """\
+        [greenlight.suites]
+        lax = gl_lax_plugin:LAX
+    """,
+    )
+    suites_dir = tmp_path / "suites"
+    suites_dir.mkdir()
+    (suites_dir / "greenlight.yaml").write_text(
+        "version: 1\ndefaults:\n  policy:\n    lax: {report_only: false}\n"
+    )
+    _, stubber = codedeploy
+    expect_report(stubber, "Failed")
+    with http_server(lambda h: reply(h, 200, {})) as url:
+        result = handle(
+            load_event("after_allow_test_traffic"),
+            LocalContext(30),
+            LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC,
+            Runtime(
+                protocol=callback,
+                env={"GREENLIGHT_SUITES_DIR": str(suites_dir), "GREENLIGHT_TARGET_URL": url},
+            ),
+        )
+    assert result["verdict"] == "Failed"
+    assert result["reason"].startswith("suites failed: lax ")

@@ -15,10 +15,11 @@ from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
 from hooks.deadline import Deadline
-from hooks.ecs import GateState, settle
+from hooks.ecs import GateState, plan_digest, settle
 from hooks.lifecycle import LifecycleEvent
 from hooks.results import Status
 from hooks.runner import RunResult, run_suites
+from hooks.signing import key_from_env
 from hooks.suites import metrics
 from hooks.suites.base import DeploymentInfo
 from hooks.suites.metrics import MetricsSuiteKind, Window
@@ -48,6 +49,9 @@ queries:
     threshold: "< 5"
     missing: zero
 """
+
+#: The command line's own signing key: one process plays every ECS call here.
+KEY = key_from_env({})
 
 
 @pytest.fixture
@@ -222,7 +226,7 @@ def test_a_window_still_open_times_out_at_once_and_ecs_calls_again(
     assert "(Amazon ECS calls the hook again)" in message
     # the ECS gate answers IN_PROGRESS, carrying when it began
     summary, call = ecs_summary(ran["run"])
-    settle(summary, call, settings())
+    settle(summary, call, settings(), KEY)
     assert summary.verdict.status.value == "InProgress", summary.verdict
     assert "unfinished golden-signals" in summary.verdict.reason
 
@@ -371,12 +375,14 @@ def ecs_summary(run: RunResult) -> tuple[Any, Any]:
     from hooks.decision import decide
     from hooks.ecs import parse_ecs_event
     from hooks.hook import RunSummary
+    from hooks.plan import resolve_plan
     from tests.helpers import load_event
 
     call = parse_ecs_event(load_event("ecs_post_test_traffic_shift"))
     verdict = decide(run.suites, deadline_reached=run.deadline_reached)
-    summary = RunSummary(call.invocation(), verdict, run)
-    assert GateState.of(call, time.time()).attempt == 1
+    plan = resolve_plan(call.stage.lifecycle_event, settings(), None, stage=call.stage.value)
+    summary = RunSummary(call.invocation(), verdict, run, plan=plan)
+    assert GateState.of(call, time.time(), KEY, plan_digest(plan)).attempt == 1
     return summary, call
 
 

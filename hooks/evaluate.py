@@ -365,8 +365,10 @@ def run_shard(event: Mapping[str, Any], context: Any, runtime: Runtime) -> dict[
     binding = shard_binding(
         invocation, int(shard["shard"]), list(shard["suites"]), str(job.get("plan_digest"))
     )
-    sealed = signing.seal(signing.key_from_env(runtime.env), PURPOSE, binding, data)
-    body = json.dumps(redact.redact_data(sealed), default=str).encode()
+    # Redacted, then sealed: what the conclusion verifies is exactly what was written.
+    content = redact.redact_data(data)
+    sealed = signing.seal(signing.key_from_env(runtime.env), PURPOSE, binding, content)
+    body = json.dumps(sealed, default=str).encode()
     runtime.s3().put_object(Bucket=event["bucket"], Key=key, Body=body)
     failed = sum(1 for suite in results if not suite.passed)
     return {"key": key, "suites": len(results), "failed": failed}

@@ -23,7 +23,7 @@ from hooks import redact, signing
 from hooks.deadline import Deadline, HasRemainingTime
 from hooks.decision import decide_planned, planned_from
 from hooks.hook import Progress, RunSummary, Runtime, finish
-from hooks.lifecycle import HookInvocation, LifecycleEvent
+from hooks.lifecycle import HookInvocation
 from hooks.log import get_logger
 from hooks.messages import suite_from_record
 from hooks.results import SuiteResult
@@ -73,7 +73,7 @@ def conclude_execution(
 
     started = time.monotonic()
     redact.reset()
-    invocation = _invocation(event.get("invocation"))
+    invocation = HookInvocation.from_ids(event.get("invocation"))
     context_keys = {"function_request_id": getattr(context, "aws_request_id", None) or "local"}
     logger = get_logger()
     logger.append_keys(**invocation.log_keys(), **context_keys)
@@ -97,17 +97,6 @@ def conclude_execution(
         logger.exception("the conclusion raised")
         summary.verdict = Verdict.failure(f"the conclusion failed: {type(exc).__name__}: {exc}")
     return finish(summary, runtime, context, started, context_keys)
-
-
-def _invocation(ids: Any) -> HookInvocation:
-    """The hook the execution reports for (data: it names whom to report to, nothing else)."""
-    if not isinstance(ids, Mapping):
-        raise ValueError("the conclusion's event names no invocation")
-    return HookInvocation(
-        str(ids["deployment_id"]),
-        str(ids["execution_id"]),
-        LifecycleEvent(str(ids["lifecycle_event"])),
-    )
 
 
 def _decide(

@@ -286,11 +286,7 @@ def _hand_off(
     # and opens only results sealed for the same digest.
     job["plan_digest"] = listing_digest(listed)
     payload: dict[str, Any] = {
-        "invocation": {
-            "deployment_id": summary.invocation.deployment_id,
-            "execution_id": summary.invocation.execution_id,
-            "lifecycle_event": summary.invocation.lifecycle_event.value,
-        },
+        "invocation": summary.invocation.ids(),
         "summary": {
             "application": summary.application,
             "deployment_group": summary.deployment_group,

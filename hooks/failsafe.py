@@ -135,11 +135,7 @@ def _read_execution(record: dict[str, Any]) -> Crash:
     )[:900]
     try:
         ids = json.loads(detail.get("input") or "{}")["invocation"]
-        invocation: HookInvocation | None = HookInvocation(
-            str(ids["deployment_id"]),
-            str(ids["execution_id"]),
-            LifecycleEvent(str(ids["lifecycle_event"])),
-        )
+        invocation: HookInvocation | None = HookInvocation.from_ids(ids)
         invalid = ""
     except Exception as exc:
         invocation = None
@@ -154,14 +150,9 @@ def _read_watch(record: dict[str, Any]) -> Crash:
     function = str(record.get("function", ""))
     detail = f"{function}; the deadline watch fired at {record.get('due', 'its time')}"
     try:
-        ids = record["invocation"]
-        invocation: HookInvocation | None = HookInvocation(
-            str(ids["deployment_id"]),
-            str(ids["execution_id"]),
-            LifecycleEvent(str(ids["lifecycle_event"])),
-        )
+        invocation: HookInvocation | None = HookInvocation.from_ids(record.get("invocation"))
         invalid = ""
-    except Exception as exc:
+    except ValueError as exc:
         invocation = None
         invalid = f"the watch names no hook to report: {type(exc).__name__}: {exc}"
     return Crash(invocation, function, "", WATCH_CAUSE, detail, invalid=invalid)

@@ -63,6 +63,28 @@ class HookInvocation:
     lifecycle_event: LifecycleEvent
     ecs: Any = None
 
+    @classmethod
+    def from_ids(cls, ids: Any) -> HookInvocation:
+        """The invocation that ``ids`` names — ``{"deployment_id", "execution_id",
+        "lifecycle_event"}``, as the state machine's input and the deadline watch carry it
+        (data: it says whom to report to, nothing else); ``ValueError`` if it names none."""
+        try:
+            return cls(
+                str(ids["deployment_id"]),
+                str(ids["execution_id"]),
+                LifecycleEvent(str(ids["lifecycle_event"])),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"no hook invocation in {ids!r:.200}: {exc}") from None
+
+    def ids(self) -> dict[str, str]:
+        """What :meth:`from_ids` reads."""
+        return {
+            "deployment_id": self.deployment_id,
+            "execution_id": self.execution_id,
+            "lifecycle_event": self.lifecycle_event.value,
+        }
+
     def log_keys(self) -> dict[str, str]:
         keys = {
             "deployment_id": self.deployment_id,

@@ -66,11 +66,7 @@ class Watch:
             "source": SOURCE,
             "function": function,
             "due": at.isoformat(timespec="seconds"),
-            "invocation": {
-                "deployment_id": invocation.deployment_id,
-                "execution_id": invocation.execution_id,
-                "lifecycle_event": invocation.lifecycle_event.value,
-            },
+            "invocation": invocation.ids(),
         }
         try:
             self._client().create_schedule(

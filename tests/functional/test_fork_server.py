@@ -88,6 +88,18 @@ pathlib.Path(os.environ["GREENLIGHT_TEST_PLUGIN_LOG"]).open("a").write(f"{os.get
 """
 
 
+def _install_spy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A pytest11 plugin, installed, that writes the pid of each process that imports it to
+    the file returned."""
+    site = install_package(
+        tmp_path / "site", "greenlight_test_spy", PLUGIN, "[pytest11]\nspy = greenlight_test_spy\n"
+    )
+    monkeypatch.syspath_prepend(str(site))
+    log = tmp_path / "plugin.log"
+    monkeypatch.setenv("GREENLIGHT_TEST_PLUGIN_LOG", str(log))
+    return log
+
+
 @pytest.mark.parametrize(
     ("plugins", "conftest"),
     [
@@ -100,12 +112,7 @@ pathlib.Path(os.environ["GREENLIGHT_TEST_PLUGIN_LOG"]).open("a").write(f"{os.get
 def test_a_named_pytest_plugin_loads_in_the_workers_never_in_the_server(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plugins: tuple[str, ...], conftest: str
 ) -> None:
-    site = install_package(
-        tmp_path / "site", "greenlight_test_spy", PLUGIN, "[pytest11]\nspy = greenlight_test_spy\n"
-    )
-    monkeypatch.syspath_prepend(str(site))
-    log = tmp_path / "plugin.log"
-    monkeypatch.setenv("GREENLIGHT_TEST_PLUGIN_LOG", str(log))
+    log = _install_spy(tmp_path, monkeypatch)
     suites = _suites(tmp_path / "suites", tmp_path / "record", NAMES[:2])
     if conftest:
         (suites / "conftest.py").write_text(conftest)
@@ -127,12 +134,7 @@ def test_an_installed_pytest_plugin_nobody_names_loads_nowhere(
     """GIVEN a pytest11 plugin installed beside Greenlight (as Schemathesis brings two)
     WHEN pytest suites run with no plan or file naming it
     THEN it is imported in no process: autoload is off in every worker."""
-    site = install_package(
-        tmp_path / "site", "greenlight_test_spy", PLUGIN, "[pytest11]\nspy = greenlight_test_spy\n"
-    )
-    monkeypatch.syspath_prepend(str(site))
-    log = tmp_path / "plugin.log"
-    monkeypatch.setenv("GREENLIGHT_TEST_PLUGIN_LOG", str(log))
+    log = _install_spy(tmp_path, monkeypatch)
     suites = _suites(tmp_path / "suites", tmp_path / "record", NAMES[:2])
     with http_server(InFlight(0)) as url:
         run, results = _run(suites, url, NAMES[:2])

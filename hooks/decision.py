@@ -153,3 +153,63 @@ def fail_safe_reports(status: str | None) -> bool:
     CodeDeploy itself refuses a report for an event already complete, which is read as
     "already reported"). A verdict the hook gave is never contradicted."""
     return status is None or status in _AWAITING
+
+
+@dataclass(frozen=True)
+class GateStep:
+    """An Amazon ECS gate's call, decided: its verdict, or (``unfinished``) another call."""
+
+    verdict: Verdict
+    #: The suites that passed, at this call or earlier ones (what the next call may skip).
+    passed: tuple[str, ...] = ()
+    #: What a next call could finish (empty: the verdict is final).
+    unfinished: tuple[str, ...] = ()
+
+
+def decide_gate(
+    verdict: Verdict,
+    suites: Sequence[SuiteResult] | None,
+    *,
+    earlier: Sequence[str],
+    not_ready: bool,
+    attempt: int,
+) -> GateStep:
+    """This call's verdict (decided on its own plan's slots), or more calls: a gate that
+    could not finish (green not healthy yet, suites cut by this call's deadline or not
+    judgeable before it, such as a metrics window still open) goes on, carrying what passed;
+    a blocking suite that failed ends it at once. ``earlier`` are the suites that passed at
+    earlier calls, as their verified progress says (progress that did not verify is none).
+    """
+    passed = list(earlier)
+    unfinished: list[str] = []
+    if not_ready:
+        unfinished = ["(waiting for the green targets to be healthy)"]
+    judged = () if not_ready else (suites or ())
+    for suite in judged:
+        # A timed-out check was cut by this call's deadline, or knew it could not be judged
+        # before it: the next call can finish it.
+        cut = any(c.status is Status.TIMED_OUT for c in suite.checks) or (
+            suite.error is not None and "did not run" in suite.error
+        )
+        if cut:
+            unfinished.append(suite.name)
+        elif not suite.passed and not suite.policy.report_only:
+            return GateStep(
+                Verdict.failure(
+                    f"suite {suite.name} failed (attempt {attempt}): {verdict.reason}",
+                    verdict.failed,
+                )
+            )
+        elif suite.name not in passed:
+            passed.append(suite.name)
+    if unfinished:
+        return GateStep(verdict, tuple(passed), tuple(unfinished))
+    ran = {suite.name for suite in suites or ()}
+    before = [name for name in earlier if name not in ran]
+    if verdict.succeeded and before:
+        verdict = Verdict(
+            verdict.status,
+            f"{verdict.reason}; passed in earlier calls: {', '.join(before)}",
+            verdict.failed,
+        )
+    return GateStep(verdict, tuple(passed))

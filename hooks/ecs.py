@@ -304,79 +304,53 @@ def now() -> float:
 
 
 def settle(summary: RunSummary, call: EcsCall, settings: Settings, key: bytes | None) -> None:
-    """Decide between the verdict and another call: a gate that could not finish in this run
-    (the green targets not yet healthy, suites cut short by this run's deadline, or checks
-    that cannot be judged before it, such as a metrics window still open) goes on
-    with ``IN_PROGRESS`` — carrying the suites that passed — until its own budget is spent;
-    a suite that failed ends it at once."""
-    from hooks.results import Status
+    """The verdict, or another call (:func:`hooks.decision.decide_gate`), with this gate's
+    progress sealed into the ``hookDetails`` of an ``IN_PROGRESS`` answer — until the gate's
+    own budget is spent, which fails it."""
+    from hooks.decision import decide_gate
     from hooks.verdict import Verdict
 
     digest = plan_digest(summary.plan)
     state = GateState.of(call, now(), key, digest)
     elapsed = now() - state.started
     limit = settings.ecs_budget
-    run = summary.run
-    unfinished: list[str] = []
-    if summary.not_ready:
-        unfinished = ["(waiting for the green targets to be healthy)"]
-    elif run is not None:
-        # A timed-out check was cut by this call's deadline, or knew it could not be judged
-        # before it (a metrics window still open): the next call can finish it.
-        for suite in run.suites:
-            cut = any(c.status is Status.TIMED_OUT for c in suite.checks) or (
-                suite.error is not None and "did not run" in suite.error
-            )
-            if cut:
-                unfinished.append(suite.name)
-            elif not suite.passed and not suite.policy.report_only:
-                summary.verdict = Verdict.failure(
-                    f"suite {suite.name} failed (attempt {state.attempt}): "
-                    f"{summary.verdict.reason}",
-                    summary.verdict.failed,
-                )
-                return
-            elif suite.name not in state.passed:
-                state.passed.append(suite.name)
-    earlier = [name for name in state.passed if run is None or name not in _names(run)]
-    if not unfinished:
-        if summary.verdict.succeeded and earlier:
-            summary.verdict = Verdict(
-                summary.verdict.status,
-                f"{summary.verdict.reason}; passed in earlier calls: {', '.join(earlier)}",
-                summary.verdict.failed,
-            )
+    step = decide_gate(
+        summary.verdict,
+        summary.run.suites if summary.run is not None else None,
+        earlier=state.passed,
+        not_ready=summary.not_ready,
+        attempt=state.attempt,
+    )
+    summary.verdict = step.verdict
+    if not step.unfinished:
         return
+    unfinished = ", ".join(step.unfinished)
     if key is None or not digest:
         summary.verdict = Verdict.failure(
             f"the gate cannot go on at a next call: its progress cannot be signed "
-            f"({summary.verdict.reason}); still unfinished: {', '.join(unfinished)}",
-            summary.verdict.failed,
+            f"({step.verdict.reason}); still unfinished: {unfinished}",
+            step.verdict.failed,
         )
         return
     if elapsed >= limit:
         summary.verdict = Verdict.failure(
             f"the gate's budget of {limit:g}s is spent after {state.attempt} calls "
-            f"({summary.verdict.reason}); still unfinished: {', '.join(unfinished)}",
-            summary.verdict.failed,
+            f"({step.verdict.reason}); still unfinished: {unfinished}",
+            step.verdict.failed,
         )
         return
+    state.passed = list(step.passed)
     try:
         details = state.details(call, key, digest)
     except ValueError as exc:
-        summary.verdict = Verdict.failure(f"{exc} ({summary.verdict.reason})")
+        summary.verdict = Verdict.failure(f"{exc} ({step.verdict.reason})")
         return
     summary.continuation = {"callBackDelay": settings.ecs_callback_delay, "hookDetails": details}
     summary.verdict = Verdict(
         VerdictStatus.IN_PROGRESS,
         f"continuing at ECS's next call (attempt {state.attempt}, {elapsed:.0f}s of "
-        f"{limit:g}s): unfinished {', '.join(unfinished)}; "
-        f"passed {', '.join(state.passed) or 'none yet'}",
+        f"{limit:g}s): unfinished {unfinished}; passed {', '.join(step.passed) or 'none yet'}",
     )
-
-
-def _names(run: Any) -> set[str]:
-    return {suite.name for suite in run.suites}
 
 
 def answer(result: Mapping[str, Any], continuation: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from hypothesis import find, given, settings
 from hypothesis import strategies as st
 
-from hooks.decision import Planned, decide, decide_planned
+from hooks.decision import Planned, decide, decide_gate, decide_planned
 from hooks.results import CheckResult, Policy, Status, SuiteResult
-from hooks.verdict import VerdictStatus
+from hooks.verdict import Verdict, VerdictStatus
 
 
 def suite(
@@ -260,3 +261,43 @@ def test_succeeded_implies_every_planned_blocking_check_passed_in_this_run(
         assert passed, "a pass for a suite where nothing passed"
         failures = [c for c in result.checks if c.status.is_failure]
         assert len(failures) <= slot.policy.failure_limit, "the result's own policy was used"
+
+
+# ---- an Amazon ECS gate's call: its verdict, or another call ----
+
+
+def _gate(*suites: SuiteResult, earlier: tuple[str, ...] = (), not_ready: bool = False) -> Any:
+    verdict = decide(list(suites)) if suites else Verdict.failure("not run")
+    return decide_gate(verdict, list(suites), earlier=earlier, not_ready=not_ready, attempt=2)
+
+
+def test_a_gate_with_a_suite_cut_short_goes_on_carrying_what_passed() -> None:
+    step = _gate(suite("a", Status.PASSED), suite("b", Status.TIMED_OUT), earlier=("c",))
+    assert step.unfinished == ("b",)
+    assert step.passed == ("c", "a")
+
+
+def test_a_blocking_failure_ends_a_gate_at_once_whatever_is_unfinished() -> None:
+    step = _gate(suite("b", Status.TIMED_OUT), suite("a", Status.FAILED))
+    assert step.unfinished == ()
+    assert step.verdict.reason.startswith("suite a failed (attempt 2): ")
+    assert not step.verdict.succeeded
+
+
+def test_a_report_only_failure_does_not_end_a_gate() -> None:
+    step = _gate(
+        suite("b", Status.TIMED_OUT), suite("a", Status.FAILED, policy=Policy(report_only=True))
+    )
+    assert step.unfinished == ("b",)
+
+
+def test_a_gate_waiting_for_green_judges_nothing_yet() -> None:
+    step = _gate(suite("a", Status.FAILED), not_ready=True)
+    assert step.unfinished == ("(waiting for the green targets to be healthy)",)
+
+
+def test_a_finished_gate_names_what_passed_at_earlier_calls() -> None:
+    step = _gate(suite("b", Status.PASSED), earlier=("a",))
+    assert step.unfinished == ()
+    assert step.verdict.succeeded
+    assert step.verdict.reason.endswith("; passed in earlier calls: a")

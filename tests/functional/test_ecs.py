@@ -191,14 +191,9 @@ def _ecs_stub(rollback: bool) -> tuple[Any, Stubber]:
     return client, stubber
 
 
-@pytest.mark.parametrize("rolling_back", [True, False], ids=["rollback", "not a rollback"])
-def test_a_rollback_call_is_answered_succeeded_without_testing(
-    rolling_back: bool, tmp_path: Path, service: tuple[Service, str]
-) -> None:
-    """A call with ECS's rollback signature (green at 0 everywhere) is not tested — unless
-    the service deployment says it is not rolling back: Succeeded is earned."""
-    svc, url = service
-    client, stubber = _ecs_stub(rollback=rolling_back)
+def _answer_rollback(tmp_path: Path, url: str, client: Any, stubber: Stubber) -> dict[str, Any]:
+    """The hook's answer to ECS's rollback call, its ECS API the stubbed ``client`` (every
+    response it was given asked for)."""
     env = {
         "GREENLIGHT_SUITES_DIR": str(suites(tmp_path, "fast.yaml")),
         "GREENLIGHT_TARGET_URL": url,
@@ -210,6 +205,18 @@ def test_a_rollback_call_is_answered_succeeded_without_testing(
             ecs_runtime(env, ecs_discovery=EcsDiscovery(client, None)),
         )
         stubber.assert_no_pending_responses()
+    return answer
+
+
+@pytest.mark.parametrize("rolling_back", [True, False], ids=["rollback", "not a rollback"])
+def test_a_rollback_call_is_answered_succeeded_without_testing(
+    rolling_back: bool, tmp_path: Path, service: tuple[Service, str]
+) -> None:
+    """A call with ECS's rollback signature (green at 0 everywhere) is not tested — unless
+    the service deployment says it is not rolling back: Succeeded is earned."""
+    svc, url = service
+    client, stubber = _ecs_stub(rollback=rolling_back)
+    answer = _answer_rollback(tmp_path, url, client, stubber)
     assert answer == {"hookStatus": "SUCCEEDED"}
     assert ("/orders" in svc.paths()) is not rolling_back
 
@@ -684,17 +691,7 @@ def test_a_rollback_signature_that_ecs_does_not_confirm_is_tested(
     stubber.add_client_error(
         "describe_service_deployments", "AccessDeniedException", "not authorized"
     )
-    env = {
-        "GREENLIGHT_SUITES_DIR": str(suites(tmp_path, "fast.yaml")),
-        "GREENLIGHT_TARGET_URL": url,
-    }
-    with stubber:
-        answer = handle_ecs(
-            rollback_call(),
-            LocalContext(30),
-            ecs_runtime(env, ecs_discovery=EcsDiscovery(client, None)),
-        )
-        stubber.assert_no_pending_responses()  # ECS was asked, and said nothing
+    answer = _answer_rollback(tmp_path, url, client, stubber)  # ECS was asked: no answer
     assert answer == {"hookStatus": "FAILED"}
     assert "/orders" in svc.paths()
 

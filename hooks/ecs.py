@@ -242,7 +242,8 @@ class GateState:
 
     @classmethod
     def of(cls, call: EcsCall, now: float, key: bytes | None, plan: str) -> GateState:
-        from hooks.signing import SealError, open_sealed
+        from hooks.exceptions import SealError
+        from hooks.signing import open_sealed
 
         sealed = call.hook_details.get(STATE_KEY)
         if sealed is None:

@@ -27,5 +27,9 @@ class TargetNotReadyError(GreenlightError):
     """The green targets did not become healthy in time; names them and why."""
 
 
+class SealError(GreenlightError, ValueError):
+    """State carried across an invocation that does not verify, or belongs to another call."""
+
+
 class ReportError(GreenlightError):
     """The status report to CodeDeploy could not be delivered."""

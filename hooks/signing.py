@@ -24,14 +24,12 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-from hooks.exceptions import ConfigError
+from hooks.exceptions import ConfigError, SealError
+
+__all__ = ["SealError", "digest", "key_from_env", "open_sealed", "seal"]
 
 VERSION = 1
 KEY_VARIABLE = "GREENLIGHT_SIGNING_KEY"
-
-
-class SealError(ValueError):
-    """Sealed state that does not verify, or that belongs to another call; says why."""
 
 
 def digest(data: Any) -> str:

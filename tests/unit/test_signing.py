@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from hooks import signing
-from hooks.exceptions import ConfigError
-from hooks.signing import SealError, open_sealed, seal
+from hooks.exceptions import ConfigError, SealError
+from hooks.signing import open_sealed, seal
 
 KEY = b"k" * 32
 BINDING = {"deployment_id": "d-1", "execution_id": "e-1", "shard": 0}

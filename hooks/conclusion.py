@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from hooks import redact, signing
 from hooks.deadline import Deadline, HasRemainingTime
 from hooks.decision import decide_planned, planned_from
+from hooks.exceptions import ConfigError
 from hooks.hook import Progress, RunSummary, Runtime, finish
 from hooks.lifecycle import HookInvocation
 from hooks.log import get_logger
@@ -108,9 +109,14 @@ def _decide(
 ) -> None:
     from hooks.evaluate import listing_job, resolve_run_plan, start_supervisor
     from hooks.reports import bundle_prefix
-    from hooks.shards import plan_shards, required
+    from hooks.shards import plan_shards
 
-    _, bucket = required(settings)
+    bucket = settings.evidence_bucket  # this stack's own, never the event's word
+    if not bucket:
+        raise ConfigError(
+            "no evidence bucket is set (GREENLIGHT_EVIDENCE_BUCKET): the shards' results "
+            "are read from it"
+        )
     progress = Progress()
     plan, _ = resolve_run_plan(summary, settings, runtime, progress)
     summary.plan = plan

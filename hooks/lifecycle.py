@@ -109,7 +109,8 @@ def parse_event(event: Any, lifecycle_event: LifecycleEvent) -> HookInvocation:
     values: dict[str, str] = {}
     for key in _REQUIRED:
         if key not in event:
-            raise InvalidEventError(f"the event has no {key!r}; got keys {sorted(event)}")
+            keys = sorted(repr(k) if not isinstance(k, str) else k for k in event)
+            raise InvalidEventError(f"the event has no {key!r}; got keys {keys}")
         value = event[key]
         if not isinstance(value, str):
             raise InvalidEventError(f"{key!r} must be a string, got {type(value).__name__}")

@@ -10,34 +10,26 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.logging import Logger
 
 _logger: Logger | None = None
+_creating = threading.Lock()
 
 
 def get_logger(stream: IO[str] | None = None, level: str | None = None) -> Logger:
-    """The Powertools logger of this process, created on first use.
+    """The Powertools logger of this process, created on first use (once, whatever the
+    number of threads asking).
 
     ``stream`` and ``level`` redirect it (the command line logs to stderr; tests capture).
     """
     global _logger
-    if _logger is None:
-        from aws_lambda_powertools.logging import Logger
-
-        _logger = Logger(
-            service=os.environ.get("POWERTOOLS_SERVICE_NAME", "greenlight"),
-            level=level
-            or os.environ.get("POWERTOOLS_LOG_LEVEL")
-            or os.environ.get("LOG_LEVEL")
-            or "INFO",
-            logger_handler=logging.StreamHandler(stream or sys.stdout),
-        )
-        package = logging.getLogger("hooks")
-        package.handlers = [_logger.registered_handler]
-        package.propagate = False
+    with _creating:  # two handler calls at once in one process make one logger
+        if _logger is None:
+            _logger = _create(level, stream)
     handler = _logger.registered_handler
     if stream is not None and isinstance(handler, logging.StreamHandler):
         handler.setStream(stream)
@@ -45,6 +37,23 @@ def get_logger(stream: IO[str] | None = None, level: str | None = None) -> Logge
         _logger.setLevel(level)
     logging.getLogger("hooks").setLevel(_logger.log_level)
     return _logger
+
+
+def _create(level: str | None, stream: IO[str] | None) -> Logger:
+    from aws_lambda_powertools.logging import Logger
+
+    logger = Logger(
+        service=os.environ.get("POWERTOOLS_SERVICE_NAME", "greenlight"),
+        level=level
+        or os.environ.get("POWERTOOLS_LOG_LEVEL")
+        or os.environ.get("LOG_LEVEL")
+        or "INFO",
+        logger_handler=logging.StreamHandler(stream or sys.stdout),
+    )
+    package = logging.getLogger("hooks")
+    package.handlers = [logger.registered_handler]
+    package.propagate = False
+    return logger
 
 
 def configure_for_cli(verbose: bool) -> Logger:

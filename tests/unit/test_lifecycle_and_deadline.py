@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
@@ -63,3 +64,17 @@ def test_clamp_never_exceeds_the_deadline() -> None:
     expired = Deadline(time.monotonic() - 1)
     assert expired.expired()
     assert expired.clamp(30) == 0.001
+
+
+@pytest.mark.parametrize(
+    ("event", "missing"),
+    [
+        ({1: "x", "other": "y"}, "DeploymentId"),
+        ({None: 1}, "DeploymentId"),
+        ({("a",): "b", "DeploymentId": "d-1"}, "LifecycleEventHookExecutionId"),
+    ],
+    ids=["an int key", "a None key", "a tuple key"],
+)
+def test_an_event_with_keys_that_are_not_text_is_an_invalid_event(event: Any, missing: str) -> None:
+    with pytest.raises(InvalidEventError, match=f"the event has no '{missing}'; got keys"):
+        parse_event(event, LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC)

@@ -104,8 +104,8 @@ lambda-artifact:
 	find "$(ARTIFACTS_DIR)" -name __pycache__ -type d -prune -exec rm -rf {} +
 	rm -rf "$(ARTIFACTS_DIR)/bin" $(BUILD_TMP)
 	# The JSON Schemas compiled to Python once, here, rather than on every cold start.
-	PYTHONPATH="$(ARTIFACTS_DIR)" $(PYTHON) -m hooks.validators "$(ARTIFACTS_DIR)/hooks/_validators" \
-		hooks/plan_schema.json hooks/suites/http/schema.json > /dev/null
+	PYTHONPATH="$(ARTIFACTS_DIR)" $(PYTHON) -m hooks.core.validators "$(ARTIFACTS_DIR)/hooks/_validators" \
+		hooks/gate/plan_schema.json hooks/suites/http/schema.json > /dev/null
 	# Bytecode for the runtime's Python: /opt is read-only, so without it every cold
 	# start compiles every module again. unchecked-hash: no timestamps (the same bytes on
 	# every build), and the runtime never stats the sources to validate it. The file names

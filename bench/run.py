@@ -9,7 +9,7 @@ run from an artifact built by the same ``make lambda-artifact`` recipe ``sam bui
 (for this machine's platform and Python, bytecode and compiled schemas included) with
 boto3 beside it as the Lambda runtime provides it, and Lambda's ``AWS_LAMBDA_FUNCTION_NAME``
 set (so the spare worker starts as the module loads, as it does in Lambda). Its time runs
-from the first line of the process (before ``import hooks.handlers``) to the handler's
+from the first line of the process (before ``import hooks.adapters.handlers``) to the handler's
 return. Every timed process, Greenlight's and the baselines', runs this Python with ``-S``
 (no virtual environment's site-packages or ``.pth`` hooks, which Lambda does not have)
 and imports from the artifact.
@@ -127,14 +127,14 @@ HANDLER = textwrap.dedent("""
             return int((entry + 600 - time.monotonic()) * 1000)
 
     if "--messages" in sys.argv:  # observe each check's message (the load figures)
-        import hooks.hook
-        summary = hooks.hook.RunSummary.to_dict
+        import hooks.adapters.hook
+        summary = hooks.adapters.hook.RunSummary.to_dict
         def to_dict(self):
             found = summary(self)
             suites = self.run.suites if self.run is not None else ()
             found["messages"] = {c.name: c.message for s in suites for c in s.checks}
             return found
-        hooks.hook.RunSummary.to_dict = to_dict
+        hooks.adapters.hook.RunSummary.to_dict = to_dict
 
     event = {"DeploymentId": "d-BENCH", "LifecycleEventHookExecutionId": "bench"}
     result = handler(event, Context())
@@ -426,8 +426,8 @@ def tavern(url: str, root: Path, count: int) -> float | None:
 
 WORKER_START = textwrap.dedent("""
     import sys, tempfile, time
-    from hooks.deadline import Deadline
-    from hooks.supervisor import SupervisedRun, run_supervised
+    from hooks.core.deadline import Deadline
+    from hooks.process.supervisor import SupervisedRun, run_supervised
     setup = {"suites_dir": tempfile.mkdtemp(), "log_plain": True}
     job = {"event": "AfterAllowTestTraffic", "planned": [], "policies": {},
            "target": {"url": "http://127.0.0.1:9"},

@@ -2,8 +2,8 @@
 
 The public API for suite authors and plugin writers. Everything else is internal.
 
-The names are imported on first use: ``import hooks.handlers`` (the Lambda handler) and
-``python -m hooks.worker`` must not pay for modules they do not need before they start
+The names are imported on first use: ``import hooks.adapters.handlers`` (the Lambda handler) and
+``python -m hooks.process.worker`` must not pay for modules they do not need before they start
 their first process.
 """
 
@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 from hooks.version import __version__
 
 if TYPE_CHECKING:
-    from hooks.lifecycle import LifecycleEvent
-    from hooks.results import CheckResult, Evidence, Policy, Status, SuiteResult
+    from hooks.core.lifecycle import LifecycleEvent
+    from hooks.core.results import CheckResult, Evidence, Policy, Status, SuiteResult
+    from hooks.core.target import Target
+    from hooks.core.verdict import Verdict, VerdictStatus
     from hooks.suites.base import (
         Check,
         CheckSuite,
@@ -25,25 +27,23 @@ if TYPE_CHECKING:
         SuiteContext,
         SuiteKind,
     )
-    from hooks.target import Target
-    from hooks.verdict import Verdict, VerdictStatus
 
 _WHERE = {
     "Check": "hooks.suites.base",
-    "CheckResult": "hooks.results",
+    "CheckResult": "hooks.core.results",
     "CheckSuite": "hooks.suites.base",
     "DeploymentInfo": "hooks.suites.base",
-    "Evidence": "hooks.results",
-    "LifecycleEvent": "hooks.lifecycle",
-    "Policy": "hooks.results",
-    "Status": "hooks.results",
+    "Evidence": "hooks.core.results",
+    "LifecycleEvent": "hooks.core.lifecycle",
+    "Policy": "hooks.core.results",
+    "Status": "hooks.core.results",
     "Suite": "hooks.suites.base",
     "SuiteContext": "hooks.suites.base",
     "SuiteKind": "hooks.suites.base",
-    "SuiteResult": "hooks.results",
-    "Target": "hooks.target",
-    "Verdict": "hooks.verdict",
-    "VerdictStatus": "hooks.verdict",
+    "SuiteResult": "hooks.core.results",
+    "Target": "hooks.core.target",
+    "Verdict": "hooks.core.verdict",
+    "VerdictStatus": "hooks.core.verdict",
 }
 
 __all__ = [

@@ -8,7 +8,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from hooks.protocol import CodeDeployCallback, report_client_config
+from hooks.aws.codedeploy import CodeDeployCallback, report_client_config
 from tests.helpers import MISSING_TOOL
 
 

@@ -6,14 +6,14 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hooks.lifecycle import LifecycleEvent
+from hooks.core.lifecycle import LifecycleEvent
 
 PLACEHOLDER_ARN = "arn:aws:lambda:REGION:ACCOUNT_ID:function:CodeDeployHook_STACK-{event}"
 
 
 def hook_arns_from_stack(stack_name: str, client: Any = None) -> dict[LifecycleEvent, str]:
     """The hook ARNs from the stack's outputs (``<LogicalId>Arn``)."""
-    from hooks.exceptions import ConfigError
+    from hooks.core.exceptions import ConfigError
 
     if client is None:
         import boto3

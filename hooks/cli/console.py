@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any
 
-from hooks.results import CheckResult, Status
+from hooks.core.results import CheckResult, Status
 
 if TYPE_CHECKING:
-    from hooks.hook import RunSummary
+    from hooks.adapters.hook import RunSummary
 
 _SYMBOLS = {
     Status.PASSED: ("✓", "32"),
@@ -122,7 +122,7 @@ class Console:
 
     def failures(self, summary: RunSummary) -> None:
         """Every failing assertion of every failed check, with the value seen."""
-        from hooks.reports import summary_to_json
+        from hooks.evidence.reports import summary_to_json
 
         self.failures_of(summary_to_json(summary))
 

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from hooks.exceptions import ConfigError
+from hooks.core.exceptions import ConfigError
 
 REPORT_OPERATION = "PutLifecycleEventHookExecutionStatus"
 
@@ -112,7 +112,7 @@ def prepare_aws(report: str) -> None:
 
 def attach(on_check: Callable[[Any, Any], None] | None, reporters: list[Any]) -> Any:
     """The handlers' runtime, with progress output and file reports attached."""
-    from hooks.handlers import ecs_runtime, runtime
+    from hooks.adapters.handlers import ecs_runtime, runtime
 
     current = runtime()
     for each in (current, ecs_runtime()):
@@ -132,9 +132,9 @@ LOCAL_ENV = {
 def run_state_machine_here(current: Any, timeout: float, say: Callable[[str], None]) -> Any:
     """Plans with ``runner: stepfunctions`` run their shards in this process, through the
     same shard and conclusion handlers the state machine calls (no AWS, no Docker)."""
-    from hooks.conclusion import conclude_execution
-    from hooks.evaluate import run_shard
-    from hooks.shards import LocalBucket, LocalExecutions
+    from hooks.adapters.conclusion import conclude_execution
+    from hooks.adapters.stepfunctions import LocalBucket, LocalExecutions
+    from hooks.gate.evaluate import run_shard
 
     bucket = LocalBucket()
     machine = LocalExecutions(

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from hooks.cli.console import Console
-from hooks.exceptions import ConfigError, GreenlightError, InvalidEventError
-from hooks.lifecycle import LifecycleEvent
+from hooks.core.exceptions import ConfigError, GreenlightError, InvalidEventError
+from hooks.core.lifecycle import LifecycleEvent
 from hooks.version import __version__
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -222,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from hooks.log import configure_for_cli
+    from hooks.core.log import configure_for_cli
 
     configure_for_cli(args.verbose)
     commands = {
@@ -294,11 +294,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         prepare_aws,
         run_state_machine_here,
     )
-    from hooks.plan import PlanFile
-    from hooks.reports import CaptureReport, HtmlReport, JsonReport, JUnitReport
-    from hooks.settings import Settings
+    from hooks.core.settings import Settings
+    from hooks.core.target import Target
+    from hooks.evidence.reports import CaptureReport, HtmlReport, JsonReport, JUnitReport
+    from hooks.gate.plan import PlanFile
     from hooks.suites.registry import check_suites_dir
-    from hooks.target import Target
 
     Target(url=args.url)  # a malformed URL is a usage error
     env = _given(
@@ -331,7 +331,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         event: LifecycleEvent = args.event
         console.line(console.bold(f"greenlight run {event.value} against {args.url}"))
-        handler = import_handler(f"hooks.handlers.{event.snake_name}")
+        handler = import_handler(f"hooks.adapters.handlers.{event.snake_name}")
         with console.live(f"{event.value} running"):
             result = concluded(
                 machine,
@@ -398,7 +398,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
 
 def cmd_rehearse(args: argparse.Namespace) -> int:
     from hooks.cli.rehearse import rehearse
-    from hooks.target import Target
+    from hooks.core.target import Target
 
     for url in (args.prod_url, args.test_url):
         Target(url=url)  # a malformed URL is a usage error
@@ -434,8 +434,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """Problems are configuration errors: exit 2 (as for every command)."""
     from hooks.cli.local import patched_env
     from hooks.cli.validate import events_of, plan_lines, validate_dir, validate_file
-    from hooks.settings import Settings
-    from hooks.verdict import plural
+    from hooks.core.settings import Settings
+    from hooks.core.verdict import plural
 
     paths = args.paths or [Settings.from_env().suites_dir]
     problems: list[str] = []
@@ -480,9 +480,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_appspec(args: argparse.Namespace) -> int:
     from hooks.cli.appspec import build_appspec, hook_arns_from_stack, render
     from hooks.cli.local import patched_env
-    from hooks.evaluate import planned_events
-    from hooks.plan import PlanFile
-    from hooks.settings import Settings
+    from hooks.core.settings import Settings
+    from hooks.gate.evaluate import planned_events
+    from hooks.gate.plan import PlanFile
     from hooks.suites.registry import discover
 
     arns = hook_arns_from_stack(args.stack_name) if args.stack_name else {}
@@ -519,11 +519,11 @@ def cmd_appspec(args: argparse.Namespace) -> int:
 
 
 def cmd_ecs_hooks(args: argparse.Namespace) -> int:
+    from hooks.adapters.ecs import PREFERRED_STAGES, EcsStage, lifecycle_hooks
     from hooks.cli.local import patched_env
-    from hooks.ecs import PREFERRED_STAGES, EcsStage, lifecycle_hooks
-    from hooks.evaluate import planned_events
-    from hooks.plan import PlanFile
-    from hooks.settings import Settings
+    from hooks.core.settings import Settings
+    from hooks.gate.evaluate import planned_events
+    from hooks.gate.plan import PlanFile
     from hooks.suites.registry import discover
 
     hook_arn, role_arn = args.hook_arn, args.role_arn

@@ -17,11 +17,11 @@ from hooks.cli.local import (
     prepare_aws,
     run_state_machine_here,
 )
-from hooks.evaluate import planned_events
-from hooks.lifecycle import LifecycleEvent
-from hooks.plan import PlanFile
-from hooks.reports import CaptureReport
-from hooks.settings import Settings
+from hooks.core.lifecycle import LifecycleEvent
+from hooks.core.settings import Settings
+from hooks.evidence.reports import CaptureReport
+from hooks.gate.evaluate import planned_events
+from hooks.gate.plan import PlanFile
 from hooks.suites.registry import discover
 
 REHEARSAL_DEPLOYMENT = "d-REHEARSAL"
@@ -106,7 +106,7 @@ def rehearse(
                     "GREENLIGHT_PROD_URL": test_url if green_on_prod else prod_url,
                 }
             ):
-                handler = import_handler(f"hooks.handlers.{event.snake_name}")
+                handler = import_handler(f"hooks.adapters.handlers.{event.snake_name}")
                 step.result = concluded(machine, handler(event_data, LocalContext(timeout)))
             result = step.result
             suites = (

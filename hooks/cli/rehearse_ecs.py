@@ -16,12 +16,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from hooks.adapters.ecs import PREFERRED_STAGES, EcsStage
 from hooks.cli.console import Console
 from hooks.cli.local import LocalContext, attach, patched_env, prepare_aws
-from hooks.ecs import PREFERRED_STAGES, EcsStage
-from hooks.evaluate import planned_events
-from hooks.plan import PlanFile
-from hooks.settings import Settings
+from hooks.core.settings import Settings
+from hooks.gate.evaluate import planned_events
+from hooks.gate.plan import PlanFile
 from hooks.suites.registry import discover
 
 ACCOUNT = "arn:aws:ecs:us-east-1:123456789012"
@@ -96,9 +96,9 @@ def rehearse_ecs(
     suites_dir: Path | None = None,
     canary: Sequence[float] = (10, 50, 100),
 ) -> EcsRehearsal:
-    from hooks.ecs import handle_ecs
-    from hooks.handlers import ecs_hook, ecs_runtime
-    from hooks.reports import CaptureReport
+    from hooks.adapters.ecs import handle_ecs
+    from hooks.adapters.handlers import ecs_hook, ecs_runtime
+    from hooks.evidence.reports import CaptureReport
 
     overrides = {"GREENLIGHT_SUITES_DIR": str(suites_dir)} if suites_dir else {}
     with patched_env(overrides):

@@ -1,7 +1,7 @@
 """``greenlight report``: a deployment's evidence, fetched from S3 and shown as ``run`` does.
 
 The bundle of each hook run is at ``<application>/<deployment group>/<deployment id>/
-<event>/`` in the evidence bucket (:func:`hooks.reports.bundle_prefix`). The application and
+<event>/`` in the evidence bucket (:func:`hooks.evidence.reports.bundle_prefix`). The application and
 group come from ``codedeploy:GetDeployment`` unless given; the bucket from ``--bucket``,
 ``GREENLIGHT_EVIDENCE_BUCKET`` or the stack's ``EvidenceBucketName`` output.
 """
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hooks.exceptions import ConfigError
-from hooks.lifecycle import LifecycleEvent
+from hooks.core.exceptions import ConfigError
+from hooks.core.lifecycle import LifecycleEvent
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def fetch(
     events: Sequence[LifecycleEvent] = (),
 ) -> list[Bundle]:
     """The bundles of the deployment (of ``events``, or all there are), in lifecycle order."""
-    from hooks.reports import bundle_prefix_of
+    from hooks.evidence.reports import bundle_prefix_of
 
     found: list[Bundle] = []
     for event in events or list(LifecycleEvent):

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from hooks.exceptions import ConfigError
+from hooks.core.exceptions import ConfigError
 
 _NO_VALUE = object()
 

@@ -6,10 +6,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from hooks.exceptions import ConfigError
-from hooks.lifecycle import LifecycleEvent
-from hooks.plan import PlanFile, plans_by_event
-from hooks.settings import PLAN_FILE_NAME, Settings
+from hooks.core.exceptions import ConfigError
+from hooks.core.lifecycle import LifecycleEvent
+from hooks.core.settings import PLAN_FILE_NAME, Settings
+from hooks.core.yamlfile import line_of
+from hooks.gate.plan import PlanFile, plans_by_event
 from hooks.suites.registry import (
     PLAN_FILE_NAMES,
     BrokenSuite,
@@ -18,7 +19,6 @@ from hooks.suites.registry import (
     load_plugins,
     select_suites,
 )
-from hooks.yamlfile import line_of
 
 
 def validate_dir(root: Path) -> tuple[list[str], Catalog, PlanFile | None]:

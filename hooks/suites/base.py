@@ -1,8 +1,8 @@
 """The suite plugin API.
 
 A **suite kind** loads suites of one family from files (``SuiteKind.load``); a **suite** is
-a named collection of checks that runs against a :class:`~hooks.target.Target` and emits one
-:class:`~hooks.results.CheckResult` per check through ``ctx.emit``.
+a named collection of checks that runs against a :class:`~hooks.core.target.Target` and emits one
+:class:`~hooks.core.results.CheckResult` per check through ``ctx.emit``.
 
 A minimal kind, registered in a package's ``pyproject.toml``::
 
@@ -41,14 +41,14 @@ from functools import cached_property, lru_cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hooks.deadline import Deadline
-from hooks.lifecycle import LifecycleEvent
-from hooks.pool import WorkerPool
-from hooks.results import CheckResult, Policy, Status
-from hooks.target import Target
+from hooks.core.deadline import Deadline
+from hooks.core.lifecycle import LifecycleEvent
+from hooks.core.pool import WorkerPool
+from hooks.core.results import CheckResult, Policy, Status
+from hooks.core.target import Target
 
 if TYPE_CHECKING:
-    from hooks.http import CheckSession
+    from hooks.core.http import CheckSession
 
 #: Checks a concurrent suite keeps queued on the pool per thread (the rest wait their turn).
 QUEUED_PER_THREAD = 4
@@ -112,7 +112,7 @@ class SuiteContext:
     @cached_property
     def session(self) -> CheckSession:
         """An HTTP session for the target: headers, TLS, host name, timeouts under the deadline."""
-        from hooks.http import make_session
+        from hooks.core.http import make_session
 
         return make_session(
             self.target,
@@ -297,7 +297,7 @@ class SuiteKind(ABC):
 
 def parse_events(values: Any, where: str) -> frozenset[LifecycleEvent]:
     """Lifecycle event names from a suite file, with an error naming ``where``."""
-    from hooks.exceptions import ConfigError
+    from hooks.core.exceptions import ConfigError
 
     if not values:
         return frozenset()
@@ -357,8 +357,8 @@ class DeclaredKind(SuiteKind):
         return path.suffix in YAML_SUFFIXES and path.is_file() and declared_kind(path) == self.name
 
     def load(self, path: Path) -> list[Suite]:
-        from hooks.exceptions import ConfigError
-        from hooks.yamlfile import load_document, validate
+        from hooks.core.exceptions import ConfigError
+        from hooks.core.yamlfile import load_document, validate
 
         data, text, _ = load_document(path)
         if not isinstance(data, dict):

@@ -27,7 +27,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from hooks.results import CheckResult, Evidence, Policy, Status, SuiteResult, cut
+from hooks.core.results import CheckResult, Evidence, Policy, Status, SuiteResult, cut
+from hooks.core.yamlfile import located
 from hooks.suites.base import DeclaredKind, DeclaredSuite, SuiteContext
 from hooks.suites.loadgen import AGGREGATIONS, Generator, LoadResult, Outcome, Profile
 from hooks.suites.thresholds import (
@@ -37,7 +38,6 @@ from hooks.suites.thresholds import (
     parse_section,
     show,
 )
-from hooks.yamlfile import located
 
 SCHEMA_PATH = Path(__file__).with_name("load_schema.json")
 ARRIVAL_RATE = "arrival rate"
@@ -90,7 +90,7 @@ class LoadSuite(DeclaredSuite):
         return [ARRIVAL_RATE, *(t.label for t in self.thresholds)]
 
     def run(self, ctx: SuiteContext) -> None:
-        from hooks.http import make_session
+        from hooks.core.http import make_session
         from hooks.suites.http.template import UnknownVariableError, render
 
         part = ctx.deployment.part
@@ -298,7 +298,7 @@ class _Prepared:
         self.line = f"{self.method} {self.url}"
 
     def send(self, session: Any, due: float) -> Outcome:
-        from hooks.http import describe_error
+        from hooks.core.http import describe_error
 
         sent = time.perf_counter()
         try:

@@ -39,8 +39,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hooks.exceptions import ConfigError
-from hooks.results import CheckResult, Evidence, Status
+from hooks.core.exceptions import ConfigError
+from hooks.core.results import CheckResult, Evidence, Status
+from hooks.core.yamlfile import located
 from hooks.suites.base import DeclaredKind, DeclaredSuite, SuiteContext
 from hooks.suites.thresholds import (
     HTTP_METRICS,
@@ -51,7 +52,6 @@ from hooks.suites.thresholds import (
     parse_section,
     show,
 )
-from hooks.yamlfile import located
 
 SCHEMA_PATH = Path(__file__).with_name("metrics_schema.json")
 NAMESPACE = "AWS/ApplicationELB"
@@ -194,7 +194,7 @@ class MetricsSuite(DeclaredSuite):
             values = self._query(client, window, dimensions, custom)
             states = self._alarm_states(client) if self.alarms else {}
         except Exception as exc:
-            from hooks.discovery import explain
+            from hooks.aws.discovery import explain
 
             error = explain("cloudwatch", _failing_operation(exc), exc)
             self.emit_each(ctx, Status.ERROR, f"cannot read CloudWatch: {error}")

@@ -30,11 +30,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from hooks.exceptions import ConfigError
-from hooks.results import CheckResult, Evidence, Status, cut
+from hooks.core.exceptions import ConfigError
+from hooks.core.results import CheckResult, Evidence, Status, cut
+from hooks.core.yamlfile import located
 from hooks.suites.base import DeclaredKind, DeclaredSuite, SuiteContext
 from hooks.suites.thresholds import ThresholdError, parse_seconds
-from hooks.yamlfile import located
 
 SCHEMA_PATH = Path(__file__).with_name("openapi_schema.json")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -262,7 +262,7 @@ def _failure_line(failure: Any) -> str:
 
 
 def _describe(exc: BaseException) -> str:
-    from hooks.http import describe_error
+    from hooks.core.http import describe_error
 
     if isinstance(exc, ValueError | ConfigError):
         return str(exc)

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from hooks.results import CheckResult, Status
+from hooks.core.results import CheckResult, Status
 from hooks.suites.base import Suite, SuiteContext, SuiteKind
 
 #: In-process pytest: no cache or bytecode (read-only code directory), no terminal output

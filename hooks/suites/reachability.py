@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from hooks.results import CheckResult, Evidence, Status
+from hooks.core.results import CheckResult, Evidence, Status
 from hooks.suites.base import Check, CheckSuite, SuiteContext
 
 
@@ -16,7 +16,7 @@ class ReachabilityCheck(Check):
     name = "target answers without a 5xx"
 
     def run(self, ctx: SuiteContext) -> CheckResult:
-        from hooks.http import describe_error
+        from hooks.core.http import describe_error
 
         url = ctx.target.resolve("/")
         started = time.perf_counter()

@@ -17,9 +17,9 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
 
-from hooks.exceptions import ConfigError
-from hooks.lifecycle import LifecycleEvent
-from hooks.results import CheckResult, Policy, Status
+from hooks.core.exceptions import ConfigError
+from hooks.core.lifecycle import LifecycleEvent
+from hooks.core.results import CheckResult, Policy, Status
 from hooks.suites.base import Suite, SuiteContext, SuiteKind, declared_kind
 
 log = logging.getLogger(__name__)

@@ -18,11 +18,11 @@ import pytest
 from moto import mock_aws
 from moto.awslambda_simple.models import LambdaSimpleBackend
 
+from hooks.adapters.conclusion import conclude_execution
+from hooks.adapters.hook import Runtime
+from hooks.aws.codedeploy import CodeDeployCallback
 from hooks.cli.local import LocalContext
-from hooks.conclusion import conclude_execution
-from hooks.evaluate import run_shard
-from hooks.hook import Runtime
-from hooks.protocol import CodeDeployCallback
+from hooks.gate.evaluate import run_shard
 from tests.helpers import ROOT
 
 REGION = "us-east-1"
@@ -108,7 +108,7 @@ def stack(
             "GREENLIGHT_STATE_MACHINE_ARN": machine,
             "GREENLIGHT_EVIDENCE_BUCKET": BUCKET,
         }
-        from hooks.reports import EvidenceBundle
+        from hooks.evidence.reports import EvidenceBundle
 
         runtime = Runtime(
             protocol=callback, env=env, s3=lambda: s3, reporters=(EvidenceBundle(lambda: s3),)

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from hooks.cli.sample_service import SampleService
-from hooks.lifecycle import LifecycleEvent
+from hooks.core.lifecycle import LifecycleEvent
 from tests.helpers import EVENTS, ROOT, SUITES, closed_port_url
 
 EXAMPLES = SUITES / "examples"

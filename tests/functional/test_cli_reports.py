@@ -25,7 +25,7 @@ import fastjsonschema
 import pytest
 
 from hooks.cli.sample_service import SampleService
-from hooks.reports import SCHEMA_PATH
+from hooks.evidence.reports import SCHEMA_PATH
 from tests.functional.test_cli import EXAMPLES, greenlight
 from tests.helpers import ROOT, closed_port_url, http_server, install_package, reply
 

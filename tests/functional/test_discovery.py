@@ -19,14 +19,14 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from hooks.adapters.hook import Runtime, handle
+from hooks.aws.codedeploy import CodeDeployCallback
+from hooks.aws.discovery import Discovery
 from hooks.cli.local import LocalContext
-from hooks.deadline import Deadline
-from hooks.discovery import Discovery
-from hooks.exceptions import DiscoveryError, TargetNotReadyError
-from hooks.hook import Runtime, handle
-from hooks.lifecycle import LifecycleEvent
-from hooks.log import get_logger
-from hooks.protocol import CodeDeployCallback
+from hooks.core.deadline import Deadline
+from hooks.core.exceptions import DiscoveryError, TargetNotReadyError
+from hooks.core.lifecycle import LifecycleEvent
+from hooks.core.log import get_logger
 from tests.functional.test_hook_protocol import expect_report
 
 REGION = "us-east-1"
@@ -361,7 +361,7 @@ def test_a_missing_permission_names_the_action_to_grant() -> None:
             service_message="User is not authorized",
             http_status_code=403,
         )
-        from hooks.discovery import Deployment
+        from hooks.aws.discovery import Deployment
 
         deployment = Deployment(
             "d-1",

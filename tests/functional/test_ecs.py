@@ -19,12 +19,12 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from hooks.adapters.ecs import STATE_KEY, EcsReturn, handle_ecs, parse_ecs_event
+from hooks.adapters.hook import Runtime, handle
+from hooks.aws.discovery import Discovery
+from hooks.aws.ecs_discovery import EcsDiscovery
 from hooks.cli.local import LocalContext
-from hooks.discovery import Discovery
-from hooks.ecs import STATE_KEY, EcsReturn, handle_ecs, parse_ecs_event
-from hooks.ecs_discovery import EcsDiscovery
-from hooks.hook import Runtime, handle
-from hooks.lifecycle import LifecycleEvent
+from hooks.core.lifecycle import LifecycleEvent
 from tests.functional.test_hook_protocol import EVENT, expect_report
 from tests.helpers import EVENTS, http_server, reply
 
@@ -260,7 +260,7 @@ def test_a_gate_fails_closed_when_its_own_budget_is_spent(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Call 1 leaves `slow` unfinished; call 2 comes 61 s later, past the 60 s budget."""
-    from hooks import ecs
+    from hooks.adapters import ecs
 
     svc = Service(slow=4.0)
     with http_server(svc) as url:
@@ -614,8 +614,8 @@ def test_rehearse_a_broken_release_rolls_back_without_testing_the_rollback(
 
 def _reseal(sealed: dict[str, Any], **changes: Any) -> dict[str, Any]:
     """What a holder of the key could write: the same binding, changed progress."""
-    from hooks import signing
-    from hooks.ecs import PURPOSE
+    from hooks.adapters.ecs import PURPOSE
+    from hooks.aws import signing
 
     return signing.seal(
         signing.key_from_env({}), PURPOSE, sealed["binding"], {**sealed["content"], **changes}

@@ -24,14 +24,14 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from hooks.adapters.hook import Runtime, handle
+from hooks.aws.codedeploy import CodeDeployCallback
 from hooks.cli.local import LocalContext
-from hooks.hook import Runtime, handle
-from hooks.lifecycle import LifecycleEvent
-from hooks.log import get_logger
-from hooks.metrics import MetricsReporter
-from hooks.notify import Notifier
-from hooks.protocol import CodeDeployCallback
-from hooks.reports import SCHEMA_PATH, EvidenceBundle
+from hooks.core.lifecycle import LifecycleEvent
+from hooks.core.log import get_logger
+from hooks.evidence.metrics import MetricsReporter
+from hooks.evidence.notify import Notifier
+from hooks.evidence.reports import SCHEMA_PATH, EvidenceBundle
 from tests.functional.test_hook_protocol import EVENT, expect_report
 from tests.helpers import each, http_server, reply
 
@@ -421,7 +421,7 @@ def test_greenlight_report_finds_the_application_with_get_deployment(
             {"deploymentId": "d-123456789"},
         )
         assert deployment_names("d-123456789", None, None, client) == ("shop", "shop-prod")
-    from hooks.exceptions import ConfigError
+    from hooks.core.exceptions import ConfigError
 
     with pytest.raises(ConfigError, match=r"no evidence for d-123456789 in s3://.*/shop/shop-prod"):
         fetch(boto3.client("s3"), BUCKET, "shop", "shop-prod", "d-123456789")

@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 
 from hooks.cli.sample_service import SampleService
-from hooks.deadline import Deadline
-from hooks.decision import decide
-from hooks.lifecycle import LifecycleEvent
-from hooks.results import Status
-from hooks.runner import RunResult, run_suites
+from hooks.core.deadline import Deadline
+from hooks.core.lifecycle import LifecycleEvent
+from hooks.core.results import Status
+from hooks.core.target import Target
+from hooks.gate.decision import decide
+from hooks.process.runner import RunResult, run_suites
 from hooks.suites.base import DeploymentInfo
 from hooks.suites.registry import discover
-from hooks.target import Target
 from tests.helpers import SUITES
 
 #: Starts processes or measures time: CI runs these again under a CPU hog.

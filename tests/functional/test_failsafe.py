@@ -22,9 +22,9 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from hooks.deadline import Deadline
-from hooks.failsafe import FailSafe, event_status, handler, read_record
-from hooks.protocol import CodeDeployCallback
+from hooks.adapters.failsafe import FailSafe, event_status, handler, read_record
+from hooks.aws.codedeploy import CodeDeployCallback
+from hooks.core.deadline import Deadline
 from tests.functional.test_hook_protocol import EVENT, expect_report
 from tests.helpers import ROOT, http_server, silent_server
 from tests.wire import SCRIPT, FakeCodeDeploy
@@ -101,7 +101,7 @@ def test_a_hook_killed_mid_run_is_reported_failed_once_by_the_fail_safe(
                 sys.executable,
                 "-c",
                 SCRIPT,
-                "hooks.handlers.after_allow_test_traffic",
+                "hooks.adapters.handlers.after_allow_test_traffic",
                 str(ROOT / "events" / "after_allow_test_traffic.json"),
                 "60",
                 "1",
@@ -214,7 +214,7 @@ def test_an_unknown_deployment_goes_to_the_queue_and_throttling_is_retried(
 def test_the_deployed_handler_reports_over_the_wire(
     queue: tuple[Any, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``hooks.failsafe.handler``, as the template names it, with its own clients."""
+    """``hooks.adapters.failsafe.handler``, as the template names it, with its own clients."""
     _sqs, url = queue
     fake = FakeCodeDeploy()
     with http_server(fake) as endpoint:

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from hooks.deadline import Deadline
-from hooks.results import SuiteResult
-from hooks.supervisor import ForkedProcess, ForkServer, SupervisedRun, Supervisor
+from hooks.core.deadline import Deadline
+from hooks.core.results import SuiteResult
+from hooks.process.supervisor import ForkedProcess, ForkServer, SupervisedRun, Supervisor
 from tests.helpers import ROOT, InFlight, each, http_server, install_package
 
 TEST_FILE = """\
@@ -242,7 +242,7 @@ def test_no_forked_worker_outlives_the_run(tmp_path: Path) -> None:
 
 
 def test_a_run_takes_the_spare_fork_server(tmp_path: Path) -> None:
-    from hooks import spawn
+    from hooks.process import spawn
 
     spawn.end_spare()
     spawn.prestart_forks()
@@ -273,7 +273,7 @@ def test_a_run_takes_the_spare_fork_server(tmp_path: Path) -> None:
 def test_a_suites_directory_holding_pytest_files_is_told_apart(
     tmp_path: Path, files: dict[str, str], holds: bool
 ) -> None:
-    from hooks.spawn import holds_pytest_files
+    from hooks.process.spawn import holds_pytest_files
 
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
@@ -294,7 +294,7 @@ def test_in_lambda_the_fork_server_starts_with_the_function_only_for_pytest_file
     if with_pytest:
         (tmp_path / "test_api.py").write_text("def test_a():\n    pass\n")
     script = (
-        "import hooks.handlers, hooks.spawn as s\n"
+        "import hooks.adapters.handlers, hooks.process.spawn as s\n"
         "print(s.spare('worker') is not None, s.spare('forks') is not None)\n"
     )
     env = {
@@ -314,7 +314,7 @@ def test_a_fork_server_that_stops_answering_is_ended_and_workers_start_afresh(
 ) -> None:
     import signal
 
-    from hooks import supervisor
+    from hooks.process import supervisor
 
     monkeypatch.setattr(supervisor, "FORK_REPLY_SECONDS", 0.5)
     original = ForkServer.wait_ready
@@ -345,7 +345,7 @@ def test_the_fork_servers_pytest_warm_up_runs_its_fixtures() -> None:
         [
             sys.executable,
             "-c",
-            "import sys\nfrom hooks.worker import _warm_up_pytest\nsys.exit(_warm_up_pytest())",
+            "import sys\nfrom hooks.process.worker import _warm_up_pytest\nsys.exit(_warm_up_pytest())",
         ],
         cwd=ROOT,
         capture_output=True,

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 
+from hooks.adapters.hook import Runtime, handle
+from hooks.aws.codedeploy import CodeDeployCallback
 from hooks.cli.local import LocalContext
-from hooks.exceptions import InvalidEventError
-from hooks.hook import Runtime, handle
-from hooks.lifecycle import LifecycleEvent
-from hooks.log import get_logger
-from hooks.protocol import CodeDeployCallback
+from hooks.core.exceptions import InvalidEventError
+from hooks.core.lifecycle import LifecycleEvent
+from hooks.core.log import get_logger
 from tests.helpers import (
     closed_port_url,
     http_server,

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from hooks.html_report import render
+from hooks.evidence.html_report import render
 from tests.helpers import missing_tool
 
 RED = (0xB3, 0x26, 0x1E)  # the failure blocks' border and the Failed badge

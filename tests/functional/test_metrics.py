@@ -14,16 +14,16 @@ import pytest
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
-from hooks.deadline import Deadline
-from hooks.ecs import GateState, plan_digest, settle
-from hooks.lifecycle import LifecycleEvent
-from hooks.results import Status
-from hooks.runner import RunResult, run_suites
-from hooks.signing import key_from_env
+from hooks.adapters.ecs import GateState, plan_digest, settle
+from hooks.aws.signing import key_from_env
+from hooks.core.deadline import Deadline
+from hooks.core.lifecycle import LifecycleEvent
+from hooks.core.results import Status
+from hooks.core.target import Target, cloudwatch_dimensions
+from hooks.process.runner import RunResult, run_suites
 from hooks.suites import metrics
 from hooks.suites.base import DeploymentInfo
 from hooks.suites.metrics import MetricsSuiteKind, Window
-from hooks.target import Target, cloudwatch_dimensions
 
 REGION = "us-east-1"
 DIMENSIONS = {
@@ -349,7 +349,7 @@ def test_a_cloudwatch_error_is_an_error_naming_the_call(
     ],
 )
 def test_a_wrong_metrics_file_names_the_line(tmp_path: Path, text: str, message: str) -> None:
-    from hooks.exceptions import ConfigError
+    from hooks.core.exceptions import ConfigError
 
     with pytest.raises(ConfigError) as caught:
         load(tmp_path, text)
@@ -372,10 +372,10 @@ def test_dimensions_come_from_the_arns() -> None:
 
 
 def ecs_summary(run: RunResult) -> tuple[Any, Any]:
-    from hooks.decision import decide
-    from hooks.ecs import parse_ecs_event
-    from hooks.hook import RunSummary
-    from hooks.plan import resolve_plan
+    from hooks.adapters.ecs import parse_ecs_event
+    from hooks.adapters.hook import RunSummary
+    from hooks.gate.decision import decide
+    from hooks.gate.plan import resolve_plan
     from tests.helpers import load_event
 
     call = parse_ecs_event(load_event("ecs_post_test_traffic_shift"))
@@ -387,7 +387,7 @@ def ecs_summary(run: RunResult) -> tuple[Any, Any]:
 
 
 def settings() -> Any:
-    from hooks.settings import Settings
+    from hooks.core.settings import Settings
 
     return Settings.from_env({})
 

@@ -215,13 +215,13 @@ def test_without_schemathesis_the_suite_names_the_extra_to_install(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The file still loads (unplanned, it costs nothing); running it says what to add."""
-    from hooks.deadline import Deadline
-    from hooks.lifecycle import LifecycleEvent
-    from hooks.runner import run_suites
+    from hooks.core.deadline import Deadline
+    from hooks.core.lifecycle import LifecycleEvent
+    from hooks.core.target import Target
+    from hooks.process.runner import run_suites
     from hooks.suites.base import DeploymentInfo
     from hooks.suites.openapi import OpenApiSuite, OpenApiSuiteKind
     from hooks.suites.registry import discover
-    from hooks.target import Target
 
     suites = write(tmp_path, SUITE)
     monkeypatch.setitem(sys.modules, "schemathesis", None)  # import raises ImportError

@@ -12,16 +12,16 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 
+from hooks.adapters.hook import Runtime, handle
+from hooks.aws.codedeploy import CodeDeployCallback
 from hooks.cli.local import LocalContext
-from hooks.deadline import Deadline
-from hooks.hook import Runtime, handle
-from hooks.lifecycle import LifecycleEvent
-from hooks.protocol import CodeDeployCallback
-from hooks.results import Status
-from hooks.runner import run_suites
+from hooks.core.deadline import Deadline
+from hooks.core.lifecycle import LifecycleEvent
+from hooks.core.results import Status
+from hooks.core.target import Target
+from hooks.process.runner import run_suites
 from hooks.suites.base import DeploymentInfo
 from hooks.suites.registry import discover
-from hooks.target import Target
 from tests.functional.test_hook_protocol import expect_report
 from tests.helpers import http_server, install_package, load_event, reply
 
@@ -245,7 +245,7 @@ def test_entry_points_read_ahead_are_read_again_when_the_path_changes(
 LAX_PLUGIN = """
 from pathlib import Path
 from hooks import Check, CheckResult, CheckSuite, Status, SuiteContext
-from hooks.results import Policy
+from hooks.core.results import Policy
 
 
 class Broken(Check):

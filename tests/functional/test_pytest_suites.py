@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from hooks.cli.sample_service import SampleService
-from hooks.deadline import Deadline
-from hooks.lifecycle import LifecycleEvent
-from hooks.results import Status
-from hooks.runner import run_suites
+from hooks.core.deadline import Deadline
+from hooks.core.lifecycle import LifecycleEvent
+from hooks.core.results import Status
+from hooks.core.target import Target
+from hooks.process.runner import run_suites
 from hooks.suites.base import DeploymentInfo
 from hooks.suites.pytest_kind import PytestSuiteKind
-from hooks.target import Target
 from tests.helpers import ROOT, SUITES, each, user_env
 
 INFO = DeploymentInfo("d-PYTEST", "exec", LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC)

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from hooks.deadline import Deadline
-from hooks.decision import decide
-from hooks.lifecycle import LifecycleEvent
-from hooks.results import CheckResult, Status
-from hooks.runner import run_suites
+from hooks.core.deadline import Deadline
+from hooks.core.lifecycle import LifecycleEvent
+from hooks.core.results import CheckResult, Status
+from hooks.core.target import Target
+from hooks.gate.decision import decide
+from hooks.process.runner import run_suites
 from hooks.suites.base import Check, CheckSuite, DeploymentInfo, Suite, SuiteContext
 from hooks.suites.http import HttpSuiteKind
-from hooks.target import Target
 from tests.helpers import InFlight, each, http_server, reply, silent_server
 
 INFO = DeploymentInfo("d-RUN", "exec", LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC)

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from hooks import spawn
-from hooks.deadline import Deadline
-from hooks.supervisor import SupervisedRun, Supervisor
+from hooks.core.deadline import Deadline
+from hooks.process import spawn
+from hooks.process.supervisor import SupervisedRun, Supervisor
 from tests.helpers import ROOT, http_server, reply
 
 SUITE = """\
@@ -157,7 +157,7 @@ def _alive(pid: int) -> bool:
 @pytest.mark.timing
 def test_the_handler_module_starts_a_spare_in_lambda_that_ends_with_the_process() -> None:
     script = (
-        "import hooks.handlers, hooks.spawn as s\n"
+        "import hooks.adapters.handlers, hooks.process.spawn as s\n"
         "print(s.spare().pid if s.spare() else 'none', flush=True)\n"
     )
     env = {**os.environ, "AWS_LAMBDA_FUNCTION_NAME": "greenlight-test"}
@@ -173,7 +173,7 @@ def test_the_handler_module_starts_a_spare_in_lambda_that_ends_with_the_process(
 
 
 def test_off_lambda_importing_the_handlers_starts_nothing() -> None:
-    script = "import hooks.handlers, hooks.spawn as s\nprint(s.spare() is None)\n"
+    script = "import hooks.adapters.handlers, hooks.process.spawn as s\nprint(s.spare() is None)\n"
     env = {k: v for k, v in os.environ.items() if k != "AWS_LAMBDA_FUNCTION_NAME"}
     done = subprocess.run(
         [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True

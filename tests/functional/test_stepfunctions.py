@@ -15,14 +15,14 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from hooks.adapters.conclusion import gather
+from hooks.adapters.failsafe import FailSafe
+from hooks.adapters.hook import Runtime, handle
+from hooks.adapters.stepfunctions import execution_name, plan_shards
+from hooks.aws.codedeploy import CodeDeployCallback
 from hooks.cli.local import LocalContext
-from hooks.conclusion import gather
-from hooks.deadline import Deadline
-from hooks.failsafe import FailSafe
-from hooks.hook import Runtime, handle
-from hooks.lifecycle import LifecycleEvent
-from hooks.protocol import CodeDeployCallback
-from hooks.shards import execution_name, plan_shards
+from hooks.core.deadline import Deadline
+from hooks.core.lifecycle import LifecycleEvent
 from tests.functional.conftest import BUCKET, REGION, SUITE, Stack, definition
 from tests.helpers import ROOT, each, http_server, reply
 
@@ -336,8 +336,8 @@ def test_secrets_stay_out_of_the_execution_input_and_each_shard_reads_them(
 def test_a_conclusion_whose_report_failed_fails_its_task_so_the_failure_path_runs(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from hooks import handlers
-    from hooks.protocol import ReportOutcome, ReportState
+    from hooks.adapters import handlers
+    from hooks.aws.codedeploy import ReportOutcome, ReportState
 
     class Refused:
         def report(self, invocation: Any, status: Any, budget: Any) -> ReportOutcome:
@@ -447,8 +447,8 @@ def test_a_load_with_workers_runs_in_parts_judged_on_the_merged_histogram(
 
 
 def test_an_ecs_lifecycle_hook_refuses_a_handed_off_plan(tmp_path: Path) -> None:
-    from hooks.ecs import EcsReturn, handle_ecs
-    from hooks.reports import CaptureReport
+    from hooks.adapters.ecs import EcsReturn, handle_ecs
+    from hooks.evidence.reports import CaptureReport
     from tests.functional.test_ecs import ecs_event
 
     suites = tmp_path / "suites"

@@ -24,18 +24,18 @@ import pytest
 import trustme
 from botocore.stub import Stubber
 
+from hooks.adapters.hook import Runtime, handle
+from hooks.aws.codedeploy import CodeDeployCallback
 from hooks.cli.local import LocalContext
-from hooks.evaluate import _with_host
-from hooks.exceptions import DiscoveryError
-from hooks.hook import Runtime, handle
-from hooks.lifecycle import LifecycleEvent
-from hooks.log import get_logger
-from hooks.plan import resolve_plan
-from hooks.protocol import CodeDeployCallback
-from hooks.settings import Settings
+from hooks.core.exceptions import DiscoveryError
+from hooks.core.lifecycle import LifecycleEvent
+from hooks.core.log import get_logger
+from hooks.core.settings import Settings
+from hooks.gate.evaluate import _with_host
+from hooks.gate.plan import resolve_plan
+from hooks.process.worker import fan_out
 from hooks.suites.base import CheckSuite
 from hooks.suites.registry import BrokenSuite
-from hooks.worker import fan_out
 from tests.functional.test_discovery import REGION, Topology, build
 from tests.functional.test_hook_protocol import EVENT, expect_report
 from tests.helpers import each, http_server, reply
@@ -77,7 +77,7 @@ def run_hook(
 
 
 def discovery(topology: Topology) -> Any:
-    from hooks.discovery import Discovery
+    from hooks.aws.discovery import Discovery
 
     return Discovery(
         topology.codedeploy, topology.elbv2, acm=boto3.client("acm", region_name=REGION)

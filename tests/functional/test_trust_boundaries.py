@@ -17,10 +17,10 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from hooks import signing
-from hooks.conclusion import PURPOSE
-from hooks.exceptions import ConfigError
-from hooks.protocol import CodeDeployCallback
+from hooks.adapters.conclusion import PURPOSE
+from hooks.aws import signing
+from hooks.aws.codedeploy import CodeDeployCallback
+from hooks.core.exceptions import ConfigError
 from tests.functional.conftest import BUCKET, Stack
 from tests.functional.test_stepfunctions import expect_report, hook, service, write_suites
 from tests.helpers import http_server

@@ -17,13 +17,13 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from hooks.adapters.failsafe import FailSafe, event_status
+from hooks.adapters.hook import Runtime, handle
+from hooks.aws.codedeploy import CodeDeployCallback
+from hooks.aws.watch import MARGIN, SOURCE, Watch, schedule_name
 from hooks.cli.local import LocalContext
-from hooks.deadline import Deadline
-from hooks.failsafe import FailSafe, event_status
-from hooks.hook import Runtime, handle
-from hooks.lifecycle import HookInvocation, LifecycleEvent
-from hooks.protocol import CodeDeployCallback
-from hooks.watch import MARGIN, SOURCE, Watch, schedule_name
+from hooks.core.deadline import Deadline
+from hooks.core.lifecycle import HookInvocation, LifecycleEvent
 from tests.functional.test_hook_protocol import EVENT, expect_report
 from tests.helpers import SUITES, http_server, reply
 from tests.wire import deployment_target

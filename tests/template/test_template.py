@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from hooks.cli.template import load_template
-from hooks.lifecycle import LifecycleEvent
+from hooks.core.lifecycle import LifecycleEvent
 from tests.helpers import ROOT, each, http_server, reply
 from tests.wire import SCRIPT, FakeCodeDeploy
 
@@ -79,7 +79,7 @@ def test_one_function_per_lifecycle_event_with_the_codedeployhook_prefix(
     assert set(found) == {event.logical_id for event in LifecycleEvent}
     for event in LifecycleEvent:
         props = found[event.logical_id]["Properties"]
-        assert props["Handler"] == f"hooks.handlers.{event.snake_name}"
+        assert props["Handler"] == f"hooks.adapters.handlers.{event.snake_name}"
         name = props["FunctionName"]["Fn::Sub"]
         assert name == f"CodeDeployHook_${{HookName}}-{event.value}"
 
@@ -111,7 +111,7 @@ def test_ecs_invokes_its_hook_with_a_role_that_may_invoke_nothing_else(
     template: dict[str, Any],
 ) -> None:
     resources = template["Resources"]
-    assert resources["EcsHook"]["Properties"]["Handler"] == "hooks.handlers.ecs_hook"
+    assert resources["EcsHook"]["Properties"]["Handler"] == "hooks.adapters.handlers.ecs_hook"
     assert "EventInvokeConfig" not in resources["EcsHook"]["Properties"]  # invoked in-line
     role = resources["EcsHookInvokeRole"]["Properties"]
     (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
@@ -177,7 +177,7 @@ def test_a_killed_hook_goes_at_once_to_the_fail_safe(template: dict[str, Any]) -
             "Destination": {"Fn::GetAtt": ["FailSafeFunction", "Arn"]},
         }
     failsafe = template["Resources"]["FailSafeFunction"]["Properties"]
-    assert failsafe["Handler"] == "hooks.failsafe.handler"
+    assert failsafe["Handler"] == "hooks.adapters.failsafe.handler"
     assert failsafe["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Type"] == "SQS"
     assert failsafe["Role"] == {"Fn::GetAtt": ["FailSafeRole", "Arn"]}
     assert "EventInvokeConfig" not in template["Globals"]["Function"]  # no loop to itself
@@ -363,8 +363,8 @@ def test_built_artifact_validates_with_the_validators_compiled_at_build(
     artifact = built / "GreenlightLayer" / "python"
     assert len(list((artifact / "hooks" / "_validators").glob("v_*.py"))) == 2
     script = (
-        "from hooks.yamlfile import compiled_schema\n"
-        "from hooks.plan import SCHEMA_PATH as plan\n"
+        "from hooks.core.yamlfile import compiled_schema\n"
+        "from hooks.gate.plan import SCHEMA_PATH as plan\n"
         "from hooks.suites.http import SCHEMA_PATH as suite\n"
         "for path in (plan, suite):\n"
         "    print(compiled_schema(str(path)).__module__)\n"
@@ -422,7 +422,7 @@ def test_built_handler_runs_in_python313_and_reports(
                 "-s",
                 "-c",
                 SCRIPT,
-                "hooks.handlers.after_allow_test_traffic",
+                "hooks.adapters.handlers.after_allow_test_traffic",
                 str(ROOT / "events" / "after_allow_test_traffic.json"),
                 "20",
                 "1",
@@ -453,8 +453,10 @@ def test_the_state_machine_runs_shards_and_ends_in_a_report_or_the_fail_safe(
     assert subs["ConcludeFunctionArn"] == {"Fn::GetAtt": ["ConcludeFunction", "Arn"]}
     invoked = [p["LambdaInvokePolicy"]["FunctionName"] for p in machine["Policies"][:2]]
     assert invoked == [{"Ref": "ShardFunction"}, {"Ref": "ConcludeFunction"}]
-    assert resources["ShardFunction"]["Properties"]["Handler"] == "hooks.handlers.shard"
-    assert resources["ConcludeFunction"]["Properties"]["Handler"] == "hooks.handlers.conclude"
+    assert resources["ShardFunction"]["Properties"]["Handler"] == "hooks.adapters.handlers.shard"
+    assert (
+        resources["ConcludeFunction"]["Properties"]["Handler"] == "hooks.adapters.handlers.conclude"
+    )
     # The hooks start executions of exactly this machine, named the same way.
     by_sid = {s["Sid"]: s for s in statements(template, "HookRole")}
     assert by_sid["HandOffToTheStateMachine"]["Action"] == ["states:StartExecution"]

@@ -9,8 +9,8 @@ from botocore.stub import Stubber
 
 from hooks.cli.appspec import build_appspec, hook_arns_from_stack
 from hooks.cli.console import Console
-from hooks.lifecycle import LifecycleEvent
-from hooks.results import CheckResult, Status
+from hooks.core.lifecycle import LifecycleEvent
+from hooks.core.results import CheckResult, Status
 
 
 class _Suite:

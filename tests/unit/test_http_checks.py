@@ -9,13 +9,13 @@ import pytest
 import requests
 import responses
 
-from hooks.deadline import Deadline
-from hooks.lifecycle import LifecycleEvent
-from hooks.results import Status, SuiteResult
-from hooks.runner import run_suites
+from hooks.core.deadline import Deadline
+from hooks.core.lifecycle import LifecycleEvent
+from hooks.core.results import Status, SuiteResult
+from hooks.core.target import DEPLOYMENT_HEADER, Target
+from hooks.process.runner import run_suites
 from hooks.suites.base import DeploymentInfo
 from hooks.suites.http import HttpSuiteKind
-from hooks.target import DEPLOYMENT_HEADER, Target
 from tests.helpers import each
 
 URL = "http://shop.test"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hooks.exceptions import ConfigError
-from hooks.lifecycle import LifecycleEvent
+from hooks.core.exceptions import ConfigError
+from hooks.core.lifecycle import LifecycleEvent
 from hooks.suites.base import declared_kind
 from hooks.suites.http import HttpSuite, HttpSuiteKind
 from hooks.suites.registry import discover

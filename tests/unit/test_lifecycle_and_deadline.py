@@ -6,9 +6,9 @@ from typing import Any
 import pytest
 
 from hooks.cli.local import LocalContext
-from hooks.deadline import Deadline
-from hooks.exceptions import InvalidEventError
-from hooks.lifecycle import LifecycleEvent, parse_event
+from hooks.core.deadline import Deadline
+from hooks.core.exceptions import InvalidEventError
+from hooks.core.lifecycle import LifecycleEvent, parse_event
 from tests.helpers import each, load_event
 
 

@@ -316,7 +316,7 @@ def json_round_trip(data: dict[str, object]) -> dict[str, object]:
 
 
 def test_parts_of_a_load_are_judged_on_the_merged_histogram() -> None:
-    from hooks.results import CheckResult, Status, SuiteResult
+    from hooks.core.results import CheckResult, Status, SuiteResult
     from hooks.suites.load import PART_KEY, Judge, judge_parts
     from hooks.suites.loadgen import LoadResult
 

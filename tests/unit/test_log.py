@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from hooks import log
+from hooks.core import log
 
 
 class _Made:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from hooks.exceptions import ConfigError
-from hooks.lifecycle import LifecycleEvent
-from hooks.plan import PlanFile, resolve_plan
-from hooks.results import Policy
-from hooks.settings import Settings
+from hooks.core.exceptions import ConfigError
+from hooks.core.lifecycle import LifecycleEvent
+from hooks.core.results import Policy
+from hooks.core.settings import Settings
+from hooks.gate.plan import PlanFile, resolve_plan
 
 AATT = LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC
 BAT = LifecycleEvent.BEFORE_ALLOW_TRAFFIC

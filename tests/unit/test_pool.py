@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from hooks.pool import WorkerPool
+from hooks.core.pool import WorkerPool
 
 
 @pytest.mark.timing

@@ -5,13 +5,13 @@ from __future__ import annotations
 import requests
 import responses
 
-from hooks.deadline import Deadline
-from hooks.lifecycle import LifecycleEvent
-from hooks.results import Status
-from hooks.runner import run_suites
+from hooks.core.deadline import Deadline
+from hooks.core.lifecycle import LifecycleEvent
+from hooks.core.results import Status
+from hooks.core.target import Target
+from hooks.process.runner import run_suites
 from hooks.suites.base import DeploymentInfo
 from hooks.suites.reachability import REACHABILITY
-from hooks.target import Target
 
 INFO = DeploymentInfo("d-R", "exec", LifecycleEvent.BEFORE_INSTALL)
 

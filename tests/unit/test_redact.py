@@ -1,5 +1,5 @@
 """Redaction: every form a registered secret takes on its way out is masked, in headers,
-URLs and bodies. Each case fails if the one line of ``hooks/redact.py`` that makes its form
+URLs and bodies. Each case fails if the one line of ``hooks/core/redact.py`` that makes its form
 is taken away."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from hooks import redact
+from hooks.core import redact
 
 #: Characters that each encoding changes in its own way: space, slash, quote, backslash, &, =.
 SECRET = 'p@ss w/"q\\uote&=k3y'

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from hooks import signing
-from hooks.exceptions import ConfigError, SealError
-from hooks.signing import open_sealed, seal
+from hooks.aws import signing
+from hooks.aws.signing import open_sealed, seal
+from hooks.core.exceptions import ConfigError, SealError
 
 KEY = b"k" * 32
 BINDING = {"deployment_id": "d-1", "execution_id": "e-1", "shard": 0}

@@ -10,8 +10,8 @@ from typing import Any
 import fastjsonschema
 import pytest
 
-from hooks import validators
-from hooks.plan import SCHEMA_PATH as PLAN_SCHEMA
+from hooks.core import validators
+from hooks.gate.plan import SCHEMA_PATH as PLAN_SCHEMA
 from hooks.suites.http import SCHEMA_PATH as SUITE_SCHEMA
 
 
@@ -66,7 +66,7 @@ def test_a_schema_changed_after_the_build_is_not_validated_by_the_stale_one(
 
 
 def test_without_a_build_the_schema_is_compiled_at_run_time(tmp_path: Path) -> None:
-    from hooks.yamlfile import compiled_schema
+    from hooks.core.yamlfile import compiled_schema
 
     compiled_schema.cache_clear()
     try:

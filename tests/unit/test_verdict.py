@@ -9,9 +9,9 @@ import pytest
 from hypothesis import find, given, settings
 from hypothesis import strategies as st
 
-from hooks.decision import Planned, decide, decide_gate, decide_planned
-from hooks.results import CheckResult, Policy, Status, SuiteResult
-from hooks.verdict import Verdict, VerdictStatus
+from hooks.core.results import CheckResult, Policy, Status, SuiteResult
+from hooks.core.verdict import Verdict, VerdictStatus
+from hooks.gate.decision import Planned, decide, decide_gate, decide_planned
 
 
 def suite(
@@ -113,7 +113,7 @@ def test_a_check_result_as_a_dict_holds_every_field() -> None:
     # to_dict is written out by hand: a field added to CheckResult or Evidence must be too.
     import dataclasses
 
-    from hooks.results import CheckResult, Evidence, Status
+    from hooks.core.results import CheckResult, Evidence, Status
 
     result = CheckResult(
         "c", Status.FAILED, 0.123456, "m", ("a", "b"), Evidence("GET /", 500, "x", 2), "f:1"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hooks.exceptions import ConfigError
-from hooks.yamlfile import MAX_EXPANDED_NODES, load_document
+from hooks.core.exceptions import ConfigError
+from hooks.core.yamlfile import MAX_EXPANDED_NODES, load_document
 
 DOCUMENTS = {
     "suite": """

@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from hooks import redact
-from hooks.exceptions import ConfigError
-from hooks.results import CheckResult, Evidence, Policy, Status, cut
+from hooks.core import redact
+from hooks.core.exceptions import ConfigError
+from hooks.core.results import CheckResult, Evidence, Policy, Status, cut
+from hooks.core.target import NoProductionUrlError
+from hooks.core.yamlfile import load_document, located, validate
 from hooks.suites.base import (
     YAML_SUFFIXES,
     Check,
@@ -34,8 +36,6 @@ from hooks.suites.http.assertions import (
 )
 from hooks.suites.http.compare import Answer, Compare, compare
 from hooks.suites.http.template import UnknownVariableError, render
-from hooks.target import NoProductionUrlError
-from hooks.yamlfile import load_document, located, validate
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
 #: Without assertions, a check asserts that the response is not an error.
@@ -129,7 +129,7 @@ class HttpCheck(Check):
     def _attempt(
         self, ctx: SuiteContext, scope: Mapping[str, str], attempt: int
     ) -> tuple[list[str], Evidence | None, Response | None]:
-        from hooks.http import describe_error
+        from hooks.core.http import describe_error
 
         request, defaults, assertions = self.request, self.headers, self.assertions
         if self.templated:
@@ -190,7 +190,7 @@ class HttpCheck(Check):
         self, ctx: SuiteContext, scope: Mapping[str, str], spec: Compare, started: float
     ) -> CheckResult:
         """Blue and green, the same request each; a difference fails the check."""
-        from hooks.http import describe_error
+        from hooks.core.http import describe_error
 
         request, defaults, assertions = self.request, self.headers, self.assertions
         if self.templated:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from functools import cached_property, lru_cache
 from typing import Any
 
-from hooks.results import cut
+from hooks.core.results import cut
 
 QUERIES = ("status", "header", "jmespath", "body", "duration")
 _MISSING = object()

@@ -36,7 +36,7 @@ def _lookup(match: re.Match[str], variables: Mapping[str, str]) -> str:
         return "${"
     name = match.group(1).strip()
     if name.startswith(("secret:", "ssm:")):
-        from hooks.secrets import SecretError, lookup
+        from hooks.aws.secrets import SecretError, lookup
 
         try:
             return lookup(name)  # registered as a secret before it is returned
@@ -46,7 +46,7 @@ def _lookup(match: re.Match[str], variables: Mapping[str, str]) -> str:
         env_name = name[4:]
         if env_name not in os.environ:
             raise UnknownVariableError(f"environment variable {env_name!r} is not set")
-        from hooks import redact
+        from hooks.core import redact
 
         value = os.environ[env_name]
         redact.register(value)  # values from the environment are treated as secrets

@@ -1,0 +1,504 @@
+"""HTTP sessions for checks: bounded in time and size, careful with credentials.
+
+- A request's ``timeout`` bounds the whole response (connect, headers and body), not the
+  gap between two bytes: a watchdog shuts the connection's socket when the time is up.
+- A body is read up to a cap, decompression included (zlib with an output bound), so no
+  response can make a check allocate more than the cap.
+- Redirects are followed here, one hop at a time: to another origin, credentials, custom
+  headers and the ``Host`` override are dropped.
+- The target's host name (``Host`` header, TLS SNI and certificate name) applies only to
+  requests to the target's own origins, not to absolute URLs elsewhere.
+- Values of credential-bearing headers join the redaction set (:mod:`hooks.core.redact`).
+
+``requests`` is imported here and nowhere on the handler's import path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import logging
+import socket
+import threading
+import time
+import zlib
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urljoin
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.util.retry import Retry
+
+from hooks.core import redact
+from hooks.core.deadline import Deadline
+from hooks.core.target import Target, origin
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 10.0
+#: Largest response body read by default (decompressed), in bytes.
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+MAX_REDIRECTS = 10
+_CHUNK = 64 * 1024
+#: Headers kept on a redirect to another origin; every other one is dropped.
+_CROSS_ORIGIN_SAFE = frozenset({"user-agent", "accept", "accept-language", "accept-encoding"})
+
+
+class BodyTooLargeError(requests.exceptions.RequestException):
+    """The response body is larger than the cap."""
+
+
+class ResponseTimeoutError(requests.exceptions.Timeout):
+    """The whole response did not arrive within the request's timeout."""
+
+
+# ---- the watchdog: one thread that shuts sockets whose request ran out of time ----
+
+
+class _Watch:
+    def __init__(self, at: float) -> None:
+        self.at = at
+        self.fired = False
+        self.done = False
+        self._socks: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def attach(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        with self._lock:
+            self._socks.append(sock)
+            fired = self.fired
+        if fired:
+            _shut(sock)
+
+    def fire(self) -> None:
+        with self._lock:
+            if self.done:
+                return
+            self.fired = True
+            socks = list(self._socks)
+        for sock in socks:
+            _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    # The plain socket's method, also for a TLS socket: it acts on the descriptor.
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _Watchdog:
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, _Watch]] = []
+        self._cond = threading.Condition()
+        self._ids = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, at: float) -> _Watch:
+        watch = _Watch(at)
+        with self._cond:
+            heapq.heappush(self._heap, (at, next(self._ids), watch))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name="greenlight-watchdog", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+        return watch
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while self._heap and self._heap[0][2].done:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                at, _, watch = self._heap[0]
+                delay = at - time.monotonic()
+                if delay > 0:
+                    self._cond.wait(delay)
+                    continue
+                heapq.heappop(self._heap)
+            watch.fire()
+
+
+_WATCHDOG = _Watchdog()
+_local = threading.local()
+
+
+def _attach_current(sock: socket.socket | None) -> None:
+    watch: _Watch | None = getattr(_local, "watch", None)
+    if watch is not None:
+        watch.attach(sock)
+
+
+class _Watched(HTTPConnection):
+    """A connection whose socket the current request's watchdog can shut."""
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        _attach_current(sock)
+        return sock
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _attach_current(self.sock)  # a kept-alive connection
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPConnection(_Watched):
+    pass
+
+
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    pass
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _Adapter(HTTPAdapter):
+    """Watched connections; the host name for SNI and certificate checks on ``origins`` only."""
+
+    def __init__(self, host: str | None, origins: Iterable[str], **kwargs: Any) -> None:
+        self._host = host
+        self._origins = frozenset(origins)
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+
+    def build_connection_pool_key_attributes(
+        self, request: Any, verify: Any, cert: Any = None
+    ) -> Any:
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
+            request, verify, cert
+        )
+        if self._host and host_params["scheme"] == "https" and origin(request.url) in self._origins:
+            extra: dict[str, Any] = {"server_hostname": self._host, "assert_hostname": self._host}
+            return host_params, {**pool_kwargs, **extra}
+        return host_params, pool_kwargs
+
+
+# ---- the session ----
+
+
+class CheckSession(requests.Session):
+    """A session whose every request ends before its timeout and the deadline."""
+
+    def __init__(
+        self,
+        timeout: float,
+        deadline: Deadline | None,
+        *,
+        host: str | None = None,
+        host_origins: Iterable[str] = (),
+        max_body_bytes: int | None = None,
+        secret_headers: Iterable[str] = (),
+    ) -> None:
+        super().__init__()
+        self.default_timeout = timeout
+        self.deadline = deadline
+        self.host = host
+        self.host_origins = frozenset(host_origins)
+        self.max_body_bytes = max_body_bytes or DEFAULT_MAX_BODY_BYTES
+        self.secret_headers = frozenset(h.lower() for h in secret_headers)
+        self.trust_env = False  # proxies, netrc and CA variables: resolved once, below
+        self._proxies: dict[str, str] | None = None
+        self._netrc: dict[str, Any] = {}
+
+    def request(
+        self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
+    ) -> requests.Response:
+        timeout = float(kwargs.pop("timeout", None) or self.default_timeout)
+        if self.deadline is not None:
+            timeout = self.deadline.clamp(timeout)
+        follow = kwargs.pop("allow_redirects", True)
+        max_body = kwargs.pop("max_body_bytes", None) or self.max_body_bytes
+        kwargs.pop("stream", None)  # the body is always read here, under the cap
+        method = method.decode() if isinstance(method, bytes) else str(method)
+        url = url.decode() if isinstance(url, bytes) else str(url)
+        watch = _WATCHDOG.arm(time.monotonic() + timeout)
+        _local.watch = watch
+        try:
+            first = origin(url)
+            response = self._send_one(method, url, timeout, max_body, kwargs, watch, first)
+            history: list[requests.Response] = []
+            while follow and response.is_redirect:
+                if len(history) >= MAX_REDIRECTS:
+                    raise requests.exceptions.TooManyRedirects(
+                        f"more than {MAX_REDIRECTS} redirects", response=response
+                    )
+                history.append(response)
+                location = self.get_redirect_target(response)
+                url = urljoin(response.url, location)
+                method, kwargs = _redirected(method, response.status_code, kwargs)
+                response = self._send_one(method, url, timeout, max_body, kwargs, watch, first)
+            response.history = history
+            return response
+        finally:
+            watch.done = True
+            _local.watch = None
+
+    def _send_one(
+        self,
+        method: str,
+        url: str,
+        timeout: float,
+        max_body: int,
+        kwargs: dict[str, Any],
+        watch: _Watch,
+        first_origin: str,
+    ) -> requests.Response:
+        kwargs = dict(kwargs)
+        headers = dict(kwargs.pop("headers", None) or {})
+        here = origin(url)
+        if here in self.host_origins and self.host:
+            headers.setdefault("Host", self.host)
+        if here != first_origin:
+            # Another origin: send it none of the credentials or custom headers.
+            for name in list(self.headers) + list(headers):
+                if name.lower() not in _CROSS_ORIGIN_SAFE:
+                    headers[name] = None  # requests drops headers set to None
+            if here not in self.host_origins:
+                headers.pop("Host", None)
+            kwargs.pop("auth", None)
+        merged = {**self.headers, **{k: v for k, v in headers.items() if v is not None}}
+        redact.register_headers(merged, self.secret_headers)
+        self._apply_env(kwargs, url)
+        try:
+            response = super().request(
+                method,
+                url,
+                headers=headers,
+                timeout=timeout,
+                allow_redirects=False,
+                stream=True,
+                **kwargs,
+            )
+            _read_capped(response, max_body)
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            if watch.fired:
+                raise ResponseTimeoutError(
+                    f"no complete response within {timeout:g}s (connect, headers and body)"
+                ) from exc
+            if isinstance(exc, urllib3.exceptions.HTTPError):  # read outside requests' wrapping
+                raise requests.exceptions.ConnectionError(exc) from exc
+            raise
+        if watch.fired:
+            raise ResponseTimeoutError(
+                f"no complete response within {timeout:g}s (connect, headers and body)"
+            )
+        return response
+
+    def _apply_env(self, kwargs: dict[str, Any], url: str) -> None:
+        """What requests reads from the environment on every request, read once here.
+
+        Proxies (``HTTPS_PROXY``, ``NO_PROXY``...) once per session, ``~/.netrc`` once per
+        origin, and ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` only when the target has no
+        CA bundle of its own (the target's bundle wins).
+        """
+        from requests import utils
+
+        if self._proxies is None:
+            self._proxies = utils.getproxies()  # type: ignore[attr-defined]
+        if self._proxies and not utils.should_bypass_proxies(url, self._proxies.get("no")):
+            kwargs.setdefault("proxies", self._proxies)
+        if not kwargs.get("auth") and not self.auth:
+            key = origin(url)
+            if key not in self._netrc:
+                self._netrc[key] = utils.get_netrc_auth(url)
+            if self._netrc[key] is not None:
+                kwargs["auth"] = self._netrc[key]
+        if url[:7].lower() == "http://":
+            # Plain HTTP verifies nothing; a bundle's path would only be stat'ed per request.
+            kwargs.setdefault("verify", True)
+            return
+        verify = self.verify
+        if verify is True:
+            verify = _env_ca_bundle() or True
+        kwargs.setdefault("verify", verify)
+
+
+def _env_ca_bundle() -> str | None:
+    import os
+
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
+
+
+def _redirected(method: str, status: int, kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The method and arguments of the next hop (RFC 9110: 303, and 301/302 after POST)."""
+    if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
+        kwargs = {k: v for k, v in kwargs.items() if k not in ("json", "data", "files")}
+        return "GET", kwargs
+    return method, kwargs
+
+
+def _decoder(encoding: str) -> Any:
+    encoding = encoding.strip().lower()
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if encoding == "deflate":
+        return _DeflateDecoder()
+    return None
+
+
+class _DeflateDecoder:
+    """``deflate`` as servers send it: zlib-wrapped, or (wrongly) raw."""
+
+    def __init__(self) -> None:
+        self._inner: Any = None
+
+    def decompress(self, data: bytes, max_length: int) -> bytes:
+        if self._inner is None:
+            raw = not data or (data[0] & 0x0F) != 8
+            self._inner = zlib.decompressobj(-zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
+        out: bytes = self._inner.decompress(data, max_length)
+        return out
+
+    @property
+    def unconsumed_tail(self) -> bytes:
+        return self._inner.unconsumed_tail if self._inner is not None else b""
+
+
+def _read_capped(response: requests.Response, cap: int) -> None:
+    """Read the body into ``response`` (so ``.content``, ``.text``, ``.json()`` work) or fail.
+
+    At most ``cap`` bytes are kept, after decompression; more is a
+    :class:`BodyTooLargeError` naming the cap.
+    """
+    decoder = _decoder(response.headers.get("Content-Encoding", ""))
+    body = bytearray()
+
+    def too_large() -> BodyTooLargeError:
+        response.close()
+        return BodyTooLargeError(
+            f"response body larger than the {_size(cap)} cap (max_body_bytes; "
+            f"GREENLIGHT_MAX_BODY_BYTES)"
+        )
+
+    try:
+        for chunk in response.raw.stream(_CHUNK, decode_content=False):
+            if decoder is None:
+                body += chunk
+            else:
+                data = chunk
+                while data:
+                    body += decoder.decompress(data, cap + 1 - len(body))
+                    if len(body) > cap:
+                        raise too_large()
+                    data = decoder.unconsumed_tail
+            if len(body) > cap:
+                raise too_large()
+    finally:
+        response.raw.release_conn()
+    response._content = bytes(body)
+    response._content_consumed = True  # type: ignore[attr-defined]
+
+
+def _size(n: int) -> str:
+    for unit, size in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size and n % size == 0:
+            return f"{n // size} {unit}"
+    return f"{n} bytes"
+
+
+def make_session(
+    target: Target,
+    *,
+    deployment_id: str | None = None,
+    deadline: Deadline | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    retries: int = 0,
+    pool_size: int = 10,
+    max_body_bytes: int | None = None,
+    secret_headers: Iterable[str] = (),
+) -> CheckSession:
+    """A ready session for ``target``: headers, TLS settings, host name, timeouts, retries."""
+    origins = [origin(u) for u in (target.url, target.prod_url) if u]
+    session = CheckSession(
+        timeout,
+        deadline,
+        host=target.host,
+        host_origins=origins,
+        max_body_bytes=max_body_bytes,
+        secret_headers=secret_headers,
+    )
+    session.headers.update(target.default_headers(deployment_id))
+    session.headers["Accept-Encoding"] = "gzip, deflate"  # the encodings read under the cap
+    redact.register(*target.headers.values())
+    session.verify = target.tls_verify
+    if not target.verify:
+        import urllib3
+
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    retry = (
+        Retry(
+            total=retries,
+            connect=retries,
+            read=0,
+            backoff_factor=0.2,
+            allowed_methods=None,
+            raise_on_status=False,
+        )
+        if retries
+        else Retry(0, read=False)
+    )
+    for prefix in ("https://", "http://"):
+        session.mount(
+            prefix,
+            _Adapter(
+                target.host,
+                origins,
+                max_retries=retry,
+                pool_connections=pool_size,
+                pool_maxsize=pool_size,
+            ),
+        )
+    return session
+
+
+_CERT_HINT = (
+    " (set the service's host name with host in the plan, the greenlight:host tag or "
+    "GREENLIGHT_TARGET_HOST, or a CA bundle with tls.ca_bundle / GREENLIGHT_CA_BUNDLE)"
+)
+
+
+def describe_error(exc: BaseException) -> str:
+    """A short, specific message for a failed request (certificate, timeout, refused...)."""
+    import ssl
+
+    text = str(exc)
+    if isinstance(exc, BodyTooLargeError | ResponseTimeoutError):
+        return text
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            reason = cause.verify_message or cause
+            return f"TLS certificate verification failed: {reason}{_CERT_HINT}"
+        cause = cause.__cause__ or cause.__context__
+    if "CERTIFICATE_VERIFY_FAILED" in text or "doesn't match" in text:
+        return f"TLS certificate verification failed: {text}{_CERT_HINT}"
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return "connection timed out"
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return "no response before the timeout"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return f"TLS error: {text}"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        if "Connection refused" in text:
+            return "connection refused"
+        return f"cannot connect: {text}"
+    return f"{type(exc).__name__}: {text}"

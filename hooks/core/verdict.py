@@ -1,0 +1,66 @@
+"""The verdict's types and wording; :mod:`hooks.gate.decision` decides it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from hooks.core.results import Status, SuiteResult
+
+
+class VerdictStatus(StrEnum):
+    """The two statuses CodeDeploy accepts from a hook, and, for Amazon ECS hooks only, a
+    gate that goes on at ECS's next call (``IN_PROGRESS``)."""
+
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    IN_PROGRESS = "InProgress"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: VerdictStatus
+    reason: str
+    failed: tuple[str, ...] = ()  # "suite / check: message", one per failed check or suite
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status is VerdictStatus.SUCCEEDED
+
+    @classmethod
+    def failure(cls, reason: str, failed: Sequence[str] = ()) -> Verdict:
+        return cls(VerdictStatus.FAILED, reason, tuple(failed))
+
+
+def describe_failures(suite: SuiteResult) -> list[str]:
+    """One line per failed check (or the suite's own error)."""
+    if suite.error is not None:
+        return [f"{suite.name}: {suite.error}"]
+    lines = [f"{suite.name} / {c.name}: {c.message or c.status.value}" for c in suite.failed_checks]
+    nothing_passed = not any(c.status is Status.PASSED for c in suite.checks)
+    if nothing_passed and (not lines or len(lines) <= suite.policy.failure_limit):
+        # the reason it failed, where the failures alone (if any) were tolerated
+        ran = plural(len(suite.checks), "check")
+        lines.append(f"{suite.name}: no check passed ({ran}, none passed)")
+    return lines
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def tally(suites: Sequence[SuiteResult]) -> str:
+    """``N suites, M checks: P passed, F failed, S skipped`` — the parts add up to M."""
+    checks = [c for s in suites for c in s.checks]
+    passed = sum(c.status is Status.PASSED for c in checks)
+    skipped = sum(c.status is Status.SKIPPED for c in checks)
+    failed = len(checks) - passed - skipped
+    tolerated = sum(len(s.failed_checks) for s in suites if s.passed or s.policy.report_only)
+    parts = [f"{passed} passed"]
+    if failed:
+        note = f" ({tolerated} tolerated by policy)" if tolerated else ""
+        parts.append(f"{failed} failed{note}")
+    if skipped:
+        parts.append(f"{skipped} skipped")
+    return f"{plural(len(suites), 'suite')}, {plural(len(checks), 'check')}: {', '.join(parts)}"

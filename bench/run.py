@@ -127,14 +127,14 @@ HANDLER = textwrap.dedent("""
             return int((entry + 600 - time.monotonic()) * 1000)
 
     if "--messages" in sys.argv:  # observe each check's message (the load figures)
-        import hooks.adapters.hook
-        summary = hooks.adapters.hook.RunSummary.to_dict
+        import hooks.gate.summary
+        summary = hooks.gate.summary.RunSummary.to_dict
         def to_dict(self):
             found = summary(self)
             suites = self.run.suites if self.run is not None else ()
             found["messages"] = {c.name: c.message for s in suites for c in s.checks}
             return found
-        hooks.adapters.hook.RunSummary.to_dict = to_dict
+        hooks.gate.summary.RunSummary.to_dict = to_dict
 
     event = {"DeploymentId": "d-BENCH", "LifecycleEventHookExecutionId": "bench"}
     result = handler(event, Context())
@@ -427,12 +427,12 @@ def tavern(url: str, root: Path, count: int) -> float | None:
 WORKER_START = textwrap.dedent("""
     import sys, tempfile, time
     from hooks.core.deadline import Deadline
+    from hooks.process.messages import DeploymentSpec, Job, Setup, TargetSpec
     from hooks.process.supervisor import SupervisedRun, run_supervised
-    setup = {"suites_dir": tempfile.mkdtemp(), "log_plain": True}
-    job = {"event": "AfterAllowTestTraffic", "planned": [], "policies": {},
-           "target": {"url": "http://127.0.0.1:9"},
-           "deployment": {"deployment_id": "d-BENCH", "execution_id": "bench"},
-           "concurrency": 16, "request_timeout": 10, "secrets": []}
+    setup = Setup(tempfile.mkdtemp(), log_plain=True)
+    job = Job("AfterAllowTestTraffic", TargetSpec("http://127.0.0.1:9"),
+              DeploymentSpec("d-BENCH", "bench"), planned=(), concurrency=16,
+              request_timeout=10)
     t0 = time.perf_counter()
     results, _ = run_supervised(SupervisedRun(setup, 512), job, Deadline.in_seconds(60))
     print(time.perf_counter() - t0)

@@ -19,7 +19,15 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from hooks.adapters.hook import Progress, RunSummary, Runtime, finish
+from hooks.adapters.hook import finish
+from hooks.adapters.stepfunctions import (
+    PURPOSE,
+    describe_error,
+    listing_digest,
+    plan_shards,
+    shard_binding,
+    shard_key,
+)
 from hooks.aws import signing
 from hooks.core import redact
 from hooks.core.deadline import Deadline, HasRemainingTime
@@ -29,50 +37,23 @@ from hooks.core.log import get_logger
 from hooks.core.results import SuiteResult
 from hooks.core.settings import Settings
 from hooks.core.verdict import Verdict
+from hooks.evidence.reports import bundle_prefix
 from hooks.gate.decision import decide_planned, planned_from
+from hooks.gate.evaluate import listing_job, resolve_run_plan, start_supervisor
+from hooks.gate.summary import Progress, RunSummary, Runtime
 from hooks.process.messages import suite_from_record
 from hooks.process.runner import RunResult
 
 if TYPE_CHECKING:
-    from hooks.process.supervisor import ListedSuite
+    pass
 
 log = logging.getLogger(__name__)
-
-#: What a shard's sealed results are for (a shard's file can be nothing else).
-PURPOSE = "greenlight shard results"
-
-
-def shard_binding(
-    invocation: HookInvocation, shard: int, suites: Sequence[str], plan: str
-) -> dict[str, Any]:
-    """What a shard's results belong to: sealed by the shard, required by the conclusion."""
-    return {
-        "deployment_id": invocation.deployment_id,
-        "execution_id": invocation.execution_id,
-        "lifecycle_event": invocation.lifecycle_event.value,
-        "shard": shard,
-        "suites": list(suites),
-        "plan": plan,
-    }
-
-
-def listing_digest(listed: Sequence[ListedSuite]) -> str:
-    """The digest of a plan as its suites were listed: names, kinds, policies, the checks
-    each must report and the parts it asks for."""
-    return signing.digest(
-        [
-            [s.name, s.kind, s.policy.report_only, s.policy.failure_limit, s.expected, s.shards]
-            for s in listed
-        ]
-    )
 
 
 def conclude_execution(
     event: Mapping[str, Any], context: HasRemainingTime, runtime: Runtime
 ) -> dict[str, Any]:
     """One verdict for a handed-off run, from this process's own plan, reported once."""
-    from hooks.adapters.stepfunctions import describe_error
-
     started = time.monotonic()
     redact.reset()
     invocation = HookInvocation.from_ids(event.get("invocation"))
@@ -108,10 +89,6 @@ def _decide(
     deadline: Deadline,
     runtime: Runtime,
 ) -> None:
-    from hooks.adapters.stepfunctions import plan_shards
-    from hooks.evidence.reports import bundle_prefix
-    from hooks.gate.evaluate import listing_job, resolve_run_plan, start_supervisor
-
     bucket = settings.evidence_bucket  # this stack's own, never the event's word
     if not bucket:
         raise ConfigError(
@@ -135,8 +112,6 @@ def _decide(
     prefix = bundle_prefix(summary)
 
     def read(shard: int) -> Any:
-        from hooks.adapters.stepfunctions import shard_key
-
         if s3 is None:
             raise RuntimeError("no S3 client to read the shard's results")
         body = s3.get_object(Bucket=bucket, Key=shard_key(prefix, shard))["Body"].read()
@@ -174,7 +149,6 @@ def gather(
     Map caught beside it. An outcome names only which shard failed; a shard's results count
     only for the suites the conclusion's plan gave it; a load's parts are merged and judged
     on the whole."""
-    from hooks.adapters.stepfunctions import describe_error
     from hooks.suites.load import judge_parts
 
     caught: dict[int, Any] = {}

@@ -29,7 +29,6 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from hooks.aws.codedeploy import CodeDeployCallback, ReportOutcome, ReportState
@@ -37,33 +36,12 @@ from hooks.core.deadline import Deadline
 from hooks.core.lifecycle import HookInvocation, LifecycleEvent, parse_event
 from hooks.core.log import get_logger
 from hooks.core.verdict import VerdictStatus
+from hooks.gate.summary import WATCH_CAUSE, Crash
 
 log = logging.getLogger(__name__)
 
-#: The cause of a crash the deadline watch found (no record of how the hook ended).
-WATCH_CAUSE = "was silent past its deadline"
 #: Time kept at the end of the fail-safe's own run.
 _RESERVE = 1.0
-
-
-@dataclass(frozen=True)
-class Crash:
-    """What a destination record says about the hook run that failed."""
-
-    invocation: HookInvocation | None
-    function: str
-    request_id: str
-    cause: str
-    detail: str
-    #: Why the original event cannot be reported, when it cannot.
-    invalid: str = ""
-
-    @property
-    def reason(self) -> str:
-        if self.cause == WATCH_CAUSE:
-            return f"the hook had not reported when its deadline watch fired ({self.detail})"
-        subject = "the" if self.cause.startswith("state machine") else "the hook"
-        return f"{subject} {self.cause} before it reported ({self.detail})"
 
 
 #: What a Step Functions execution that ended without reporting did, by its status.

@@ -21,9 +21,10 @@ IN_LAMBDA = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
 if IN_LAMBDA:
     spawn.prestart()
 
-from hooks.adapters.hook import Clients, Runtime, handle  # noqa: E402 - after the worker's start
+from hooks.adapters.hook import handle  # noqa: E402 - after the worker's start
 from hooks.core.lifecycle import LifecycleEvent  # noqa: E402
 from hooks.core.settings import default_suites_dir  # noqa: E402
+from hooks.gate.summary import Clients, Runtime  # noqa: E402
 
 
 def _prestart() -> None:
@@ -179,7 +180,7 @@ def after_allow_traffic(event: Any, context: Any) -> dict[str, Any]:
 
 def shard(event: Any, context: Any) -> dict[str, Any]:
     """The state machine's worker: one shard of a handed-off plan (``runner: stepfunctions``)."""
-    from hooks.gate.evaluate import run_shard
+    from hooks.adapters.stepfunctions import run_shard
 
     return run_shard(event, context, runtime())
 

@@ -8,31 +8,26 @@ worker processes (:mod:`hooks.process.supervisor`): this process never runs suit
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from hooks.aws.codedeploy import ReportOutcome, ReportState, StatusProtocol
-from hooks.aws.discovery import Discovery
+from hooks.aws.codedeploy import ReportOutcome, ReportState
 from hooks.core import redact
 from hooks.core.deadline import DEFAULT_SAFETY_MARGIN, Deadline, HasRemainingTime, remaining_seconds
-from hooks.core.exceptions import GreenlightError
+from hooks.core.exceptions import ConfigError, GreenlightError, TargetNotReadyError
 from hooks.core.lifecycle import HookInvocation, LifecycleEvent, parse_event
 from hooks.core.log import get_logger
-from hooks.core.results import CheckResult, Status
 from hooks.core.settings import Settings
 from hooks.core.verdict import Verdict, VerdictStatus
+from hooks.gate.summary import Progress, Reporter, RunSummary, Runtime
 
 if TYPE_CHECKING:
-    from hooks.core.target import Target
-    from hooks.gate.plan import Plan
-    from hooks.process.runner import RunResult
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -40,181 +35,10 @@ log = logging.getLogger(__name__)
 _HANDOVER = 0.5
 #: Time kept at the very end of the Lambda run, after the report's last retry.
 _REPORT_RESERVE = 0.3
-#: Failed checks the summary log line lists in full (the evidence bundle has them all).
-LOGGED_FAILURES = 50
 #: Marks the summary line (searchable in the logs; the command line prints its own).
 SUMMARY_KEY = "greenlight_summary"
 #: Whether the next invocation in this process is its first (Lambda's cold start).
 _cold_start = True
-
-
-class Reporter(Protocol):
-    """Publishes a finished run (logs, files, console). Its failure never changes anything."""
-
-    def publish(self, summary: RunSummary) -> None: ...
-
-
-@dataclass
-class Progress:
-    """What the work is doing now, so a deadline message can name it."""
-
-    stage: str = "starting"
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    #: The run's supervisor, once started: ended at the deadline with its workers.
-    supervisor: Any = None
-    #: Keys every line of this invocation carries (request id, cold start), workers' too.
-    log_keys: dict[str, Any] = field(default_factory=dict)
-
-    def set(self, stage: str) -> None:
-        with self.lock:
-            self.stage = stage
-        log.debug("stage: %s", stage)
-
-
-@dataclass
-class Clients:
-    """What :attr:`Runtime.connect` builds: the report's protocol and discovery."""
-
-    protocol: StatusProtocol
-    discovery: Discovery | None
-    region: str
-
-
-@dataclass
-class Runtime:
-    """A run's collaborators, built once per container (or per command on a laptop).
-
-    Given ``connect`` instead of ``protocol``, the AWS clients are built on first use, or
-    ahead of it by :meth:`warm_up` in a background thread: importing boto3 then overlaps
-    the suite worker's start instead of preceding it.
-    """
-
-    protocol: StatusProtocol | None = None
-    discovery: Discovery | None = None
-    #: Amazon ECS discovery (:class:`hooks.aws.ecs_discovery.EcsDiscovery`), for ECS hooks.
-    ecs_discovery: Any = None
-    region: str = "us-east-1"
-    env: Mapping[str, str] | None = None
-    reporters: Sequence[Reporter] = ()
-    on_check: Callable[[Any, CheckResult], None] | None = None
-    connect: Callable[[], Clients] | None = None
-    #: ``runner: stepfunctions``: builds the Step Functions client (hand-off) and the S3
-    #: client (shard results), on first use.
-    stepfunctions: Callable[[], Any] | None = None
-    s3: Callable[[], Any] | None = None
-    #: Builds the EventBridge Scheduler client of the deadline watch (:mod:`hooks.aws.watch`).
-    scheduler: Callable[[], Any] | None = None
-    _connecting: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _error: BaseException | None = field(default=None, repr=False)
-    _warming: bool = field(default=False, repr=False)
-
-    def warm_up(self) -> None:
-        """Start building the clients in the background (no-op when built, given or under
-        way)."""
-        if self.connect is not None and self.protocol is None and not self._warming:
-            self._warming = True
-            threading.Thread(
-                target=self._connect_quietly, name="greenlight-clients", daemon=True
-            ).start()
-
-    def _connect_quietly(self) -> None:
-        # An error is kept and raised again by ensure(), where the clients are needed.
-        with contextlib.suppress(BaseException):
-            self.ensure()
-
-    def ensure(self) -> None:
-        """Build the clients now if they are not yet (waits for a warm-up under way)."""
-        with self._connecting:
-            if self.protocol is not None or self.connect is None:
-                return
-            if self._error is not None:
-                raise self._error
-            try:
-                clients = self.connect()
-            except BaseException as exc:
-                self._error = exc
-                raise
-            self.protocol, self.discovery, self.region = (
-                clients.protocol,
-                clients.discovery,
-                clients.region,
-            )
-
-
-@dataclass
-class RunSummary:
-    invocation: HookInvocation
-    verdict: Verdict
-    run: RunResult | None = None  # when suites ran
-    plan: Plan | None = None  # when it was resolved
-    target: Target | None = None  # when it was found
-    report: ReportOutcome | None = None
-    duration: float = 0.0
-    #: The verdict is Failed because of the configuration (settings, plan, suite files).
-    configuration_error: bool = False
-    #: The deployment's application and group, when known (discovery or settings).
-    application: str | None = None
-    deployment_group: str | None = None
-    #: Seconds from the invocation's start to the report's answer.
-    reported_after: float | None = None
-    #: Where the evidence bundle was written (``s3://bucket/prefix/``), once it was.
-    evidence: str | None = None
-    #: The run's settings (None when they could not be read): where reporters publish.
-    settings: Settings | None = None
-    #: The green targets were not healthy in time (an ECS gate may wait at its next call).
-    not_ready: bool = False
-    #: ECS only: ``callBackDelay`` and ``hookDetails`` of an ``IN_PROGRESS`` answer.
-    continuation: dict[str, Any] | None = None
-    #: ``runner: stepfunctions``: the execution that runs the suites and reports (this
-    #: invocation does not report).
-    handed_off: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        suites = self.run.suites if self.run is not None else ()
-        counts = {status.value: sum(s.counts[status.value] for s in suites) for status in Status}
-        return {
-            "verdict": self.verdict.status.value,
-            "reason": self.verdict.reason,
-            "lifecycle_event": self.invocation.lifecycle_event.value,
-            "deployment_id": self.invocation.deployment_id,
-            "lifecycle_event_hook_execution_id": self.invocation.execution_id,
-            "target": self.target.url if self.target is not None else None,
-            "suites": len(suites),
-            "checks": sum(counts.values()),
-            "counts": counts,
-            "failed": list(self.verdict.failed),
-            "configuration_error": self.configuration_error,
-            "report": self.report.state.value if self.report else None,
-            "duration": round(self.duration, 3),
-            "application": self.application,
-            "deployment_group": self.deployment_group,
-            "evidence": self.evidence,
-        }
-
-    def failure_details(self, limit: int = LOGGED_FAILURES) -> list[dict[str, Any]]:
-        """The first ``limit`` failed checks (or suites that did not load): what failed, its
-        first mismatch with the value seen, and the request that saw it."""
-        found: list[dict[str, Any]] = []
-        for suite in self.run.suites if self.run is not None else ():
-            if suite.error is not None:
-                found.append({"check": suite.name, "status": "error", "message": suite.error})
-            for check in suite.failed_checks:
-                if len(found) >= limit:
-                    return found
-                detail: dict[str, Any] = {
-                    "check": f"{suite.name} / {check.name}",
-                    "status": check.status.value,
-                    "message": (check.failures[0] if check.failures else check.message)[:500],
-                }
-                if check.evidence is not None and check.evidence.request:
-                    seen = check.evidence.status
-                    detail["request"] = check.evidence.request + (
-                        f" -> HTTP {seen}" if seen is not None else " -> no response"
-                    )
-                if suite.policy.report_only:
-                    detail["report_only"] = True
-                found.append(detail)
-        return found[:limit]
 
 
 def handle(
@@ -231,10 +55,17 @@ def handle(
 
 
 def handle_invocation(
-    invocation: HookInvocation, context: HasRemainingTime, runtime: Runtime, started: float
+    invocation: HookInvocation,
+    context: HasRemainingTime,
+    runtime: Runtime,
+    started: float,
+    settle: Callable[[RunSummary, Settings], None] | None = None,
 ) -> dict[str, Any]:
     """Everything after the event is parsed, whichever protocol sent it: plan, target,
-    suites, the verdict, its report (or, for ECS, return value), then the reporters."""
+    suites, the verdict, its report (or, for ECS, return value), then the reporters.
+
+    ``settle`` is the protocol's last word on the verdict before it is reported (an Amazon
+    ECS gate may continue at a next call instead)."""
     redact.reset()  # a warm container: the last invocation's secrets are not this one's
     global _cold_start
     context_keys = {
@@ -271,11 +102,8 @@ def handle_invocation(
     else:
         summary = _guarded(invocation, settings, deadline, runtime, progress)
         summary.settings = settings
-        if invocation.ecs is not None:
-            from hooks.adapters.ecs import settle
-            from hooks.gate.evaluate import signing_key
-
-            settle(summary, invocation.ecs, settings, signing_key(runtime))
+        if settle is not None:  # the protocol's last word on the verdict (ECS: continue?)
+            settle(summary, settings)
 
     return finish(summary, runtime, context, started, context_keys, watch)
 
@@ -395,7 +223,7 @@ def _start_worker(
 ) -> Any:
     """The run's supervisor with its catalog worker started, or None if it cannot start
     (evaluation then starts it again, and fails with the reason)."""
-    from hooks.gate.evaluate import start_supervisor
+    from hooks.gate.evaluate import start_supervisor  # on use: after the worker's start
 
     try:
         return start_supervisor(settings, invocation, runtime, log_keys)
@@ -416,11 +244,13 @@ def _guarded(
     done = threading.Event()
 
     def work() -> None:
-        from hooks.core.exceptions import ConfigError, TargetNotReadyError
+        # The gate's modules, on first use: they load while the suite worker starts (the
+        # cold start), not before it.
+        from hooks.adapters.stepfunctions import hand_off
         from hooks.gate.evaluate import evaluate
 
         try:
-            evaluate(summary, settings, deadline.earlier(_HANDOVER), runtime, progress)
+            evaluate(summary, settings, deadline.earlier(_HANDOVER), runtime, progress, hand_off)
         except ConfigError as exc:
             log.error("configuration error while %s: %s", progress.stage, exc)
             summary.verdict = Verdict.failure(f"configuration error: {exc}")

@@ -15,15 +15,52 @@ each shard writes ``<bundle folder>shards/<n>.json`` and returns its key.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import re
+import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
+from hooks.aws import secrets, signing
+from hooks.core import redact
+from hooks.core.deadline import Deadline
 from hooks.core.exceptions import ConfigError
+from hooks.core.lifecycle import HookInvocation, LifecycleEvent
+from hooks.core.results import SuiteResult
+from hooks.core.settings import Settings
+from hooks.core.verdict import Verdict, VerdictStatus
+from hooks.evidence.reports import bundle_prefix
+from hooks.gate.decision import decide
+from hooks.gate.evaluate import header_secrets, start_supervisor
+from hooks.gate.plan import Plan
+from hooks.gate.summary import Progress, RunSummary, Runtime
+from hooks.process.messages import Job
+from hooks.process.runner import RunResult
+from hooks.process.supervisor import ListedSuite, Supervisor
+
+__all__ = [
+    "PURPOSE",
+    "LocalBucket",
+    "LocalExecutions",
+    "describe_error",
+    "execution_name",
+    "hand_off",
+    "listing_digest",
+    "plan_shards",
+    "required",
+    "run_shard",
+    "shard_binding",
+    "shard_key",
+    "start_execution",
+]
 
 log = logging.getLogger(__name__)
+
+#: What a shard's sealed results are for (a shard's file can be nothing else).
+PURPOSE = "greenlight shard results"
 
 #: Step Functions execution names: 1-80 characters of letters, digits, ``-`` and ``_``.
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -54,7 +91,7 @@ def plan_shards(suites: Sequence[tuple[str, int]]) -> list[dict[str, Any]]:
     return shards
 
 
-def hand_off(
+def start_execution(
     client: Any,
     state_machine_arn: str,
     name: str,
@@ -62,7 +99,7 @@ def hand_off(
 ) -> tuple[str, bool]:
     """Start the execution; (its ARN, True) — or (the ARN, False) when an execution of this
     name exists already: another invocation of the same hook started it, and it reports."""
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import ClientError  # on use: botocore is not at import
 
     try:
         answer = client.start_execution(
@@ -108,6 +145,154 @@ def required(settings: Any) -> tuple[str, str]:
     return settings.state_machine_arn, settings.evidence_bucket
 
 
+def shard_binding(
+    invocation: HookInvocation, shard: int, suites: Sequence[str], plan: str
+) -> dict[str, Any]:
+    """What a shard's results belong to: sealed by the shard, required by the conclusion."""
+    return {
+        "deployment_id": invocation.deployment_id,
+        "execution_id": invocation.execution_id,
+        "lifecycle_event": invocation.lifecycle_event.value,
+        "shard": shard,
+        "suites": list(suites),
+        "plan": plan,
+    }
+
+
+def listing_digest(listed: Sequence[ListedSuite]) -> str:
+    """The digest of a plan as its suites were listed: names, kinds, policies, the checks
+    each must report and the parts it asks for."""
+    return signing.digest(
+        [
+            [s.name, s.kind, s.policy.report_only, s.policy.failure_limit, s.expected, s.shards]
+            for s in listed
+        ]
+    )
+
+
+def hand_off(
+    summary: RunSummary,
+    job: Job,
+    plan: Plan,
+    settings: Settings,
+    supervisor: Supervisor,
+    deadline: Deadline,
+    runtime: Runtime,
+    progress: Progress,
+) -> None:
+    """``runner: stepfunctions``: list the suites, and start the state machine that runs
+    them in shards and reports. A suite that did not load fails the gate here and now."""
+
+    if summary.invocation.ecs is not None:
+        raise ConfigError(
+            "runner: stepfunctions gates CodeDeploy hooks; an Amazon ECS lifecycle hook "
+            "answers IN_PROGRESS and is called again instead (set the runner for ECS groups "
+            "to lambda)"
+        )
+    state_machine, bucket = required(settings)
+    progress.set("listing the suites for the state machine")
+    listed = supervisor.list_suites(job, deadline)
+    unloaded = [s for s in listed if not s.loaded]
+    if unloaded or not listed:
+        suites = tuple(
+            SuiteResult(s.name, s.kind, error=s.error, source=s.source, loaded=False)
+            for s in unloaded
+        )
+        summary.run = RunResult(suites, False, 0.0)
+        summary.verdict = decide(summary.run.suites)
+        summary.configuration_error = bool(unloaded)
+        return
+    planned = plan_shards([(s.name, s.shards) for s in listed])
+    # Each shard seals its results for this plan; the conclusion lists the plan again itself
+    # and opens only results sealed for the same digest.
+    job = replace(job, plan_digest=listing_digest(listed))
+    payload: dict[str, Any] = {
+        "invocation": summary.invocation.ids(),
+        "summary": {
+            "application": summary.application,
+            "deployment_group": summary.deployment_group,
+            "target": job.target.url,
+        },
+        # Never a secret's value: execution input is readable in the Step Functions
+        # console. Each shard resolves them again.
+        "job": job.without_secrets().to_json(),
+        "shards": planned,
+        "soak": plan.soak,
+        "bucket": bucket,
+        "prefix": bundle_prefix(summary),
+    }
+    if runtime.stepfunctions is None:
+        raise ConfigError("runner: stepfunctions needs a Step Functions client")
+    progress.set("starting the state machine (states:StartExecution)")
+    name = execution_name(summary.invocation.execution_id)
+    arn, started = start_execution(runtime.stepfunctions(), state_machine, name, payload)
+    summary.handed_off = arn
+    how = "started" if started else "already started by an earlier invocation of this hook"
+    summary.verdict = Verdict(
+        VerdictStatus.IN_PROGRESS,
+        f"handed to the state machine: execution {arn} ({how}; {len(planned)} shards): it reports",
+    )
+    log.info(
+        "handed off to Step Functions",
+        extra={"execution": arn, "started": started, "shards": len(planned)},
+    )
+
+
+def run_shard(event: Mapping[str, Any], context: Any, runtime: Runtime) -> dict[str, Any]:
+    """One shard of a handed-off plan, in the worker function: its suites in supervised
+    workers under this invocation's deadline; the results to the bucket, the key returned."""
+    settings = Settings.from_env(runtime.env)
+    deadline = Deadline.from_context(context, settings.safety_margin)
+    job = Job.from_json(event["job"])
+    shard = event["shard"]
+    invocation = HookInvocation(
+        job.deployment.deployment_id, job.deployment.execution_id, LifecycleEvent(job.event)
+    )
+    redact.reset()
+    headers = dict(job.target.headers)
+    if any("${" in value for value in headers.values()):
+        headers = header_secrets(headers, settings.secrets_max_age)
+    redact.register(*headers.values())
+    references = secrets.scan(settings.suites_dir)
+    resolved, unresolved = secrets.resolve_all(references, settings.secrets_max_age)
+    part = shard.get("part")
+    job = replace(
+        job,
+        target=replace(job.target, headers=headers),
+        resolved=resolved,
+        unresolved=unresolved,
+        secrets=tuple(redact.secrets()),
+        planned=tuple(shard["suites"]),
+        deployment=replace(job.deployment, part=(int(part[0]), int(part[1])) if part else None),
+        planned_source=f"shard {shard['shard']} of the state machine",
+    )
+    started = time.monotonic()
+    supervisor = start_supervisor(settings, invocation, runtime)
+    try:
+        results, cut_short = supervisor.execute(job, deadline)
+    finally:
+        supervisor.close()
+    data = {
+        "shard": shard,
+        "suites": [suite.to_dict() for suite in results],
+        "deadline_reached": cut_short,
+        "duration": round(time.monotonic() - started, 3),
+    }
+    key = shard_key(str(event["prefix"]), int(shard["shard"]))
+    if runtime.s3 is None:
+        raise ConfigError("a shard needs an S3 client for its results")
+    binding = shard_binding(
+        invocation, int(shard["shard"]), list(shard["suites"]), str(job.plan_digest)
+    )
+    # Redacted, then sealed: what the conclusion verifies is exactly what was written.
+    content = redact.redact_data(data)
+    sealed = signing.seal(signing.key_from_env(runtime.env), PURPOSE, binding, content)
+    body = json.dumps(sealed, default=str).encode()
+    runtime.s3().put_object(Bucket=event["bucket"], Key=key, Body=body)
+    failed = sum(1 for suite in results if not suite.passed)
+    return {"key": key, "suites": len(results), "failed": failed}
+
+
 class LocalBucket:
     """The few S3 calls shards make, in memory: for running a handed-off plan on a laptop."""
 
@@ -119,8 +304,6 @@ class LocalBucket:
         return {}
 
     def get_object(self, *, Bucket: str, Key: str, **_: Any) -> dict[str, Any]:
-        import io
-
         return {"Body": io.BytesIO(self.objects[(Bucket, Key)])}
 
 
@@ -145,7 +328,7 @@ class LocalExecutions:
         self.concluded: dict[str, dict[str, Any]] = {}
 
     def start_execution(self, *, stateMachineArn: str, name: str, input: str) -> dict[str, Any]:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import ClientError  # on use: botocore is not at import
 
         arn = stateMachineArn.replace(":stateMachine:", ":execution:") + f":{name}"
         if name in self.names:

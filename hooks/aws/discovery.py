@@ -157,7 +157,7 @@ class Stack:
         if forwards and forwards <= green:
             return
         what = "its default action" if rule is None or rule.is_default else f"rule {rule.arn}"
-        names = ", ".join(sorted(_name(a) for a in forwards)) or "no target group"
+        names = ", ".join(sorted(target_group_name(a) for a in forwards)) or "no target group"
         raise DiscoveryError(
             f"the test listener {self.test.url} ({what}"
             f"{f', host {host}' if host else ''}) forwards to {names}, not to this "
@@ -482,7 +482,7 @@ def _green_names(
 ) -> tuple[tuple[str, ...], str]:
     """Green's target-group names, and how they were told apart."""
     if prod is not None and len(pair) == 2:
-        serving = {_name(a) for a in prod.target_group_arns} & set(pair)
+        serving = {target_group_name(a) for a in prod.target_group_arns} & set(pair)
         if len(serving) == 1:
             if event.green_on_prod_listener:
                 return tuple(serving), "the production listener (after AllowTraffic)"
@@ -496,7 +496,7 @@ def _green_names(
             f"target-group pair ({', '.join(pair) or 'none'}) and production listener do not "
             f"single it out"
         )
-    names = tuple(_name(a) for a in test.target_group_arns)
+    names = tuple(target_group_name(a) for a in test.target_group_arns)
     log.warning(
         "green told apart by the test listener's forward action alone (no target-group pair "
         "with one group on the production listener)",
@@ -505,7 +505,7 @@ def _green_names(
     return names, "the test listener's forward action"
 
 
-def _name(arn: str) -> str:
+def target_group_name(arn: str) -> str:
     resource = arn.split(":")[-1]  # targetgroup/<name>/<id>
     return resource.split("/")[1] if resource.startswith("targetgroup/") else resource
 
@@ -524,7 +524,7 @@ def _forward_targets(listener: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def _unhealthy(arn: str, health: list[Mapping[str, Any]]) -> list[str]:
-    name = _name(arn)
+    name = target_group_name(arn)
     active = [h for h in health if h.get("TargetHealth", {}).get("State") != "draining"]
     if not active:
         return [f"{name} has no registered targets"]

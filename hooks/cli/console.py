@@ -17,7 +17,7 @@ from typing import IO, TYPE_CHECKING, Any
 from hooks.core.results import CheckResult, Status
 
 if TYPE_CHECKING:
-    from hooks.adapters.hook import RunSummary
+    from hooks.gate.summary import RunSummary
 
 _SYMBOLS = {
     Status.PASSED: ("✓", "32"),

@@ -133,8 +133,7 @@ def run_state_machine_here(current: Any, timeout: float, say: Callable[[str], No
     """Plans with ``runner: stepfunctions`` run their shards in this process, through the
     same shard and conclusion handlers the state machine calls (no AWS, no Docker)."""
     from hooks.adapters.conclusion import conclude_execution
-    from hooks.adapters.stepfunctions import LocalBucket, LocalExecutions
-    from hooks.gate.evaluate import run_shard
+    from hooks.adapters.stepfunctions import LocalBucket, LocalExecutions, run_shard
 
     bucket = LocalBucket()
     machine = LocalExecutions(

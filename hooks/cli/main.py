@@ -519,8 +519,9 @@ def cmd_appspec(args: argparse.Namespace) -> int:
 
 
 def cmd_ecs_hooks(args: argparse.Namespace) -> int:
-    from hooks.adapters.ecs import PREFERRED_STAGES, EcsStage, lifecycle_hooks
+    from hooks.adapters.ecs import PREFERRED_STAGES, lifecycle_hooks
     from hooks.cli.local import patched_env
+    from hooks.core.ecs_event import EcsStage
     from hooks.core.settings import Settings
     from hooks.gate.evaluate import planned_events
     from hooks.gate.plan import PlanFile

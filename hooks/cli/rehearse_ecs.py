@@ -16,9 +16,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from hooks.adapters.ecs import PREFERRED_STAGES, EcsStage
+from hooks.adapters.ecs import PREFERRED_STAGES
 from hooks.cli.console import Console
 from hooks.cli.local import LocalContext, attach, patched_env, prepare_aws
+from hooks.core.ecs_event import EcsStage
 from hooks.core.settings import Settings
 from hooks.gate.evaluate import planned_events
 from hooks.gate.plan import PlanFile

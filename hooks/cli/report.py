@@ -1,7 +1,7 @@
 """``greenlight report``: a deployment's evidence, fetched from S3 and shown as ``run`` does.
 
 The bundle of each hook run is at ``<application>/<deployment group>/<deployment id>/
-<event>/`` in the evidence bucket (:func:`hooks.evidence.reports.bundle_prefix`). The application and
+<event>/`` in the evidence bucket (``bundle_prefix``). The application and
 group come from ``codedeploy:GetDeployment`` unless given; the bucket from ``--bucket``,
 ``GREENLIGHT_EVIDENCE_BUCKET`` or the stack's ``EvidenceBucketName`` output.
 """

@@ -54,8 +54,9 @@ class LifecycleEvent(StrEnum):
 class HookInvocation:
     """One call of a hook: the ids CodeDeploy sent and the event this function serves.
 
-    ``ecs`` is the Amazon ECS hook call (:class:`hooks.adapters.ecs.EcsCall`) when the gate is an ECS
-    native blue/green deployment's; ``lifecycle_event`` is then its stage's counterpart.
+    ``ecs`` is the Amazon ECS hook call (:class:`hooks.core.ecs_event.EcsCall`) when the
+    gate is an ECS native blue/green deployment's; ``lifecycle_event`` is then its stage's
+    counterpart.
     """
 
     deployment_id: str

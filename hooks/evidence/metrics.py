@@ -27,8 +27,7 @@ from hooks.core.results import Status
 from hooks.core.verdict import VerdictStatus
 
 if TYPE_CHECKING:
-    from hooks.adapters.failsafe import Crash
-    from hooks.adapters.hook import RunSummary
+    from hooks.gate.summary import Crash, RunSummary
 
 DEFAULT_NAMESPACE = "Greenlight"
 UNKNOWN = "unknown"

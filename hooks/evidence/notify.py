@@ -19,8 +19,7 @@ from hooks.aws.codedeploy import ReportOutcome
 from hooks.core.verdict import VerdictStatus
 
 if TYPE_CHECKING:
-    from hooks.adapters.failsafe import Crash
-    from hooks.adapters.hook import RunSummary
+    from hooks.gate.summary import Crash, RunSummary
 
 log = logging.getLogger(__name__)
 

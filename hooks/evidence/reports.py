@@ -15,7 +15,7 @@ from hooks.core.lifecycle import LifecycleEvent
 from hooks.core.results import Status
 
 if TYPE_CHECKING:
-    from hooks.adapters.hook import RunSummary
+    from hooks.gate.summary import RunSummary
 
 
 log = logging.getLogger(__name__)

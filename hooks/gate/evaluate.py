@@ -1,36 +1,66 @@
-"""The work of one run: plan -> target -> suites (in workers) -> verdict (imported on first use).
+"""A run, top-down: plan -> target -> job -> suites (in workers) -> verdict.
 
-This is the supervisor's side: it never imports, loads or runs suite code.
+This is the supervisor's side: it never imports, loads or runs suite code. Each step is
+one call, and each lives in one module:
+
+1. the plan, from this process's own sources (:func:`resolve_run_plan`, :mod:`hooks.gate.plan`);
+2. the plan's header secrets (:mod:`hooks.aws.secrets`);
+3. the target this event tests (:func:`hooks.gate.targets.resolve_target`);
+4. the job for the workers (:func:`build_job`, :class:`hooks.process.messages.Job`);
+5. the suites, run here by the supervisor (:func:`run_here`, :mod:`hooks.process.supervisor`)
+   or handed to the state machine (the adapter's ``hand_off``);
+6. the verdict (:mod:`hooks.gate.decision`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from hooks.aws import secrets
-from hooks.aws.discovery import Deployment, Discovery, GreenTarget, Stack
+from hooks.aws import secrets, signing
+from hooks.aws.discovery import Deployment
+from hooks.core import redact
 from hooks.core.deadline import Deadline
 from hooks.core.exceptions import ConfigError
 from hooks.core.lifecycle import HookInvocation, LifecycleEvent
-from hooks.core.results import Policy, SuiteResult
 from hooks.core.settings import Settings
-from hooks.core.target import Target, cloudwatch_dimensions
+from hooks.gate.carried import GateState, now, plan_digest
 from hooks.gate.decision import decide, decide_planned, planned_from
 from hooks.gate.plan import Plan, PlanFile, plans_by_event, resolve_plan
+from hooks.gate.targets import Resolved, resolve_target
+from hooks.process.messages import DeploymentSpec, GreenTask, Job, Setup, TargetSpec
 from hooks.process.runner import RunResult
 from hooks.process.supervisor import SupervisedRun, Supervisor
 from hooks.suites.registry import Catalog, check_suites_dir
 
 if TYPE_CHECKING:
-    from hooks.adapters.hook import Progress, RunSummary, Runtime
+    from hooks.gate.summary import Progress, RunSummary, Runtime
+
+__all__ = [
+    "HandOff",
+    "build_job",
+    "evaluate",
+    "header_secrets",
+    "listing_job",
+    "planned_events",
+    "resolve_run_plan",
+    "run_here",
+    "signing_key",
+    "start_supervisor",
+]
 
 log = logging.getLogger(__name__)
+
+#: ``runner: stepfunctions``: what hands a run to the state machine (the Step Functions
+#: adapter's ``hand_off``): the summary, the job (its header secrets as written), the plan,
+#: the settings, the supervisor (to list the suites), the deadline, the runtime, progress.
+HandOff = Callable[..., None]
+
+_CONNECT_FAILURES = ("cannot connect", "connection timed out", "no complete response")
 
 
 def evaluate(
@@ -39,20 +69,45 @@ def evaluate(
     deadline: Deadline,
     runtime: Runtime,
     progress: Progress,
+    hand_off: HandOff | None = None,
 ) -> None:
     """Fill ``summary`` with the plan, the target, the results and the verdict.
 
     The catalog worker starts first, so that its imports and suite loading overlap the plan
     and discovery; it is ended whatever happens next.
     """
-    supervisor = progress.supervisor
     try:
         check_suites_dir(settings.suites_dir)
-        if supervisor is None:
-            supervisor = progress.supervisor = start_supervisor(
+        if progress.supervisor is None:
+            progress.supervisor = start_supervisor(
                 settings, summary.invocation, runtime, progress.log_keys
             )
-        _evaluate(summary, settings, deadline, runtime, progress, supervisor)
+        supervisor: Supervisor = progress.supervisor
+        plan, deployment = resolve_run_plan(summary, settings, runtime, progress)
+        written_headers = dict(plan.headers)  # before secrets: what a hand-off may carry
+        plan = _with_header_secrets(plan, settings, progress)
+        summary.plan = plan
+        log.info("plan", extra={"plan": plan.describe()})
+        call = summary.invocation.ecs
+        resolved = resolve_target(plan, deployment, call, runtime, deadline, progress, settings)
+        summary.target, summary.plan = resolved.target, resolved.plan
+        if not resolved.target.verify:
+            log.warning(
+                "TLS certificate verification is disabled for %s (source: %s)",
+                resolved.target.url,
+                resolved.plan.sources.get("verify"),
+            )
+        progress.set(f"running suites from {settings.suites_dir} in worker processes")
+        started = time.monotonic()
+        job = build_job(summary, resolved, settings, runtime, progress)
+        if resolved.plan.runner == "stepfunctions":
+            if hand_off is None:
+                raise ConfigError("runner: stepfunctions: this process cannot hand a run off")
+            headers = {**job.target.headers, **written_headers}
+            job = replace(job, target=replace(job.target, headers=headers))
+            hand_off(summary, job, resolved.plan, settings, supervisor, deadline, runtime, progress)
+            return
+        run_here(summary, job, resolved, supervisor, deadline, runtime, started)
     finally:
         if progress.supervisor is not None:
             progress.supervisor.close()
@@ -68,101 +123,83 @@ def start_supervisor(
 
     ``log_keys`` (the Lambda request id, the cold start) join every line the workers log.
     """
-    setup = {
-        "suites_dir": str(settings.suites_dir),
-        "log_keys": {**invocation.log_keys(), **(log_keys or {})},
-        **_worker_logging(),
-    }
+    plain, level = _worker_logging()
+    setup = Setup(
+        suites_dir=str(settings.suites_dir),
+        log_plain=plain,
+        log_level=level,
+        log_keys={**invocation.log_keys(), **(log_keys or {})},
+    )
     return Supervisor(SupervisedRun(setup, settings.memory_mb, runtime.on_check)).start()
 
 
-def _evaluate(
+def _with_header_secrets(plan: Plan, settings: Settings, progress: Progress) -> Plan:
+    if not any("${" in value for value in plan.headers.values()):
+        return plan
+    progress.set("reading the plan's header secrets (Secrets Manager, Parameter Store)")
+    return replace(plan, headers=header_secrets(plan.headers, settings.secrets_max_age))
+
+
+def build_job(
     summary: RunSummary,
+    resolved: Resolved,
     settings: Settings,
-    deadline: Deadline,
     runtime: Runtime,
     progress: Progress,
-    supervisor: Supervisor,
-) -> None:
-    invocation = summary.invocation
-    ecs = invocation.ecs
-    plan, deployment = resolve_run_plan(summary, settings, runtime, progress)
-    application, group = summary.application, summary.deployment_group
-    written_headers = dict(plan.headers)  # before secrets: what a hand-off may carry
-    if any("${" in value for value in plan.headers.values()):
-        progress.set("reading the plan's header secrets (Secrets Manager, Parameter Store)")
-        plan = replace(plan, headers=_header_secrets(plan.headers, settings.secrets_max_age))
-    summary.plan = plan
-    log.info("plan", extra={"plan": plan.describe()})
-
-    if ecs is not None:
-        resolved = _ecs_target(plan, ecs, runtime, deadline, progress)
-    else:
-        resolved = _target(plan, deployment, runtime, deadline, progress, settings)
-    target, plan = resolved.target, resolved.plan
-    summary.target, summary.plan = target, plan
-    if not target.verify:
-        log.warning(
-            "TLS certificate verification is disabled for %s (source: %s)",
-            target.url,
-            plan.sources.get("verify"),
-        )
-
-    progress.set(f"running suites from {settings.suites_dir} in worker processes")
-    started = time.monotonic()
-    from hooks.core import redact
-
+) -> Job:
+    """The workers' job: the plan's part (:func:`listing_job`), the target, the deployment,
+    the suites' secrets (fetched here, cached across warm invocations) and, for an ECS
+    gate, what its earlier calls passed."""
+    plan, target, invocation = resolved.plan, resolved.target, summary.invocation
+    call = invocation.ecs
     redact.register(*plan.headers.values())
-    # Secrets the suites name by reference, fetched here (cached across warm invocations)
-    # and handed to the workers with the job.
     references = secrets.scan(settings.suites_dir)
     if references:
         progress.set("reading the suites' secrets (Secrets Manager, Parameter Store)")
     resolved_secrets, unresolved = secrets.resolve_all(references, settings.secrets_max_age)
-    gate_began, passed_earlier = _gate_state(ecs, plan, runtime)
-    job: dict[str, Any] = {
-        **listing_job(plan, invocation),
-        "target": {
-            "url": target.url,
-            "prod_url": target.prod_url,
-            "host": target.host,
-            "verify": target.verify,
-            "ca_bundle": target.ca_bundle,
-            "headers": dict(target.headers),
-            "dimensions": dict(target.dimensions),
-        },
-        "deployment": {
-            "deployment_id": invocation.deployment_id,
-            "execution_id": invocation.execution_id,
-            "application": application,
-            "deployment_group": group,
-            "stage": ecs.stage.value if ecs is not None else None,
-            "traffic": ecs.traffic() if ecs is not None else {},
-            "since": gate_began,
-        },
-        # Suites that passed at an earlier call of this ECS gate (IN_PROGRESS).
-        "skip": passed_earlier,
-        "secrets": redact.secrets(),
-        "resolved": resolved_secrets,
-        "unresolved": unresolved,
+    gate_began, passed_earlier = _gate_state(call, plan, runtime)
+    deployment = DeploymentSpec(
+        invocation.deployment_id,
+        invocation.execution_id,
+        summary.application,
+        summary.deployment_group,
+        stage=call.stage.value if call is not None else None,
+        traffic=call.traffic() if call is not None else {},
+        since=gate_began,
+    )
+    return replace(
+        listing_job(plan, invocation),
+        target=TargetSpec.of(target),
+        deployment=deployment,
+        skip=tuple(passed_earlier),
+        secrets=tuple(redact.secrets()),
+        resolved=resolved_secrets,
+        unresolved=unresolved,
         # AfterInstall tests every green task directly; later events when asked (per_target).
-        "green_targets": [{"url": t.url, "label": t.label} for t in resolved.green_targets],
-    }
-    if plan.runner == "stepfunctions":
-        job["target"]["headers"] = {**dict(target.headers), **written_headers}
-        _hand_off(summary, job, plan, settings, supervisor, deadline, runtime, progress)
-        return
+        green_targets=tuple(GreenTask(t.url, t.label) for t in resolved.green_targets),
+    )
+
+
+def run_here(
+    summary: RunSummary,
+    job: Job,
+    resolved: Resolved,
+    supervisor: Supervisor,
+    deadline: Deadline,
+    runtime: Runtime,
+    started: float,
+) -> None:
+    """Run the job's suites in this invocation's workers and decide from the plan's listing."""
     runtime.warm_up()  # for the report, while the suites run (when discovery did not)
     results, cut_short = supervisor.execute(job, deadline)
     listed = supervisor.listing()
     if listed:  # the results fill the listing's slots, under the plan's policies
-        verdict, filled = decide_planned(
-            planned_from(listed, plan.policies),
+        verdict, results = decide_planned(
+            planned_from(listed, resolved.plan.policies),
             results,
             "the suite workers",
             deadline_reached=cut_short,
         )
-        results = filled
     else:  # the catalog never listed: its results say why, and fail the gate
         verdict = decide(results, deadline_reached=cut_short)
     run = RunResult(tuple(results), cut_short, time.monotonic() - started)
@@ -174,26 +211,22 @@ def _evaluate(
     summary.configuration_error = any(not s.loaded for s in run.suites)
 
 
-def listing_job(plan: Plan, invocation: HookInvocation) -> dict[str, Any]:
+def listing_job(plan: Plan, invocation: HookInvocation) -> Job:
     """The part of a worker's job that the plan alone decides: which suites, under which
     policies and limits. Enough for the catalog worker to list them (the conclusion's job)."""
-    deployment = {
-        "deployment_id": invocation.deployment_id,
-        "execution_id": invocation.execution_id,
-    }
-    return {
-        "event": plan.event.value,
-        "planned": list(plan.suites) if plan.suites is not None else None,
-        "planned_source": plan.sources.get("suites", "default"),
-        "policies": {name: _policy(p) for name, p in plan.policies.items()},
-        "plugins": list(plan.plugins),
-        "concurrency": plan.concurrency,
-        "request_timeout": plan.request_timeout,
-        "max_body_bytes": plan.max_body_bytes,
-        "target": {"url": plan.target_url or ""},
-        "deployment": deployment,
-        "per_target_all": plan.event is LifecycleEvent.AFTER_INSTALL or plan.per_target,
-    }
+    return Job(
+        event=plan.event.value,
+        target=TargetSpec(plan.target_url or ""),
+        deployment=DeploymentSpec(invocation.deployment_id, invocation.execution_id),
+        planned=tuple(plan.suites) if plan.suites is not None else None,
+        planned_source=plan.sources.get("suites", "default"),
+        policies=dict(plan.policies),
+        plugins=tuple(plan.plugins),
+        concurrency=plan.concurrency,
+        request_timeout=plan.request_timeout,
+        max_body_bytes=plan.max_body_bytes,
+        per_target_all=plan.event is LifecycleEvent.AFTER_INSTALL or plan.per_target,
+    )
 
 
 def resolve_run_plan(
@@ -239,141 +272,9 @@ def resolve_run_plan(
     return plan, deployment
 
 
-_CONNECT_FAILURES = ("cannot connect", "connection timed out", "no complete response")
-#: What a hand-off's job never carries: secret values (execution input is readable in the
-#: Step Functions console). Each shard resolves them again.
-_SECRET_KEYS = ("secrets", "resolved", "unresolved")
-
-
-def _hand_off(
-    summary: RunSummary,
-    job: dict[str, Any],
-    plan: Plan,
-    settings: Settings,
-    supervisor: Supervisor,
-    deadline: Deadline,
-    runtime: Runtime,
-    progress: Progress,
-) -> None:
-    """``runner: stepfunctions``: list the suites, and start the state machine that runs
-    them in shards and reports. A suite that did not load fails the gate here and now."""
-    from hooks.adapters import stepfunctions as shards
-    from hooks.adapters.conclusion import listing_digest
-    from hooks.core.verdict import Verdict, VerdictStatus
-    from hooks.evidence.reports import bundle_prefix
-
-    if summary.invocation.ecs is not None:
-        raise ConfigError(
-            "runner: stepfunctions gates CodeDeploy hooks; an Amazon ECS lifecycle hook "
-            "answers IN_PROGRESS and is called again instead (set the runner for ECS groups "
-            "to lambda)"
-        )
-    state_machine, bucket = shards.required(settings)
-    progress.set("listing the suites for the state machine")
-    listed = supervisor.list_suites(job, deadline)
-    unloaded = [s for s in listed if not s.loaded]
-    if unloaded or not listed:
-        suites = tuple(
-            SuiteResult(s.name, s.kind, error=s.error, source=s.source, loaded=False)
-            for s in unloaded
-        )
-        summary.run = RunResult(suites, False, 0.0)
-        summary.verdict = decide(summary.run.suites)
-        summary.configuration_error = bool(unloaded)
-        return
-    planned = shards.plan_shards([(s.name, s.shards) for s in listed])
-    # Each shard seals its results for this plan; the conclusion lists the plan again itself
-    # and opens only results sealed for the same digest.
-    job["plan_digest"] = listing_digest(listed)
-    payload: dict[str, Any] = {
-        "invocation": summary.invocation.ids(),
-        "summary": {
-            "application": summary.application,
-            "deployment_group": summary.deployment_group,
-            "target": job["target"]["url"],
-        },
-        "job": {k: v for k, v in job.items() if k not in _SECRET_KEYS},
-        "shards": planned,
-        "soak": plan.soak,
-        "bucket": bucket,
-        "prefix": bundle_prefix(summary),
-    }
-    if runtime.stepfunctions is None:
-        raise ConfigError("runner: stepfunctions needs a Step Functions client")
-    progress.set("starting the state machine (states:StartExecution)")
-    name = shards.execution_name(summary.invocation.execution_id)
-    arn, started = shards.hand_off(runtime.stepfunctions(), state_machine, name, payload)
-    summary.handed_off = arn
-    how = "started" if started else "already started by an earlier invocation of this hook"
-    summary.verdict = Verdict(
-        VerdictStatus.IN_PROGRESS,
-        f"handed to the state machine: execution {arn} ({how}; {len(planned)} shards): it reports",
-    )
-    log.info(
-        "handed off to Step Functions",
-        extra={"execution": arn, "started": started, "shards": len(planned)},
-    )
-
-
-def run_shard(event: Mapping[str, Any], context: Any, runtime: Runtime) -> dict[str, Any]:
-    """One shard of a handed-off plan, in the worker function: its suites in supervised
-    workers under this invocation's deadline; the results to the bucket, the key returned."""
-    from hooks.adapters.conclusion import PURPOSE, shard_binding
-    from hooks.adapters.stepfunctions import shard_key
-    from hooks.aws import signing
-    from hooks.core import redact
-
-    settings = Settings.from_env(runtime.env)
-    deadline = Deadline.from_context(context, settings.safety_margin)
-    job = dict(event["job"])
-    shard = event["shard"]
-    invocation = HookInvocation(
-        job["deployment"]["deployment_id"],
-        job["deployment"]["execution_id"],
-        LifecycleEvent(job["event"]),
-    )
-    redact.reset()
-    headers = dict(job["target"].get("headers") or {})
-    if any("${" in value for value in headers.values()):
-        headers = _header_secrets(headers, settings.secrets_max_age)
-    job["target"] = {**job["target"], "headers": headers}
-    redact.register(*headers.values())
-    references = secrets.scan(settings.suites_dir)
-    job["resolved"], job["unresolved"] = secrets.resolve_all(references, settings.secrets_max_age)
-    job["secrets"] = redact.secrets()
-    job["planned"] = list(shard["suites"])
-    job["deployment"] = {**job["deployment"], "part": shard.get("part")}
-    job["planned_source"] = f"shard {shard['shard']} of the state machine"
-    started = time.monotonic()
-    supervisor = start_supervisor(settings, invocation, runtime)
-    try:
-        results, cut_short = supervisor.execute(job, deadline)
-    finally:
-        supervisor.close()
-    data = {
-        "shard": shard,
-        "suites": [suite.to_dict() for suite in results],
-        "deadline_reached": cut_short,
-        "duration": round(time.monotonic() - started, 3),
-    }
-    key = shard_key(str(event["prefix"]), int(shard["shard"]))
-    if runtime.s3 is None:
-        raise ConfigError("a shard needs an S3 client for its results")
-    binding = shard_binding(
-        invocation, int(shard["shard"]), list(shard["suites"]), str(job.get("plan_digest"))
-    )
-    # Redacted, then sealed: what the conclusion verifies is exactly what was written.
-    content = redact.redact_data(data)
-    sealed = signing.seal(signing.key_from_env(runtime.env), PURPOSE, binding, content)
-    body = json.dumps(sealed, default=str).encode()
-    runtime.s3().put_object(Bucket=event["bucket"], Key=key, Body=body)
-    failed = sum(1 for suite in results if not suite.passed)
-    return {"key": key, "suites": len(results), "failed": failed}
-
-
-def _header_secrets(headers: Mapping[str, str], age: int) -> dict[str, str]:
-    from hooks.core import redact
-
+def header_secrets(headers: Mapping[str, str], age: int) -> dict[str, str]:
+    """The plan's headers with their secret references resolved (and registered for
+    redaction)."""
     resolved = {
         name: secrets.substitute(value, f"plan header {name}", age)
         for name, value in headers.items()
@@ -390,7 +291,7 @@ def _cannot_connect(run: RunResult) -> bool:
     )
 
 
-def _worker_logging() -> dict[str, object]:
+def _worker_logging() -> tuple[bool, str]:
     """Workers log as this process does: JSON at its level, or the command line's text.
 
     Read before this process's Powertools logger exists (the worker starts first): the
@@ -403,121 +304,12 @@ def _worker_logging() -> dict[str, object]:
         level = logging.getLevelName(package.getEffectiveLevel())
     else:
         level = os.environ.get("POWERTOOLS_LOG_LEVEL") or os.environ.get("LOG_LEVEL") or "INFO"
-    return {"log_plain": plain, "log_level": level}
-
-
-def _policy(policy: Policy) -> dict[str, object]:
-    return {"report_only": policy.report_only, "failure_limit": policy.failure_limit}
-
-
-@dataclass
-class Resolved:
-    """The target of this run, the plan as discovery completed it, and the green tasks."""
-
-    target: Target
-    plan: Plan
-    #: Each healthy green task, to test directly (AfterInstall, ``per_target``).
-    green_targets: list[GreenTarget] = field(default_factory=list)
-    #: The load balancer is internal and the function is not in a VPC.
-    unreachable_hint: str | None = None
-
-
-def _target(
-    plan: Plan,
-    deployment: Deployment | None,
-    runtime: Runtime,
-    deadline: Deadline,
-    progress: Progress,
-    settings: Settings,
-) -> Resolved:
-    """What to test at this event (DESIGN.md, "what each event can test").
-
-    BeforeInstall: production only (no green exists). AfterInstall: each green task
-    directly (the test listener still routes to blue). AfterAllowTestTraffic and
-    BeforeAllowTraffic: the test listener, once proved to forward to green.
-    AfterAllowTraffic: the production listener, which now serves green.
-    """
-    event = plan.event
-    url, prod_url = plan.target_url, plan.prod_url
-    green: list[GreenTarget] = []
-    hint = None
-    dimensions: dict[str, str] = {}
-    if url is None:
-        if deployment is None or runtime.discovery is None:
-            raise ConfigError(
-                "no target: set GREENLIGHT_TARGET_URL (or target_url in the plan), "
-                "or run with discovery"
-            )
-        discovery = runtime.discovery
-        progress.set("finding the listeners (elasticloadbalancing:DescribeListeners)")
-        stack = discovery.stack(deployment, event)
-        url, discovered_prod = stack.urls(event)
-        prod_url = prod_url or discovered_prod
-        log.info(
-            "discovered the target",
-            extra={
-                "test_url": url,
-                "prod_url": prod_url,
-                "green_target_groups": [g.name for g in stack.green],
-                "green_told_apart_by": stack.green_source,
-            },
-        )
-        served_by = stack.prod if event.green_on_prod_listener and stack.prod else stack.test
-        if event is not LifecycleEvent.BEFORE_INSTALL and stack.green_target_groups:
-            dimensions = cloudwatch_dimensions(served_by.arn, stack.green_target_groups[0])
-        if served_by.scheme == "internal" and settings.in_vpc is False:
-            hint = "internal load balancer: deploy with SubnetIds/SecurityGroupIds"
-            log.warning(
-                "the load balancer %s is internal and this function is not in a VPC: checks "
-                "cannot reach it (%s)",
-                served_by.dns_name,
-                hint,
-            )
-        if event is not LifecycleEvent.BEFORE_INSTALL:
-            progress.set(
-                "waiting for the green targets to be healthy "
-                "(elasticloadbalancing:DescribeTargetHealth)"
-            )
-            discovery.wait_ready(
-                stack.green_target_groups, timeout=plan.readiness_timeout, deadline=deadline
-            )
-            plan = _with_host(plan, stack, discovery)
-            if event in (
-                LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC,
-                LifecycleEvent.BEFORE_ALLOW_TRAFFIC,
-            ):
-                progress.set("checking that the test listener forwards to green")
-                stack.prove_green(plan.host)
-            green = discovery.green_targets(stack)
-            log.info(
-                "green tasks",
-                extra={"green_targets": [t.label for t in green]},
-            )
-    elif event is LifecycleEvent.BEFORE_INSTALL:
-        if prod_url is None:
-            log.warning(
-                "at BeforeInstall no green task set exists: the target URL %s is taken as "
-                "production (set GREENLIGHT_PROD_URL or prod_url to say so)",
-                url,
-            )
-        url = prod_url = prod_url or url
-    target = Target(
-        url=url,
-        prod_url=prod_url,
-        host=plan.host,
-        verify=plan.verify,
-        ca_bundle=plan.ca_bundle,
-        headers=dict(plan.headers),
-        dimensions=dimensions,
-    )
-    return Resolved(target, plan, green, hint)
+    return plain, str(level)
 
 
 def _gate_state(call: Any, plan: Plan, runtime: Runtime) -> tuple[float, list[str]]:
     """When this gate began, and the suites that passed at its earlier calls: now and none,
     or an ECS gate's sealed progress (carried in hookDetails) when it opens."""
-    from hooks.adapters.ecs import GateState, now, plan_digest
-
     if call is None:
         return now(), []
     state = GateState.of(call, now(), signing_key(runtime), plan_digest(plan))
@@ -527,94 +319,11 @@ def _gate_state(call: Any, plan: Plan, runtime: Runtime) -> tuple[float, list[st
 def signing_key(runtime: Runtime) -> bytes | None:
     """The stack's signing key, or None (logged) when it cannot be had: carried state is
     then neither trusted nor carried."""
-    from hooks.aws import signing
-
     try:
         return signing.key_from_env(runtime.env)
     except Exception as exc:
         log.error("no signing key: %s", exc)
         return None
-
-
-def _ecs_target(
-    plan: Plan, call: Any, runtime: Runtime, deadline: Deadline, progress: Progress
-) -> Resolved:
-    """The green revision of an ECS service deployment: through the test listener rule (or
-    Service Connect with the test header); its tasks directly after scale-up, when no
-    test traffic reaches it yet; production before green exists."""
-    from hooks.aws.discovery import _name
-
-    event = plan.event
-    url, prod_url = plan.target_url, plan.prod_url
-    host, headers = plan.host, dict(plan.headers)
-    green: list[GreenTarget] = []
-    dimensions: dict[str, str] = {}
-    if url is None:
-        discovery = runtime.ecs_discovery
-        if discovery is None:
-            raise ConfigError(
-                "no target: set GREENLIGHT_TARGET_URL (or target_url in the plan), "
-                "or run with discovery"
-            )
-        progress.set("finding the green revision (ecs:DescribeServiceRevisions)")
-        found = discovery.target(call.deployment_arn, call.target_revision_arn)
-        url, prod_url = found.url, prod_url or found.prod_url
-        host = host or found.host
-        headers = {**found.headers, **headers}
-        if event is not LifecycleEvent.BEFORE_INSTALL:
-            dimensions = dict(found.dimensions)
-        if event is LifecycleEvent.BEFORE_INSTALL:
-            url = prod_url or url
-        elif found.green_target_groups and runtime.discovery is not None:
-            progress.set(
-                "waiting for the green targets to be healthy "
-                "(elasticloadbalancing:DescribeTargetHealth)"
-            )
-            runtime.discovery.wait_ready(
-                found.green_target_groups, timeout=plan.readiness_timeout, deadline=deadline
-            )
-            if event is LifecycleEvent.AFTER_INSTALL:
-                groups = runtime.discovery.target_groups(
-                    tuple(_name(arn) for arn in found.green_target_groups)
-                )
-                green = runtime.discovery.tasks_in(groups)
-        if host != plan.host:
-            plan = replace(plan, host=host, sources={**plan.sources, "host": found.source})
-    elif event is LifecycleEvent.BEFORE_INSTALL:
-        url = prod_url = prod_url or url
-    target = Target(
-        url=url,
-        prod_url=prod_url,
-        host=host,
-        verify=plan.verify,
-        ca_bundle=plan.ca_bundle,
-        headers=headers,
-        dimensions=dimensions,
-    )
-    return Resolved(target, plan, green)
-
-
-def _with_host(plan: Plan, stack: Stack, discovery: Discovery) -> Plan:
-    """The plan with a host name for an HTTPS test listener, when none is configured.
-
-    From the listener's rules (one exact ``host-header`` value), else from its certificate
-    (the domain name, or a name that is not a wildcard); logged like every plan value.
-    """
-    if plan.host is not None or stack.test.protocol not in ("HTTPS", "TLS"):
-        return plan
-    derived = stack.derived_host()
-    if derived is None and stack.certificate_arn:
-        derived = discovery.certificate_host(stack.certificate_arn)
-    if derived is None:
-        log.warning(
-            "the test listener is HTTPS and no host name is set or derivable: certificate "
-            "checks will use the load balancer's DNS name (set host, greenlight:host or "
-            "GREENLIGHT_TARGET_HOST)"
-        )
-        return plan
-    host, source = derived
-    log.info("host name %s %s", host, source)
-    return replace(plan, host=host, sources={**plan.sources, "host": source})
 
 
 def planned_events(

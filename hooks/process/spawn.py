@@ -64,7 +64,8 @@ def launch(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], IO[bytes]]:
 
 
 def launch_fork_server(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], Any]:
-    """The fork server (``python -m hooks.process.worker --fork-server``) and our end of its socket."""
+    """The fork server (``python -m hooks.process.worker --fork-server``) and our end of its
+    socket."""
     import socket
 
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)

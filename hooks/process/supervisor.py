@@ -24,8 +24,8 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
 from hooks.core.deadline import LAMBDA_MAX_SECONDS, Deadline
@@ -63,9 +63,9 @@ class ListedSuite:
     source: str | None
     policy: Policy
     own_worker: bool
-    origin: dict[str, Any] | None
+    origin: Mapping[str, Any] | None
     #: The green task this copy of a suite addresses directly (per-target runs).
-    green_target: dict[str, str] | None = None
+    green_target: messages.GreenTask | None = None
     #: False when the catalog could not load it (an error in its file, plugin or the plan).
     loaded: bool = True
     #: Parallel parts it asks a state machine for (a load's ``workers``).
@@ -124,22 +124,16 @@ class Worker:
 class SupervisedRun:
     """What every worker is set up with, the function's memory, and where results go.
 
-    ``setup`` holds what is known as the invocation begins: ``suites_dir`` and how to log
-    (``log_plain``, ``log_level``, ``log_keys``). The job follows in :meth:`execute`.
+    ``setup`` holds what is known as the invocation begins: the suites directory and how to
+    log. The job follows in :meth:`execute`.
     """
 
-    setup: dict[str, Any]
+    setup: messages.Setup
     memory_mb: int | None = None
     on_check: Callable[[Any, CheckResult], None] | None = None
 
 
-def _line(data: dict[str, Any]) -> bytes:
-    return (json.dumps(data) + "\n").encode()
-
-
-def _spawn(
-    label: str, setup: dict[str, Any], job: dict[str, Any] | None
-) -> tuple[Worker, IO[bytes]]:
+def _spawn(label: str, setup: messages.Setup, job: messages.Job | None) -> tuple[Worker, IO[bytes]]:
     """A worker (the spare, if there is one that fits) with its set-up on stdin, and its job
     too when given (else stdin stays open)."""
     env = worker_env()
@@ -147,7 +141,7 @@ def _spawn(
     worker = Worker(label, process)
     try:
         assert process.stdin is not None
-        process.stdin.write(_line({**setup, "label": label, "environ": env}))
+        process.stdin.write(replace(setup, label=label, environ=env).line())
         process.stdin.flush()
         if job is not None:
             _send_job(worker, job)
@@ -229,24 +223,25 @@ class ForkServer:
                 message = self.sock.recv(65536)
                 if not message:
                     break
-                reply = json.loads(message)
+                reply = messages.decode_fork_reply(message)
                 with self._replies:
-                    if "ready" in reply:
-                        self.data_mb = float(reply["data_mb"])
-                        self.rss_mb = float(reply["rss_mb"])
+                    if isinstance(reply, messages.ForkReady):
+                        self.data_mb, self.rss_mb = reply.data_mb, reply.rss_mb
                         self.ready.set()
-                    elif "forked" in reply:
-                        self._forked.append(int(reply["forked"]))
-                    elif "exited" in reply:
-                        pid, code = int(reply["exited"]), int(reply["code"])
+                    elif isinstance(reply, messages.Forked):
+                        self._forked.append(reply.pid)
+                    else:
+                        pid, code = reply.pid, reply.code
                         child = self._children.get(pid)
                         if child is not None:
                             child.exited(code)
                         else:
                             self._exited[pid] = code
                     self._replies.notify_all()
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except messages.ProtocolError as exc:
             log.error("the fork server sent something unreadable: %s", exc)
+        except OSError as exc:  # its socket closed under us: it is lost, workers start afresh
+            log.debug("the fork server's socket closed: %s", exc)
         finally:
             with self._replies:
                 self.lost = True
@@ -257,13 +252,13 @@ class ForkServer:
         return self.ready.wait(max(deadline.remaining(), 0)) and not self.lost
 
     def fork(
-        self, setup: dict[str, Any], job: dict[str, Any], wait: float = 10.0
+        self, setup: messages.Setup, job: messages.Job, wait: float = 10.0
     ) -> tuple[ForkedProcess, IO[bytes]]:
         """A new worker running ``job``, and the read end of its records; OSError if the
         server does not answer within ``wait`` seconds."""
         import socket
 
-        request = json.dumps({"setup": json.dumps(setup), "job": json.dumps(job)}).encode()
+        request = json.dumps(messages.ForkRequest(setup, job).to_json(), default=str).encode()
         read_fd, write_fd = os.pipe()
         try:
             with self._lock:
@@ -303,13 +298,13 @@ class ForkServer:
             self.process.wait(timeout=2)
 
 
-def _send_job(worker: Worker, job: dict[str, Any] | None) -> None:
+def _send_job(worker: Worker, job: messages.Job | None) -> None:
     """The job line (or an empty one: no job), then end of input."""
     stdin = worker.process.stdin
     if stdin is None or stdin.closed:
         return
     try:
-        stdin.write(_line(job) if job is not None else b"\n")
+        stdin.write(job.line() if job is not None else b"\n")
         stdin.close()
     except OSError:  # it died already: its ending says how
         pass
@@ -346,7 +341,7 @@ class Supervisor:
 
     def start(self) -> Supervisor:
         """Start the catalog worker now: it imports and loads suites while the plan is made."""
-        setup = {**self.run.setup, "mode": "catalog", "memory_mb": catalog_share(self.budget)}
+        setup = replace(self.run.setup, mode="catalog", memory_mb=catalog_share(self.budget))
         self._start("catalog", setup, None)
         return self
 
@@ -386,7 +381,7 @@ class Supervisor:
                     continue
                 try:
                     self._handle(worker, messages.decode(line))
-                except (messages.ProtocolError, KeyError, ValueError, TypeError) as exc:
+                except messages.ProtocolError as exc:
                     worker.protocol_errors.append(str(exc))
                     log.error("worker %s sent a bad record: %s", worker.label, exc)
         finally:
@@ -396,69 +391,67 @@ class Supervisor:
             with self.changed:
                 self.changed.notify_all()
 
-    def _handle(self, worker: Worker, record: dict[str, Any]) -> None:
-        kind = record["type"]
+    def _handle(self, worker: Worker, record: messages.Record) -> None:
         now = time.monotonic()
-        if kind == "suites":
+        if isinstance(record, messages.Listing):
             # Only the catalog worker lists, once: a suite's own worker runs user code,
             # which could write to the pipe it inherited.
             if worker is not self.catalog or self.listed.is_set():
                 raise messages.ProtocolError(f"worker {worker.label} sent a second listing")
             with self.changed:
-                for item in record["suites"]:
+                for item in record.suites:
                     suite = ListedSuite(
-                        id=int(item["id"]),
-                        name=str(item["name"]),
-                        kind=str(item["kind"]),
-                        source=item.get("source"),
-                        policy=messages.policy_from_record(item.get("policy")),
-                        own_worker=bool(item.get("own_worker")),
-                        origin=item.get("origin"),
-                        green_target=item.get("green_target"),
-                        expected=[str(n) for n in item.get("checks") or ()],
-                        error=item.get("error"),
-                        loaded=item.get("error") is None,
-                        shards=max(1, int(item.get("shards") or 1)),
+                        id=item.id,
+                        name=item.name,
+                        kind=item.kind,
+                        source=item.source,
+                        policy=item.policy,
+                        own_worker=item.own_worker,
+                        origin=item.origin,
+                        green_target=item.green_target,
+                        expected=list(item.checks),
+                        error=item.error,
+                        loaded=item.error is None,
+                        shards=item.shards,
                     )
                     if not suite.own_worker:
                         suite.worker = worker
                     self.suites[suite.id] = suite
-            log.debug("worker %s listed %d suites", worker.label, len(record["suites"]))
+            log.debug("worker %s listed %d suites", worker.label, len(record.suites))
             self.listed.set()
             return
-        if kind == "prepared":
+        if isinstance(record, messages.Prepared):
             # The catalog holds suites that need workers of their own: start forking them
             # now, while the plan is made, rather than once the suites are listed.
-            if worker is self.catalog and record.get("own_workers"):
+            if worker is self.catalog and record.own_workers:
                 self._start_forks()
             return
-        if kind == "done":
+        if isinstance(record, messages.Done):
             worker.done = True
             return
-        if kind == "error":
-            if record.get("kind") == "config":
-                worker.config_error = str(record.get("message"))
+        if isinstance(record, messages.WorkerFailed):
+            if record.kind == "config":
+                worker.config_error = record.message
             else:
-                worker.error = str(record.get("message"))
+                worker.error = record.message
             return
-        suite = self.suites[int(record["suite"])]
+        if record.suite not in self.suites:
+            raise messages.ProtocolError(f"worker {worker.label} named no listed suite")
+        suite = self.suites[record.suite]
         if suite.worker is not worker:  # records about a suite come from its own worker only
             raise messages.ProtocolError(
                 f"worker {worker.label} sent a record for suite {suite.name!r}, not its own"
             )
-        if kind == "start":
+        if isinstance(record, messages.Started):
             suite.started = now
-        elif kind == "expect":
-            suite.expected.extend(n for n in record["checks"] if n not in suite.expected)
-        elif kind == "check":
-            result = messages.check_from_record(record["result"])
-            suite.results.append(result)
-            self._progress(suite, result)
-        elif kind == "finish":
-            suite.finished = now
-            suite.error = record.get("error") or suite.error
+        elif isinstance(record, messages.Expect):
+            suite.expected.extend(n for n in record.checks if n not in suite.expected)
+        elif isinstance(record, messages.CheckDone):
+            suite.results.append(record.result)
+            self._progress(suite, record.result)
         else:
-            raise messages.ProtocolError(f"unknown record type {kind!r}")
+            suite.finished = now
+            suite.error = record.error or suite.error
 
     def _progress(self, suite: ListedSuite, result: CheckResult) -> None:
         if self.run.on_check is not None:
@@ -472,8 +465,8 @@ class Supervisor:
     def _start(
         self,
         label: str,
-        setup: dict[str, Any],
-        job: dict[str, Any] | None,
+        setup: messages.Setup,
+        job: messages.Job | None,
         suite: ListedSuite | None = None,
     ) -> Worker:
         """Spawn a worker; who it speaks for (the catalog, or ``suite``) is known before any
@@ -494,7 +487,7 @@ class Supervisor:
         return worker
 
     def _fork(
-        self, label: str, setup: dict[str, Any], job: dict[str, Any] | None
+        self, label: str, setup: messages.Setup, job: messages.Job | None
     ) -> tuple[Worker, IO[bytes]] | None:
         """A worker from the fork server, if it is running and answers."""
         forks = self.forks
@@ -502,7 +495,7 @@ class Supervisor:
             return None
         try:
             process, stream = forks.fork(
-                {**setup, "label": label, "environ": worker_env()},
+                replace(setup, label=label, environ=worker_env()),
                 job,
                 wait=max(min(self.deadline.remaining(), FORK_REPLY_SECONDS), 0.0),
             )
@@ -538,9 +531,9 @@ class Supervisor:
         parallel = max(1, min(parallel, rest // MIN_WORKER_MB))
         return parallel, max(rest // parallel, MIN_WORKER_MB // 2)
 
-    def _job(self, job: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    def _job(self, job: messages.Job, **extra: Any) -> messages.Job:
         remaining = max(self.deadline.remaining() - WORKER_LEAD, 0.0)
-        return {**job, "deadline_in": remaining, **extra}
+        return job.for_worker(deadline_in=remaining, **extra)
 
     def _wait(self, until: Callable[[], bool]) -> bool:
         """Wait until ``until()`` or the deadline; True when ``until()`` came true."""
@@ -552,16 +545,14 @@ class Supervisor:
                 self.changed.wait(min(remaining, 0.05))
         return True
 
-    def list_suites(self, job: dict[str, Any], deadline: Deadline) -> list[ListedSuite]:
+    def list_suites(self, job: messages.Job, deadline: Deadline) -> list[ListedSuite]:
         """The suites the job would run, as the catalog worker lists them; none is run."""
         self.deadline = deadline
         if self.catalog is None:
             self.start()
         catalog = self.catalog
         assert catalog is not None
-        _send_job(
-            catalog, self._job({**job, "list_only": True}, memory_mb=catalog_share(self.budget))
-        )
+        _send_job(catalog, self._job(job, list_only=True, memory_mb=catalog_share(self.budget)))
         self._wait(lambda: self.listed.is_set() or catalog.eof.is_set())
         if catalog.config_error:
             raise ConfigError(catalog.config_error)
@@ -578,7 +569,7 @@ class Supervisor:
             return []
         return sorted(self.suites.values(), key=lambda suite: suite.id)
 
-    def execute(self, job: dict[str, Any], deadline: Deadline) -> tuple[list[SuiteResult], bool]:
+    def execute(self, job: messages.Job, deadline: Deadline) -> tuple[list[SuiteResult], bool]:
         """Run every planned suite; the results and whether the deadline cut the run short."""
         self.deadline = deadline
         if self.catalog is None:
@@ -600,7 +591,7 @@ class Supervisor:
                 catalog_runs = any(not s.own_worker for s in self.suites.values())
                 if not catalog_runs:  # it exits once it has listed: its memory is free
                     self._wait(lambda: catalog.eof.is_set())
-                concurrency = int(job.get("concurrency") or MAX_PARALLEL)
+                concurrency = job.concurrency or MAX_PARALLEL
                 parallel, share = self._own_workers(len(own), catalog_runs, concurrency)
             elif self.forks is not None:  # started on the catalog's hint, not needed after all
                 self.forks.close()
@@ -610,7 +601,7 @@ class Supervisor:
                 running = [w for w in running if not w.eof.is_set()]
                 while queue and len(running) < parallel and not self.deadline.expired():
                     suite = queue.pop(0)
-                    setup = {**self.run.setup, "mode": "suite", "memory_mb": share}
+                    setup = replace(self.run.setup, mode="suite", memory_mb=share)
                     worker = self._start(
                         f"suite-{suite.id}",
                         setup,
@@ -741,7 +732,7 @@ def catalog_share(budget: int | None) -> int | None:
 
 
 def run_supervised(
-    run: SupervisedRun, job: dict[str, Any], deadline: Deadline
+    run: SupervisedRun, job: messages.Job, deadline: Deadline
 ) -> tuple[list[SuiteResult], bool]:
     """Run the job's suites in workers; every listed suite's result, and whether cut short."""
     return Supervisor(run).start().execute(job, deadline)

@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
@@ -34,8 +34,7 @@ from hooks.core import redact
 from hooks.core.deadline import Deadline
 from hooks.core.exceptions import ConfigError
 from hooks.core.lifecycle import LifecycleEvent
-from hooks.core.results import CheckResult, Policy
-from hooks.core.target import Target
+from hooks.core.results import CheckResult
 from hooks.process import messages
 from hooks.suites.base import DeploymentInfo, Suite
 
@@ -53,8 +52,9 @@ class RecordWriter:
         self._stream = stream
         self._lock = threading.Lock()
 
-    def send(self, record_type: str, **fields: Any) -> None:
-        line = messages.encode(record_type, **redact.redact_data(fields))
+    def send(self, record: messages.Message) -> None:
+        data = redact.redact_data(record.to_json())
+        line = (json.dumps(data, default=str) + "\n").encode()
         with self._lock:
             try:
                 self._stream.write(line)
@@ -71,18 +71,16 @@ class RecordListener:
         self._ids = ids
 
     def started(self, suite: Suite) -> None:
-        self._writer.send("start", suite=self._ids[id(suite)])
+        self._writer.send(messages.Started(self._ids[id(suite)]))
 
     def expected(self, suite: Suite, names: list[str]) -> None:
-        self._writer.send("expect", suite=self._ids[id(suite)], checks=names)
+        self._writer.send(messages.Expect(self._ids[id(suite)], tuple(names)))
 
     def check(self, suite: Suite, result: CheckResult) -> None:
-        self._writer.send(
-            "check", suite=self._ids[id(suite)], result=messages.check_to_record(result)
-        )
+        self._writer.send(messages.CheckDone(self._ids[id(suite)], result))
 
     def finished(self, suite: Suite, error: str | None) -> None:
-        self._writer.send("finish", suite=self._ids[id(suite)], error=error)
+        self._writer.send(messages.Finished(self._ids[id(suite)], error))
 
 
 def needs_own_worker(suite: Suite) -> bool:
@@ -105,31 +103,24 @@ def needs_own_worker(suite: Suite) -> bool:
     return True
 
 
-def describe(index: int, suite: Suite) -> dict[str, Any]:
+def describe(index: int, suite: Suite) -> messages.ListedItem:
     from hooks.suites.registry import BrokenSuite
     from hooks.suites.targeted import TargetedSuite
 
-    green = {"url": suite.url, "label": suite.label} if isinstance(suite, TargetedSuite) else None
-    return {
-        "green_target": green,
-        "id": index,
-        "name": suite.name,
-        "kind": suite.kind,
-        "source": suite.source,
-        "checks": suite.check_names(),
-        "policy": {
-            "report_only": suite.policy.report_only,
-            "failure_limit": suite.policy.failure_limit,
-        },
-        "own_worker": needs_own_worker(suite),
-        "origin": getattr(suite, "origin", None),
-        "error": suite.error if isinstance(suite, BrokenSuite) else None,
-        "shards": suite.shards,
-    }
-
-
-def _policies(job: dict[str, Any]) -> dict[str, Policy]:
-    return {name: messages.policy_from_record(p) for name, p in job.get("policies", {}).items()}
+    green = messages.GreenTask(suite.url, suite.label) if isinstance(suite, TargetedSuite) else None
+    return messages.ListedItem(
+        id=index,
+        name=suite.name,
+        kind=suite.kind,
+        source=suite.source,
+        checks=tuple(suite.check_names()),
+        policy=suite.policy,
+        own_worker=needs_own_worker(suite),
+        origin=getattr(suite, "origin", None),
+        error=suite.error if isinstance(suite, BrokenSuite) else None,
+        shards=suite.shards,
+        green_target=green,
+    )
 
 
 def _preload() -> None:
@@ -145,88 +136,88 @@ def _preload() -> None:
         hooks.suites.registry.scan_entry_points()
 
 
-def prepare(setup: dict[str, Any]) -> Any:
+def prepare(setup: messages.Setup) -> Any:
     """Everything that does not need the plan: imports, and the catalog (catalog mode)."""
     import hooks.core.http  # noqa: F401 - requests and urllib3, before the clock starts
     from hooks.process.runner import run_suites  # noqa: F401
     from hooks.suites.registry import discover
 
-    if setup["mode"] == "catalog":
-        return discover(Path(setup["suites_dir"]))
+    if setup.mode == "catalog":
+        return discover(Path(setup.suites_dir))
     return None
 
 
 def run(
-    job: dict[str, Any], deadline: Deadline, writer: RecordWriter, prepared: Any = None
+    setup: messages.Setup,
+    job: messages.Job,
+    deadline: Deadline,
+    writer: RecordWriter,
+    prepared: Any = None,
 ) -> None:
     from hooks.process.runner import run_suites
     from hooks.suites.registry import BrokenSuite, load_one, select_suites
 
-    event = LifecycleEvent(job["event"])
-    policies = _policies(job)
-    if job["mode"] == "catalog":
-        suites_dir = Path(job["suites_dir"])
-        catalog = prepared
-        planned = job.get("planned")
+    event = LifecycleEvent(job.event)
+    policies = dict(job.policies)
+    if setup.mode == "catalog":
         suites = select_suites(
-            catalog,
+            prepared,
             event,
-            tuple(planned) if planned is not None else None,
+            job.planned,
             policies,
-            planned_source=job.get("planned_source", "the plan"),
-            suites_dir=suites_dir,
+            planned_source=job.planned_source,
+            suites_dir=Path(setup.suites_dir),
         )
         # Suites that passed in an earlier call of the same gate (ECS IN_PROGRESS).
-        skip = set(job.get("skip") or ())
+        skip = set(job.skip)
         suites = [s for s in suites if s.name not in skip or isinstance(s, BrokenSuite)]
         suites = fan_out(
             [_production_only(s) for s in suites] if event is _BEFORE_INSTALL else suites,
-            job.get("green_targets") or [],
-            all_suites=bool(job.get("per_target_all")),
+            job.green_targets,
+            all_suites=job.per_target_all,
             through_listener=event is not LifecycleEvent.AFTER_INSTALL,
         )
-        listing = [describe(i, s) for i, s in enumerate(suites)]
-        writer.send("suites", suites=listing)
-        if job.get("list_only"):  # the state machine runs them, in shards
+        writer.send(messages.Listing(tuple(describe(i, s) for i, s in enumerate(suites))))
+        if job.list_only:  # the state machine runs them, in shards
             return
         ids = {id(s): i for i, s in enumerate(suites)}
         mine = [s for s in suites if not needs_own_worker(s)]
     else:
-        suite = load_one(job["origin"])
+        if job.origin is None or job.suite is None:
+            raise ConfigError("a suite's worker was given no suite to run")
+        suite = load_one(job.origin)
         if suite.name in policies:
             suite = suite.with_policy(policies[suite.name])
-        if job.get("green_target"):
+        if job.green_target is not None:
             from hooks.suites.targeted import TargetedSuite
 
-            green = job["green_target"]
-            suite = TargetedSuite(suite, green["url"], green["label"])
-        ids = {id(suite): int(job["suite"])}
+            suite = TargetedSuite(suite, job.green_target.url, job.green_target.label)
+        ids = {id(suite): job.suite}
         mine = [suite]
     if not mine:
         return
-    target = Target(**job["target"])
-    info = job["deployment"]
+    info = job.deployment
     deployment = DeploymentInfo(
-        info["deployment_id"],
-        info["execution_id"],
+        info.deployment_id,
+        info.execution_id,
         event,
-        info.get("application"),
-        info.get("deployment_group"),
-        info.get("stage"),
-        info.get("traffic") or {},
-        info.get("since"),
-        tuple(info["part"]) if info.get("part") else None,
+        info.application,
+        info.deployment_group,
+        info.stage,
+        dict(info.traffic),
+        info.since,
+        info.part,
     )
     run_suites(
         mine,
-        target=target,
+        target=job.target.target(),
         deployment=deployment,
         deadline=deadline,
-        concurrency=int(job["concurrency"]),
-        request_timeout=float(job["request_timeout"]),
+        concurrency=job.concurrency,
+        request_timeout=job.request_timeout,
         listener=RecordListener(writer, ids),
-        max_body_bytes=job.get("max_body_bytes"),
-        plugins=tuple(job.get("plugins") or ()),
+        max_body_bytes=job.max_body_bytes,
+        plugins=job.plugins,
     )
 
 
@@ -247,7 +238,7 @@ def _production_only(suite: Suite) -> Suite:
 
 def fan_out(
     suites: list[Suite],
-    green: list[dict[str, str]],
+    green: Sequence[messages.GreenTask],
     *,
     all_suites: bool,
     through_listener: bool,
@@ -264,7 +255,7 @@ def fan_out(
             continue
         if through_listener:
             out.append(suite)
-        out.extend(TargetedSuite(suite, t["url"], t["label"]) for t in green)
+        out.extend(TargetedSuite(suite, t.url, t.label) for t in green)
     return out
 
 
@@ -325,10 +316,10 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(data, default=str)
 
 
-def _configure_logging(setup: dict[str, Any]) -> None:
+def _configure_logging(setup: messages.Setup) -> None:
     """Plain text on a terminal's command line, else JSON lines: on stderr, redacted."""
-    keys = {**setup.get("log_keys", {}), "worker": setup.get("label", "worker")}
-    if setup.get("log_plain"):
+    keys = {**setup.log_keys, "worker": setup.label}
+    if setup.log_plain:
         inner = logging.Formatter("greenlight: %(levelname)s: %(message)s")
     else:
         inner = _JsonFormatter(keys)
@@ -337,7 +328,7 @@ def _configure_logging(setup: dict[str, Any]) -> None:
     package = logging.getLogger("hooks")
     package.handlers = [handler]
     package.propagate = False
-    package.setLevel(setup.get("log_level") or "INFO")
+    package.setLevel(setup.log_level or "INFO")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -346,23 +337,34 @@ def main(argv: list[str] | None = None) -> int:
         _fork_server(int(argv[1]))
     out = os.fdopen(int(argv[0]), "wb", buffering=0)
     _preload()
-    setup = sys.stdin.readline()
-    _serve(out, setup, sys.stdin.readline)
+    _serve(out, lambda: _setup(sys.stdin.readline()), lambda: _job(sys.stdin.readline()))
 
 
-def _serve(out: IO[bytes], setup_line: str, next_line: Callable[[], str]) -> NoReturn:
-    """Set up from ``setup_line``, run the job ``next_line()`` gives, and exit."""
+def _setup(line: str) -> messages.Setup:
+    if not line.strip():
+        raise ConfigError("the worker was started without its set-up")
+    return messages.Setup.from_json(json.loads(line))
+
+
+def _job(line: str) -> messages.Job | None:
+    """The job on this line, or None: an empty line means "no job"."""
+    return messages.Job.from_json(json.loads(line)) if line.strip() else None
+
+
+def _serve(
+    out: IO[bytes],
+    read_setup: Callable[[], messages.Setup],
+    read_job: Callable[[], messages.Job | None],
+) -> NoReturn:
+    """Set up from ``read_setup()``, run the job ``read_job()`` gives, and exit."""
     writer = RecordWriter(out)
     code = EXIT_OK
     try:
-        setup = json.loads(setup_line or "null")
-        if not isinstance(setup, dict):
-            raise ConfigError("the worker was started without its set-up")
-        environ = setup.pop("environ", None)
-        if isinstance(environ, dict):  # the environment as it is now, not at our start
+        setup = read_setup()
+        if setup.environ is not None:  # the environment as it is now, not at our start
             os.environ.clear()
-            os.environ.update(environ)
-        limit_memory(setup.get("memory_mb"), 16)
+            os.environ.update(setup.environ)
+        limit_memory(setup.memory_mb, 16)
         _configure_logging(setup)
         prepared: Any = None
         prepare_error: ConfigError | None = None
@@ -371,30 +373,29 @@ def _serve(out: IO[bytes], setup_line: str, next_line: Callable[[], str]) -> NoR
         except ConfigError as exc:  # reported once the job asks for it
             prepare_error = exc
         else:
-            if setup.get("mode") == "catalog":
+            if setup.mode == "catalog":
                 own = sum(needs_own_worker(s) for s in prepared.suites)
-                writer.send("prepared", own_workers=own)
-        line = next_line()
-        if line.strip():
-            job = {**setup, **json.loads(line)}
-            deadline = Deadline(time.monotonic() + float(job["deadline_in"]))
-            limit_memory(job.get("memory_mb"), int(job.get("concurrency", 16)))
-            redact.register(*job.get("secrets", []))
-            if job.get("resolved") or job.get("unresolved"):
-                from hooks.aws import secrets
+                writer.send(messages.Prepared(own))
+        job = read_job()
+        if job is not None:
+            deadline = Deadline(time.monotonic() + job.deadline_in)
+            limit_memory(job.memory_mb, job.concurrency)
+            redact.register(*job.secrets)
+            if job.resolved or job.unresolved:
+                from hooks.aws import secrets  # on use: only suites that name secrets
 
-                secrets.provide(job.get("resolved") or {}, job.get("unresolved") or {})
+                secrets.provide(job.resolved, job.unresolved)
             if prepare_error is not None:
                 raise prepare_error
-            run(job, deadline, writer, prepared)
-        writer.send("done")
+            run(setup, job, deadline, writer, prepared)
+        writer.send(messages.Done())
     except ConfigError as exc:
-        writer.send("error", kind="config", message=str(exc))
+        writer.send(messages.WorkerFailed("config", str(exc)))
         code = EXIT_CONFIG
     except BaseException as exc:
         log.error("the worker failed: %s: %s", type(exc).__name__, exc)
         log.debug("traceback\n%s", traceback.format_exc())
-        writer.send("error", kind="crash", message=f"{type(exc).__name__}: {exc}")
+        writer.send(messages.WorkerFailed("crash", f"{type(exc).__name__}: {exc}"))
         code = EXIT_CRASH
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
@@ -441,7 +442,7 @@ def _fork_server(sock_fd: int) -> NoReturn:
     gc.collect()
     gc.freeze()
     usage = _memory_mb()
-    _send(sock, {"ready": True, "data_mb": usage["VmData"], "rss_mb": usage["VmRSS"]})
+    _send(sock, messages.ForkReady(usage["VmData"], usage["VmRSS"]))
     selector = selectors.DefaultSelector()
     selector.register(sock, selectors.EVENT_READ)
     selector.register(wake_r, selectors.EVENT_READ)
@@ -458,7 +459,6 @@ def _fork_server(sock_fd: int) -> NoReturn:
                 message, fds = b"", []
             if not message:  # the supervisor has gone: so do we (its workers are killed)
                 os._exit(0)
-            request = json.loads(message)
             pid = os.fork()
             if pid == 0:  # the worker: it never returns into the server's loop
                 try:
@@ -473,17 +473,25 @@ def _fork_server(sock_fd: int) -> NoReturn:
                         str(fds[0])
                     ]  # as a worker started afresh: hooks.process.worker FD
                     out = os.fdopen(fds[0], "wb", buffering=0)
-                    _serve(out, request["setup"], _given(request))
+                    _serve(out, *_forked_request(message))
                 finally:
                     os._exit(EXIT_CRASH)
             for fd in fds:
                 os.close(fd)
-            _send(sock, {"forked": pid})
+            _send(sock, messages.Forked(pid))
             _reap(sock)
 
 
-def _given(request: dict[str, Any]) -> Callable[[], str]:
-    return lambda: str(request["job"])
+def _forked_request(
+    message: bytes,
+) -> tuple[Callable[[], messages.Setup], Callable[[], messages.Job]]:
+    """The set-up and job of a fork request, read in the worker (a bad request is the
+    worker's error to report, never the server's end)."""
+
+    def request() -> messages.ForkRequest:
+        return messages.ForkRequest.from_json(json.loads(message))
+
+    return (lambda: request().setup), (lambda: request().job)
 
 
 def _reap(sock: Any) -> None:
@@ -494,12 +502,12 @@ def _reap(sock: Any) -> None:
             return
         if pid == 0:
             return
-        _send(sock, {"exited": pid, "code": os.waitstatus_to_exitcode(status)})
+        _send(sock, messages.ForkExited(pid, os.waitstatus_to_exitcode(status)))
 
 
-def _send(sock: Any, message: dict[str, Any]) -> None:
+def _send(sock: Any, message: messages.Message) -> None:
     with contextlib.suppress(OSError):  # the supervisor has gone: nothing to tell
-        sock.send(json.dumps(message).encode())
+        sock.send(json.dumps(message.to_json()).encode())
 
 
 def _preload_pytest() -> None:

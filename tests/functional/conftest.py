@@ -19,10 +19,10 @@ from moto import mock_aws
 from moto.awslambda_simple.models import LambdaSimpleBackend
 
 from hooks.adapters.conclusion import conclude_execution
-from hooks.adapters.hook import Runtime
 from hooks.aws.codedeploy import CodeDeployCallback
 from hooks.cli.local import LocalContext
-from hooks.gate.evaluate import run_shard
+from hooks.adapters.stepfunctions import run_shard
+from hooks.gate.summary import Runtime
 from tests.helpers import ROOT
 
 REGION = "us-east-1"

@@ -19,7 +19,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from hooks.adapters.hook import Runtime, handle
+from hooks.adapters.hook import handle
 from hooks.aws.codedeploy import CodeDeployCallback
 from hooks.aws.discovery import Discovery
 from hooks.cli.local import LocalContext
@@ -27,6 +27,7 @@ from hooks.core.deadline import Deadline
 from hooks.core.exceptions import DiscoveryError, TargetNotReadyError
 from hooks.core.lifecycle import LifecycleEvent
 from hooks.core.log import get_logger
+from hooks.gate.summary import Runtime
 from tests.functional.test_hook_protocol import expect_report
 
 REGION = "us-east-1"

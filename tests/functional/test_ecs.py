@@ -19,12 +19,15 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from hooks.adapters.ecs import STATE_KEY, EcsReturn, handle_ecs, parse_ecs_event
-from hooks.adapters.hook import Runtime, handle
+from hooks.adapters.ecs import EcsReturn, handle_ecs
+from hooks.adapters.hook import handle
 from hooks.aws.discovery import Discovery
 from hooks.aws.ecs_discovery import EcsDiscovery
 from hooks.cli.local import LocalContext
+from hooks.core.ecs_event import parse_ecs_event
 from hooks.core.lifecycle import LifecycleEvent
+from hooks.gate.carried import STATE_KEY
+from hooks.gate.summary import Runtime
 from tests.functional.test_hook_protocol import EVENT, expect_report
 from tests.helpers import EVENTS, http_server, reply
 
@@ -614,8 +617,8 @@ def test_rehearse_a_broken_release_rolls_back_without_testing_the_rollback(
 
 def _reseal(sealed: dict[str, Any], **changes: Any) -> dict[str, Any]:
     """What a holder of the key could write: the same binding, changed progress."""
-    from hooks.adapters.ecs import PURPOSE
     from hooks.aws import signing
+    from hooks.gate.carried import PURPOSE
 
     return signing.seal(
         signing.key_from_env({}), PURPOSE, sealed["binding"], {**sealed["content"], **changes}

@@ -24,7 +24,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from hooks.adapters.hook import Runtime, handle
+from hooks.adapters.hook import handle
 from hooks.aws.codedeploy import CodeDeployCallback
 from hooks.cli.local import LocalContext
 from hooks.core.lifecycle import LifecycleEvent
@@ -32,6 +32,7 @@ from hooks.core.log import get_logger
 from hooks.evidence.metrics import MetricsReporter
 from hooks.evidence.notify import Notifier
 from hooks.evidence.reports import SCHEMA_PATH, EvidenceBundle
+from hooks.gate.summary import Runtime
 from tests.functional.test_hook_protocol import EVENT, expect_report
 from tests.helpers import each, http_server, reply
 

@@ -18,6 +18,7 @@ import pytest
 
 from hooks.core.deadline import Deadline
 from hooks.core.results import SuiteResult
+from hooks.process.messages import DeploymentSpec, Job, Setup, TargetSpec
 from hooks.process.supervisor import ForkedProcess, ForkServer, SupervisedRun, Supervisor
 from tests.helpers import ROOT, InFlight, each, http_server, install_package
 
@@ -48,18 +49,16 @@ def _suites(folder: Path, record: Path, names: list[str], extra: str = "") -> Pa
 def _run(
     suites: Path, url: str, planned: list[str], concurrency: int = 8, plugins: tuple[str, ...] = ()
 ) -> tuple[Supervisor, list[SuiteResult]]:
-    run = Supervisor(SupervisedRun({"suites_dir": str(suites), "log_plain": True}, 512))
-    job = {
-        "event": "AfterAllowTestTraffic",
-        "planned": planned,
-        "policies": {},
-        "target": {"url": url},
-        "deployment": {"deployment_id": "d-FORK", "execution_id": "e"},
-        "concurrency": concurrency,
-        "request_timeout": 10,
-        "secrets": [],
-        "plugins": list(plugins),
-    }
+    run = Supervisor(SupervisedRun(Setup(str(suites), log_plain=True), 512))
+    job = Job(
+        event="AfterAllowTestTraffic",
+        target=TargetSpec(url),
+        deployment=DeploymentSpec("d-FORK", "e"),
+        planned=tuple(planned),
+        concurrency=concurrency,
+        request_timeout=10,
+        plugins=plugins,
+    )
     results, _ = run.start().execute(job, Deadline.in_seconds(DEADLINE))
     return run, results
 
@@ -218,17 +217,15 @@ def test_a_forked_worker_killed_by_a_signal_is_named(tmp_path: Path) -> None:
 def test_no_forked_worker_outlives_the_run(tmp_path: Path) -> None:
     hanging = "import time\n\ndef test_hangs():\n    time.sleep(60)\n"
     suites = _suites(tmp_path / "suites", tmp_path / "record", [], extra=hanging)
-    run = Supervisor(SupervisedRun({"suites_dir": str(suites), "log_plain": True}, 512))
-    job = {
-        "event": "AfterAllowTestTraffic",
-        "planned": ["extra"],
-        "policies": {},
-        "target": {"url": "http://127.0.0.1:9"},
-        "deployment": {"deployment_id": "d-FORK", "execution_id": "e"},
-        "concurrency": 8,
-        "request_timeout": 10,
-        "secrets": [],
-    }
+    run = Supervisor(SupervisedRun(Setup(str(suites), log_plain=True), 512))
+    job = Job(
+        event="AfterAllowTestTraffic",
+        target=TargetSpec("http://127.0.0.1:9"),
+        deployment=DeploymentSpec("d-FORK", "e"),
+        planned=("extra",),
+        concurrency=8,
+        request_timeout=10,
+    )
     results, cut_short = run.start().execute(job, Deadline.in_seconds(3))
     assert cut_short
     assert not results[0].passed

@@ -15,12 +15,13 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 
-from hooks.adapters.hook import Runtime, handle
+from hooks.adapters.hook import handle
 from hooks.aws.codedeploy import CodeDeployCallback
 from hooks.cli.local import LocalContext
 from hooks.core.exceptions import InvalidEventError
 from hooks.core.lifecycle import LifecycleEvent
 from hooks.core.log import get_logger
+from hooks.gate.summary import Runtime
 from tests.helpers import (
     closed_port_url,
     http_server,

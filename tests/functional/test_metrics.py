@@ -14,12 +14,13 @@ import pytest
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
-from hooks.adapters.ecs import GateState, plan_digest, settle
+from hooks.adapters.ecs import settle
 from hooks.aws.signing import key_from_env
 from hooks.core.deadline import Deadline
 from hooks.core.lifecycle import LifecycleEvent
 from hooks.core.results import Status
 from hooks.core.target import Target, cloudwatch_dimensions
+from hooks.gate.carried import GateState, plan_digest
 from hooks.process.runner import RunResult, run_suites
 from hooks.suites import metrics
 from hooks.suites.base import DeploymentInfo
@@ -372,10 +373,10 @@ def test_dimensions_come_from_the_arns() -> None:
 
 
 def ecs_summary(run: RunResult) -> tuple[Any, Any]:
-    from hooks.adapters.ecs import parse_ecs_event
-    from hooks.adapters.hook import RunSummary
+    from hooks.core.ecs_event import parse_ecs_event
     from hooks.gate.decision import decide
     from hooks.gate.plan import resolve_plan
+    from hooks.gate.summary import RunSummary
     from tests.helpers import load_event
 
     call = parse_ecs_event(load_event("ecs_post_test_traffic_shift"))

@@ -12,13 +12,14 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 
-from hooks.adapters.hook import Runtime, handle
+from hooks.adapters.hook import handle
 from hooks.aws.codedeploy import CodeDeployCallback
 from hooks.cli.local import LocalContext
 from hooks.core.deadline import Deadline
 from hooks.core.lifecycle import LifecycleEvent
 from hooks.core.results import Status
 from hooks.core.target import Target
+from hooks.gate.summary import Runtime
 from hooks.process.runner import run_suites
 from hooks.suites.base import DeploymentInfo
 from hooks.suites.registry import discover

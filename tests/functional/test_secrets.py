@@ -15,13 +15,14 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from hooks.adapters.hook import Runtime, handle
+from hooks.adapters.hook import handle
 from hooks.aws import secrets
 from hooks.aws.codedeploy import CodeDeployCallback
 from hooks.cli.local import LocalContext
 from hooks.core.lifecycle import LifecycleEvent
 from hooks.core.log import get_logger
 from hooks.evidence.reports import EvidenceBundle
+from hooks.gate.summary import Runtime
 from tests.functional.test_hook_protocol import EVENT, expect_report
 from tests.helpers import each, http_server, reply
 

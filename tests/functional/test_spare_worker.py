@@ -20,6 +20,7 @@ import pytest
 
 from hooks.core.deadline import Deadline
 from hooks.process import spawn
+from hooks.process.messages import DeploymentSpec, Job, Setup, TargetSpec
 from hooks.process.supervisor import SupervisedRun, Supervisor
 from tests.helpers import ROOT, http_server, reply
 
@@ -44,22 +45,20 @@ def no_spare_left() -> Iterator[None]:
     spawn.end_spare()
 
 
-def _job(url: str) -> dict[str, object]:
-    return {
-        "event": "AfterAllowTestTraffic",
-        "planned": ["env"],
-        "policies": {},
-        "target": {"url": url},
-        "deployment": {"deployment_id": "d-SPARE", "execution_id": "e"},
-        "concurrency": 2,
-        "request_timeout": 5,
-        "secrets": [],
-    }
+def _job(url: str) -> Job:
+    return Job(
+        event="AfterAllowTestTraffic",
+        target=TargetSpec(url),
+        deployment=DeploymentSpec("d-SPARE", "e"),
+        planned=("env",),
+        concurrency=2,
+        request_timeout=5,
+    )
 
 
 def _run(suites: Path, url: str) -> tuple[int, list[str]]:
     """The catalog worker's pid, and the checks that passed."""
-    run = Supervisor(SupervisedRun({"suites_dir": str(suites), "log_plain": True}, 512))
+    run = Supervisor(SupervisedRun(Setup(str(suites), log_plain=True), 512))
     run.start()
     assert run.catalog is not None
     pid = run.catalog.process.pid

@@ -17,12 +17,13 @@ from botocore.stub import Stubber
 
 from hooks.adapters.conclusion import gather
 from hooks.adapters.failsafe import FailSafe
-from hooks.adapters.hook import Runtime, handle
+from hooks.adapters.hook import handle
 from hooks.adapters.stepfunctions import execution_name, plan_shards
 from hooks.aws.codedeploy import CodeDeployCallback
 from hooks.cli.local import LocalContext
 from hooks.core.deadline import Deadline
 from hooks.core.lifecycle import LifecycleEvent
+from hooks.gate.summary import Runtime
 from tests.functional.conftest import BUCKET, REGION, SUITE, Stack, definition
 from tests.helpers import ROOT, each, http_server, reply
 

@@ -24,15 +24,17 @@ import pytest
 import trustme
 from botocore.stub import Stubber
 
-from hooks.adapters.hook import Runtime, handle
+from hooks.adapters.hook import handle
 from hooks.aws.codedeploy import CodeDeployCallback
 from hooks.cli.local import LocalContext
 from hooks.core.exceptions import DiscoveryError
 from hooks.core.lifecycle import LifecycleEvent
 from hooks.core.log import get_logger
 from hooks.core.settings import Settings
-from hooks.gate.evaluate import _with_host
+from hooks.gate.targets import with_host
 from hooks.gate.plan import resolve_plan
+from hooks.gate.summary import Runtime
+from hooks.process.messages import GreenTask
 from hooks.process.worker import fan_out
 from hooks.suites.base import CheckSuite
 from hooks.suites.registry import BrokenSuite
@@ -183,7 +185,7 @@ def test_an_https_listener_gets_its_host_from_an_exact_host_rule() -> None:
     )
     found = discovery(topology)
     stack = found.stack(found.deployment(topology.deployment_id), AATT)
-    resolved = _with_host(plan(), stack, found)
+    resolved = with_host(plan(), stack, found)
     assert resolved.host == "shop.example.com"
     assert resolved.sources["host"].startswith("derived from the test listener's rule arn:")
 
@@ -193,16 +195,16 @@ def test_an_https_listener_gets_its_host_from_its_certificate_skipping_wildcards
     topology = build(https=True)  # certificate for app.example.com
     found = discovery(topology)
     stack = found.stack(found.deployment(topology.deployment_id), AATT)
-    resolved = _with_host(plan(), stack, found)
+    resolved = with_host(plan(), stack, found)
     assert resolved.host == "app.example.com"
     assert resolved.sources["host"].startswith("derived from the test listener's certificate")
     wildcard = boto3.client("acm", region_name=REGION).request_certificate(
         DomainName="*.example.com", SubjectAlternativeNames=["*.example.com", "pay.example.com"]
     )["CertificateArn"]
     stack = replace(stack, certificate_arn=wildcard)
-    assert _with_host(plan(), stack, found).host == "pay.example.com"
+    assert with_host(plan(), stack, found).host == "pay.example.com"
     # A configured host wins, with its own source.
-    configured = _with_host(plan(GREENLIGHT_TARGET_HOST="mine.example.com"), stack, found)
+    configured = with_host(plan(GREENLIGHT_TARGET_HOST="mine.example.com"), stack, found)
     assert configured.sources["host"] == "env GREENLIGHT_TARGET_HOST"
 
 
@@ -300,8 +302,8 @@ def test_per_target_suites_run_through_the_listener_and_on_every_task() -> None:
     every.per_target = True
     missing = BrokenSuite("gone", "missing", "planned suite 'gone' does not exist")
     green = [
-        {"url": "http://127.0.0.2:81", "label": "127.0.0.2:81"},
-        {"url": "http://127.0.0.3:81", "label": "127.0.0.3:81"},
+        GreenTask("http://127.0.0.2:81", "127.0.0.2:81"),
+        GreenTask("http://127.0.0.3:81", "127.0.0.3:81"),
     ]
     names = [
         s.name

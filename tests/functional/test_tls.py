@@ -17,11 +17,12 @@ import pytest
 import trustme
 from botocore.stub import Stubber
 
-from hooks.adapters.hook import Runtime, handle
+from hooks.adapters.hook import handle
 from hooks.aws.codedeploy import CodeDeployCallback
 from hooks.cli.local import LocalContext
 from hooks.core.lifecycle import LifecycleEvent
 from hooks.core.log import get_logger
+from hooks.gate.summary import Runtime
 from tests.functional.test_hook_protocol import expect_report
 from tests.helpers import load_event
 

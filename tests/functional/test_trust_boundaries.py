@@ -17,7 +17,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from hooks.adapters.conclusion import PURPOSE
+from hooks.adapters.stepfunctions import PURPOSE
 from hooks.aws import signing
 from hooks.aws.codedeploy import CodeDeployCallback
 from hooks.core.exceptions import ConfigError

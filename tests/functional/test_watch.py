@@ -18,12 +18,13 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from hooks.adapters.failsafe import FailSafe, event_status
-from hooks.adapters.hook import Runtime, handle
+from hooks.adapters.hook import handle
 from hooks.aws.codedeploy import CodeDeployCallback
 from hooks.aws.watch import MARGIN, SOURCE, Watch, schedule_name
 from hooks.cli.local import LocalContext
 from hooks.core.deadline import Deadline
 from hooks.core.lifecycle import HookInvocation, LifecycleEvent
+from hooks.gate.summary import Runtime
 from tests.functional.test_hook_protocol import EVENT, expect_report
 from tests.helpers import SUITES, http_server, reply
 from tests.wire import deployment_target

@@ -300,9 +300,9 @@ def test_one_layer_holds_the_package_and_dependencies_and_each_function_its_suit
     assert not list(layer.glob("*.dist-info/direct_url.json"))
     # Compiled for the runtime's Python, so a cold start in read-only /opt does not compile
     # every module; the names in the code objects are the runtime's, not the build's.
-    compiled = layer / "hooks" / "__pycache__" / "worker.cpython-313.pyc"
+    compiled = layer / "hooks" / "process" / "__pycache__" / "worker.cpython-313.pyc"
     assert compiled.is_file()
-    assert b"/opt/python/hooks/worker.py" in compiled.read_bytes()
+    assert b"/opt/python/hooks/process/worker.py" in compiled.read_bytes()
     assert (layer / "requests" / "__pycache__" / "sessions.cpython-313.pyc").is_file()
     for function in functions(load_template(ROOT / "template.yaml")):
         code = built / function

@@ -36,6 +36,7 @@ from hooks.core.lifecycle import HookInvocation
 from hooks.core.log import get_logger
 from hooks.core.results import SuiteResult
 from hooks.core.settings import Settings
+from hooks.core.target import Target
 from hooks.core.verdict import Verdict
 from hooks.evidence.reports import bundle_prefix
 from hooks.gate.decision import decide_planned, planned_from
@@ -43,9 +44,12 @@ from hooks.gate.evaluate import listing_job, resolve_run_plan, start_supervisor
 from hooks.gate.summary import Progress, RunSummary, Runtime
 from hooks.process.messages import suite_from_record
 from hooks.process.runner import RunResult
+from hooks.suites.load import judge_parts
 
 if TYPE_CHECKING:
     pass
+
+__all__ = ["conclude_execution", "gather"]
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +69,6 @@ def conclude_execution(
         settings = summary.settings = Settings.from_env(runtime.env)
         details = event.get("summary") or {}
         if details.get("target"):
-            from hooks.core.target import Target
-
             summary.target = Target(str(details["target"]))
         failure = event.get("failure")
         if failure is not None:
@@ -149,7 +151,6 @@ def gather(
     Map caught beside it. An outcome names only which shard failed; a shard's results count
     only for the suites the conclusion's plan gave it; a load's parts are merged and judged
     on the whole."""
-    from hooks.suites.load import judge_parts
 
     caught: dict[int, Any] = {}
     for outcome in outcomes if isinstance(outcomes, list) else []:

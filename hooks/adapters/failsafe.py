@@ -31,12 +31,22 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from hooks.aws.codedeploy import CodeDeployCallback, ReportOutcome, ReportState
+from hooks.aws.codedeploy import (
+    CodeDeployCallback,
+    ReportOutcome,
+    ReportState,
+    report_client_config,
+)
 from hooks.core.deadline import Deadline
 from hooks.core.lifecycle import HookInvocation, LifecycleEvent, parse_event
 from hooks.core.log import get_logger
 from hooks.core.verdict import VerdictStatus
+from hooks.evidence.metrics import emit_crash
+from hooks.evidence.notify import notify_crash
+from hooks.gate.decision import fail_safe_reports
 from hooks.gate.summary import WATCH_CAUSE, Crash
+
+__all__ = ["ALREADY_REPORTED", "FailSafe", "event_status", "handler", "read_record"]
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +205,6 @@ class FailSafe:
         self.status = status
 
     def handle(self, record: Any, budget: Deadline) -> dict[str, Any]:
-        from hooks.gate.decision import fail_safe_reports
 
         crash = read_record(record)
         logger = get_logger()
@@ -265,7 +274,6 @@ def _transient(outcome: ReportOutcome) -> bool:
 
 
 def _emit_metrics(crash: Crash, outcome: ReportOutcome) -> None:
-    from hooks.evidence.metrics import emit_crash
 
     try:
         emit_crash(crash, outcome)
@@ -274,7 +282,6 @@ def _emit_metrics(crash: Crash, outcome: ReportOutcome) -> None:
 
 
 def _notify(crash: Crash, outcome: ReportOutcome) -> None:
-    from hooks.evidence.notify import notify_crash
 
     try:
         notify_crash(crash, outcome)
@@ -285,8 +292,6 @@ def _notify(crash: Crash, outcome: ReportOutcome) -> None:
 def handler(event: Any, context: Any) -> dict[str, Any]:
     """The ``OnFailure`` destination of every hook function (``template.yaml``)."""
     import boto3
-
-    from hooks.aws.codedeploy import report_client_config
 
     started = time.monotonic()
     remaining = context.get_remaining_time_in_millis() / 1000 if context else 30.0

@@ -26,6 +26,21 @@ from hooks.core.lifecycle import LifecycleEvent  # noqa: E402
 from hooks.core.settings import default_suites_dir  # noqa: E402
 from hooks.gate.summary import Clients, Runtime  # noqa: E402
 
+__all__ = [
+    "IN_LAMBDA",
+    "after_allow_test_traffic",
+    "after_allow_traffic",
+    "after_install",
+    "before_allow_traffic",
+    "before_install",
+    "clients",
+    "conclude",
+    "ecs_hook",
+    "ecs_runtime",
+    "runtime",
+    "shard",
+]
+
 
 def _prestart() -> None:
     """Spares are an optimisation: whatever goes wrong here, the function still loads and
@@ -50,6 +65,7 @@ def runtime() -> Runtime:
     (EMF on stdout) and the notification (``GREENLIGHT_NOTIFY_TOPIC``), in that order, so
     the metrics and the message carry the bundle's location.
     """
+    # on first use: each function imports only what its own handler needs (cold start)
     from hooks.evidence.metrics import MetricsReporter
     from hooks.evidence.notify import Notifier
     from hooks.evidence.reports import EvidenceBundle
@@ -86,6 +102,7 @@ def _publisher(service: str) -> Any:
 def clients() -> Clients:
     """The report's CodeDeploy client, and (built on first use) discovery's CodeDeploy,
     ELBv2 and ACM clients."""
+    # on first use: each function imports only what its own handler needs (cold start)
     import boto3
     from botocore.config import Config
 
@@ -141,6 +158,7 @@ def ecs_runtime() -> Runtime:
 
 def ecs_hook(event: Any, context: Any) -> dict[str, Any]:
     """Amazon ECS native blue/green lifecycle hooks, every stage (``lifecycleStage``)."""
+    # on first use: each function imports only what its own handler needs (cold start)
     from hooks.adapters.ecs import handle_ecs
 
     try:
@@ -180,6 +198,7 @@ def after_allow_traffic(event: Any, context: Any) -> dict[str, Any]:
 
 def shard(event: Any, context: Any) -> dict[str, Any]:
     """The state machine's worker: one shard of a handed-off plan (``runner: stepfunctions``)."""
+    # on first use: each function imports only what its own handler needs (cold start)
     from hooks.adapters.stepfunctions import run_shard
 
     return run_shard(event, context, runtime())
@@ -187,6 +206,7 @@ def shard(event: Any, context: Any) -> dict[str, Any]:
 
 def conclude(event: Any, context: Any) -> dict[str, Any]:
     """The state machine's last step: one verdict from the shards, reported once."""
+    # on first use: each function imports only what its own handler needs (cold start)
     from hooks.adapters.conclusion import conclude_execution
 
     result = conclude_execution(event, context, runtime())

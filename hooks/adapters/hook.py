@@ -16,7 +16,9 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from hooks.adapters.stepfunctions import hand_off
 from hooks.aws.codedeploy import ReportOutcome, ReportState
+from hooks.aws.watch import Watch
 from hooks.core import redact
 from hooks.core.deadline import DEFAULT_SAFETY_MARGIN, Deadline, HasRemainingTime, remaining_seconds
 from hooks.core.exceptions import ConfigError, GreenlightError, TargetNotReadyError
@@ -24,10 +26,13 @@ from hooks.core.lifecycle import HookInvocation, LifecycleEvent, parse_event
 from hooks.core.log import get_logger
 from hooks.core.settings import Settings
 from hooks.core.verdict import Verdict, VerdictStatus
+from hooks.gate.evaluate import evaluate, start_supervisor
 from hooks.gate.summary import Progress, Reporter, RunSummary, Runtime
 
 if TYPE_CHECKING:
     pass
+
+__all__ = ["SUMMARY_KEY", "finish", "handle", "handle_invocation"]
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +119,6 @@ def _arm_watch(invocation: HookInvocation, context: Any, runtime: Runtime) -> An
     if invocation.ecs is not None or runtime.scheduler is None:
         return None
     import os
-
-    from hooks.aws.watch import Watch
 
     watch = Watch.from_env(
         runtime.env if runtime.env is not None else os.environ, runtime.scheduler
@@ -223,7 +226,6 @@ def _start_worker(
 ) -> Any:
     """The run's supervisor with its catalog worker started, or None if it cannot start
     (evaluation then starts it again, and fails with the reason)."""
-    from hooks.gate.evaluate import start_supervisor  # on use: after the worker's start
 
     try:
         return start_supervisor(settings, invocation, runtime, log_keys)
@@ -244,11 +246,6 @@ def _guarded(
     done = threading.Event()
 
     def work() -> None:
-        # The gate's modules, on first use: they load while the suite worker starts (the
-        # cold start), not before it.
-        from hooks.adapters.stepfunctions import hand_off
-        from hooks.gate.evaluate import evaluate
-
         try:
             evaluate(summary, settings, deadline.earlier(_HANDOVER), runtime, progress, hand_off)
         except ConfigError as exc:

@@ -19,6 +19,16 @@ from hooks.core.deadline import Deadline
 from hooks.core.lifecycle import HookInvocation
 from hooks.core.verdict import VerdictStatus
 
+__all__ = [
+    "ALREADY_COMPLETED",
+    "RETRYABLE_CODES",
+    "CodeDeployCallback",
+    "ReportOutcome",
+    "ReportState",
+    "StatusProtocol",
+    "report_client_config",
+]
+
 log = logging.getLogger(__name__)
 
 RETRYABLE_CODES = frozenset(

@@ -26,6 +26,19 @@ from hooks.core.deadline import Deadline
 from hooks.core.exceptions import DiscoveryError, TargetNotReadyError
 from hooks.core.lifecycle import LifecycleEvent
 
+__all__ = [
+    "Deployment",
+    "Discovery",
+    "GreenTarget",
+    "Listener",
+    "Rule",
+    "Stack",
+    "TargetGroup",
+    "account_from_arn",
+    "explain",
+    "target_group_name",
+]
+
 log = logging.getLogger(__name__)
 
 _PERMISSION_CODES = frozenset(
@@ -292,6 +305,7 @@ class Discovery:
         deployment: Deployment,
         event: LifecycleEvent = LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC,
     ) -> Stack:
+        # Long: the listeners, their rules and target groups, in the order they are read.
         pairs = deployment.load_balancer_info.get("targetGroupPairInfoList") or []
         where = f"deployment group {deployment.application}/{deployment.deployment_group}"
         if not pairs:

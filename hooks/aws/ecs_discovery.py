@@ -21,6 +21,8 @@ from hooks.aws.discovery import explain
 from hooks.core.exceptions import DiscoveryError
 from hooks.core.target import cloudwatch_dimensions
 
+__all__ = ["SERVICE_CONNECT_TEST_HEADER", "EcsDiscovery", "EcsTarget", "listener_of"]
+
 log = logging.getLogger(__name__)
 
 #: The header Service Connect routes test traffic on (the AWS samples use this name).

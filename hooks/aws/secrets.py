@@ -28,6 +28,23 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from hooks.core import redact
+from hooks.core.exceptions import ConfigError
+from hooks.core.settings import secrets_max_age
+
+__all__ = [
+    "REFERENCE",
+    "SecretError",
+    "fetch",
+    "lookup",
+    "max_age",
+    "provide",
+    "references_in",
+    "resolve_all",
+    "scan",
+    "substitute",
+]
+
 log = logging.getLogger(__name__)
 
 #: ``${secret:...}`` / ``${ssm:...}``, and the quoted ``"secret:..."`` a pytest suite passes
@@ -42,13 +59,8 @@ class SecretError(Exception):
     """A reference that cannot be resolved; the message names it."""
 
 
-def is_reference(name: str) -> bool:
-    return name.startswith(("secret:", "ssm:"))
-
-
 def max_age(env: Mapping[str, str] | None = None) -> int:
     """``GREENLIGHT_SECRETS_MAX_AGE``, checked as every setting is (a bad value is an error)."""
-    from hooks.core.settings import secrets_max_age
 
     return secrets_max_age(env if env is not None else os.environ)
 
@@ -70,7 +82,6 @@ def _providers() -> tuple[Any, Any]:
 
 def fetch(reference: str, age: int | None = None) -> str:
     """The value ``reference`` names (fetched, or from this process's cache)."""
-    from hooks.core import redact
 
     kind, _, name = reference.partition(":")
     age = max_age() if age is None else age
@@ -134,7 +145,6 @@ _failed: dict[str, str] = {}
 def provide(values: Mapping[str, str], errors: Mapping[str, str] | None = None) -> None:
     """What the supervisor resolved (the job's ``resolved``) and could not (``unresolved``:
     not fetched again here), for :func:`lookup`."""
-    from hooks.core import redact
 
     redact.register(*values.values())
     _given.update(values)
@@ -181,7 +191,6 @@ def scan(suites_dir: Path) -> set[str]:
 def substitute(text: str, where: str, age: int | None = None) -> str:
     """``text`` with each ``${secret:...}`` / ``${ssm:...}`` in it replaced by its value
     (for the plan's headers); an unresolvable one is a configuration error naming ``where``."""
-    from hooks.core.exceptions import ConfigError
 
     def value(match: re.Match[str]) -> str:
         try:

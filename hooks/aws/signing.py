@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
+from hooks.aws import secrets
 from hooks.core.exceptions import ConfigError, SealError
 
 __all__ = ["SealError", "digest", "key_from_env", "open_sealed", "seal"]
@@ -100,7 +101,6 @@ def _process_key() -> bytes:
 
 @cache
 def _fetched(reference: str) -> bytes:
-    from hooks.aws import secrets
 
     value = secrets.fetch(reference, age=0)
     if len(value) < 32:

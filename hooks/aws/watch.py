@@ -24,6 +24,8 @@ from typing import Any
 
 from hooks.core.lifecycle import HookInvocation
 
+__all__ = ["MARGIN", "SOURCE", "Watch", "schedule_name"]
+
 log = logging.getLogger(__name__)
 
 #: What a schedule's record says it is (the fail-safe reads records of several sources).

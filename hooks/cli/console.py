@@ -15,9 +15,12 @@ from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any
 
 from hooks.core.results import CheckResult, Status
+from hooks.evidence.reports import summary_to_json
 
 if TYPE_CHECKING:
     from hooks.gate.summary import RunSummary
+
+__all__ = ["Console", "indent"]
 
 _SYMBOLS = {
     Status.PASSED: ("✓", "32"),
@@ -122,7 +125,6 @@ class Console:
 
     def failures(self, summary: RunSummary) -> None:
         """Every failing assertion of every failed check, with the value seen."""
-        from hooks.evidence.reports import summary_to_json
 
         self.failures_of(summary_to_json(summary))
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 from hooks.cli.console import Console
 from hooks.cli.rehearse import rehearse
 from hooks.cli.sample_service import SampleService
+
+__all__ = ["EXAMPLES", "demo", "demo_command", "register"]
 
 #: The examples ship in the package (``hooks/examples``, mapped from ``test_suites/examples``
 #: by pyproject.toml); an editable install or a source tree reads them where they are.
@@ -52,3 +56,14 @@ def demo(console: Console, suites_dir: Path = EXAMPLES) -> int:
         f"in {time.monotonic() - started:.1f}s."
     )
     return 0 if expected else 1
+
+
+def register(sub: Any) -> None:
+    """The ``demo`` command's arguments."""
+    parser = sub.add_parser("demo", help="rehearse a good and a broken release of a sample service")
+    parser.set_defaults(run=demo_command)
+
+
+def demo_command(args: argparse.Namespace) -> int:
+
+    return demo(Console())

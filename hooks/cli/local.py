@@ -17,7 +17,25 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from hooks.adapters.conclusion import conclude_execution
+from hooks.adapters.handlers import ecs_runtime, runtime
+from hooks.adapters.stepfunctions import LocalBucket, LocalExecutions, run_shard
 from hooks.core.exceptions import ConfigError
+
+__all__ = [
+    "LOCAL_ENV",
+    "LOCAL_STATE_MACHINE",
+    "RECORDER",
+    "REPORT_OPERATION",
+    "LocalContext",
+    "ReportRecorder",
+    "attach",
+    "concluded",
+    "import_handler",
+    "patched_env",
+    "prepare_aws",
+    "run_state_machine_here",
+]
 
 REPORT_OPERATION = "PutLifecycleEventHookExecutionStatus"
 
@@ -112,7 +130,6 @@ def prepare_aws(report: str) -> None:
 
 def attach(on_check: Callable[[Any, Any], None] | None, reporters: list[Any]) -> Any:
     """The handlers' runtime, with progress output and file reports attached."""
-    from hooks.adapters.handlers import ecs_runtime, runtime
 
     current = runtime()
     for each in (current, ecs_runtime()):
@@ -132,8 +149,6 @@ LOCAL_ENV = {
 def run_state_machine_here(current: Any, timeout: float, say: Callable[[str], None]) -> Any:
     """Plans with ``runner: stepfunctions`` run their shards in this process, through the
     same shard and conclusion handlers the state machine calls (no AWS, no Docker)."""
-    from hooks.adapters.conclusion import conclude_execution
-    from hooks.adapters.stepfunctions import LocalBucket, LocalExecutions, run_shard
 
     bucket = LocalBucket()
     machine = LocalExecutions(

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hooks.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    UsageError,
+)
 from hooks.cli.console import Console
 from hooks.cli.local import (
     LOCAL_ENV,
@@ -17,12 +23,16 @@ from hooks.cli.local import (
     prepare_aws,
     run_state_machine_here,
 )
+from hooks.cli.rehearse_ecs import rehearse_ecs
 from hooks.core.lifecycle import LifecycleEvent
 from hooks.core.settings import Settings
+from hooks.core.target import Target
 from hooks.evidence.reports import CaptureReport
 from hooks.gate.evaluate import planned_events
 from hooks.gate.plan import PlanFile
 from hooks.suites.registry import discover
+
+__all__ = ["REHEARSAL_DEPLOYMENT", "Rehearsal", "Step", "register", "rehearse", "rehearse_command"]
 
 REHEARSAL_DEPLOYMENT = "d-REHEARSAL"
 
@@ -128,3 +138,54 @@ def rehearse(
                 break
         console.line(console.bold("Outcome: ") + rehearsal.outcome())
         return rehearsal
+
+
+def register(sub: Any) -> None:
+    """The ``rehearse`` command's arguments."""
+    rehearse = sub.add_parser("rehearse", help="rehearse a deployment's hooks in order")
+    rehearse.add_argument("--prod-url", required=True, help="the blue (production) build")
+    rehearse.add_argument("--test-url", required=True, help="the green (new) build")
+    rehearse.add_argument("--suites-dir", type=Path)
+    rehearse.add_argument("--timeout", type=float, default=300.0, help="seconds per hook")
+    rehearse.add_argument(
+        "--protocol",
+        choices=["codedeploy", "ecs"],
+        default="codedeploy",
+        help="CodeDeploy's lifecycle events, or Amazon ECS native blue/green stages",
+    )
+    rehearse.add_argument(
+        "--canary",
+        default="10,50,100",
+        help="ECS: production traffic steps in percent (default 10,50,100)",
+    )
+    rehearse.set_defaults(run=rehearse_command)
+
+
+def rehearse_command(args: argparse.Namespace) -> int:
+
+    for url in (args.prod_url, args.test_url):
+        Target(url=url)  # a malformed URL is a usage error
+    if args.protocol == "ecs":
+        try:
+            steps = [float(s) for s in args.canary.split(",") if s.strip()]
+        except ValueError:
+            raise UsageError(f"--canary {args.canary!r}: percentages, e.g. 10,50,100") from None
+        if not steps or steps[-1] != 100 or any(not 0 < s <= 100 for s in steps):
+            raise UsageError(f"--canary {args.canary!r}: rising percentages ending at 100")
+        ecs = rehearse_ecs(
+            args.prod_url,
+            args.test_url,
+            console=Console(),
+            timeout=args.timeout,
+            suites_dir=args.suites_dir,
+            canary=steps,
+        )
+        return EXIT_OK if ecs.shifted else EXIT_FAILED
+    result = rehearse(
+        args.prod_url,
+        args.test_url,
+        console=Console(),
+        timeout=args.timeout,
+        suites_dir=args.suites_dir,
+    )
+    return EXIT_OK if result.shifted else EXIT_FAILED

@@ -16,14 +16,31 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from hooks.adapters.ecs import PREFERRED_STAGES
+from hooks.adapters.ecs import PREFERRED_STAGES, handle_ecs
+from hooks.adapters.handlers import ecs_hook, ecs_runtime
 from hooks.cli.console import Console
 from hooks.cli.local import LocalContext, attach, patched_env, prepare_aws
 from hooks.core.ecs_event import EcsStage
 from hooks.core.settings import Settings
+from hooks.evidence.reports import CaptureReport
 from hooks.gate.evaluate import planned_events
 from hooks.gate.plan import PlanFile
 from hooks.suites.registry import discover
+
+__all__ = [
+    "ACCOUNT",
+    "BLUE",
+    "DEPLOYMENT",
+    "GREEN",
+    "MAX_CALLS",
+    "SERVICE",
+    "Call",
+    "EcsRehearsal",
+    "RollingBack",
+    "event",
+    "plan_of_calls",
+    "rehearse_ecs",
+]
 
 ACCOUNT = "arn:aws:ecs:us-east-1:123456789012"
 SERVICE = f"{ACCOUNT}:service/rehearsal/service"
@@ -97,10 +114,8 @@ def rehearse_ecs(
     suites_dir: Path | None = None,
     canary: Sequence[float] = (10, 50, 100),
 ) -> EcsRehearsal:
-    from hooks.adapters.ecs import handle_ecs
-    from hooks.adapters.handlers import ecs_hook, ecs_runtime
-    from hooks.evidence.reports import CaptureReport
 
+    # Long: the rehearsal reads as the deployment it plays: one stage after another.
     overrides = {"GREENLIGHT_SUITES_DIR": str(suites_dir)} if suites_dir else {}
     with patched_env(overrides):
         settings = Settings.from_env()

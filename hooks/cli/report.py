@@ -8,6 +8,7 @@ group come from ``codedeploy:GetDeployment`` unless given; the bucket from ``--b
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from collections.abc import Sequence
@@ -15,8 +16,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hooks.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    event_arg,
+)
+from hooks.cli.console import Console
 from hooks.core.exceptions import ConfigError
 from hooks.core.lifecycle import LifecycleEvent
+from hooks.evidence.reports import bundle_prefix_of
+
+__all__ = [
+    "Bundle",
+    "deployment_names",
+    "download_html",
+    "evidence_bucket",
+    "fetch",
+    "register",
+    "report_command",
+]
 
 
 @dataclass(frozen=True)
@@ -72,7 +90,6 @@ def fetch(
     events: Sequence[LifecycleEvent] = (),
 ) -> list[Bundle]:
     """The bundles of the deployment (of ``events``, or all there are), in lifecycle order."""
-    from hooks.evidence.reports import bundle_prefix_of
 
     found: list[Bundle] = []
     for event in events or list(LifecycleEvent):
@@ -100,3 +117,53 @@ def download_html(s3: Any, bucket: str, bundle: Bundle, directory: Path) -> Path
     body = s3.get_object(Bucket=bucket, Key=bundle.prefix + "report.html")["Body"].read()
     path.write_bytes(body)
     return path
+
+
+def register(sub: Any) -> None:
+    """The ``report`` command's arguments."""
+    report = sub.add_parser(
+        "report", help="show a deployment's evidence from S3, as `greenlight run` shows a run"
+    )
+    report.add_argument("deployment_id", help="the CodeDeploy deployment id, d-XXXXXXXXX")
+    report.add_argument(
+        "--event", type=event_arg, action="append", default=[], help="one lifecycle event (repeat)"
+    )
+    report.add_argument("--open", action="store_true", help="open the HTML report in a browser")
+    report.add_argument("--bucket", help="evidence bucket (default: $GREENLIGHT_EVIDENCE_BUCKET)")
+    report.add_argument("--stack-name", help="read the bucket from this stack's outputs")
+    report.add_argument("--application", help="skip codedeploy:GetDeployment: the application")
+    report.add_argument("--deployment-group", help="…and the deployment group")
+    report.add_argument("--html", type=Path, metavar="DIR", help="save the HTML reports in DIR")
+    report.set_defaults(run=report_command)
+
+
+def report_command(args: argparse.Namespace) -> int:
+    import tempfile
+    import webbrowser
+
+    import boto3
+
+    bucket = evidence_bucket(args.bucket, args.stack_name)
+    application, group = deployment_names(
+        args.deployment_id, args.application, args.deployment_group
+    )
+    s3 = boto3.client("s3")
+    bundles = fetch(s3, bucket, application, group, args.deployment_id, args.event)
+    console = Console()
+    for bundle in bundles:
+        report = bundle.report
+        console.line(
+            console.bold(f"{bundle.event.value} of {args.deployment_id} ({application}/{group})")
+            + f"  s3://{bucket}/{bundle.prefix}"
+        )
+        console.failures_of(report)
+        console.summary(report)
+        if args.html or args.open:
+            directory = args.html or Path(tempfile.mkdtemp(prefix="greenlight-"))
+            directory.mkdir(parents=True, exist_ok=True)
+            page = download_html(s3, bucket, bundle, directory)
+            console.line(f"  HTML report: {page}")
+            if args.open:
+                webbrowser.open(page.resolve().as_uri())
+    failed = any(b.report["verdict"] != "Succeeded" for b in bundles)
+    return EXIT_FAILED if failed else EXIT_OK

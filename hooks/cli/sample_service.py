@@ -10,6 +10,7 @@ Standard library only; listens on 127.0.0.1.
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
 import threading
@@ -17,6 +18,12 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from hooks.cli.common import (
+    UsageError,
+)
+
+__all__ = ["OPENAPI", "RELEASES", "SampleService", "register", "serve_sample_command"]
 
 RELEASES = {"blue": "1.4.0", "green": "1.5.0", "broken": "1.5.0"}
 
@@ -223,3 +230,29 @@ class SampleService:
             order["qty" if self.release == "broken" else "quantity"] = quantity
             self._orders[order_id] = order
         self._send(handler, 201, order, {"Location": f"/orders/{order_id}"})
+
+
+def register(sub: Any) -> None:
+    """The ``serve-sample`` command's arguments."""
+    sample = sub.add_parser("serve-sample", help="serve the demo's sample service on loopback")
+    sample.add_argument("--release", choices=["blue", "green", "broken"], default="green")
+    sample.add_argument("--port", type=int, default=8080)
+    sample.set_defaults(run=serve_sample_command)
+
+
+def serve_sample_command(args: argparse.Namespace) -> int:
+    import time
+
+    try:
+        service = SampleService(args.release, args.port).start()
+    except OSError as exc:
+        raise UsageError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}") from exc
+    print(
+        f"sample service {args.release} ({service.version}) on {service.url}; Ctrl-C stops it",
+        flush=True,
+    )
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        service.stop()

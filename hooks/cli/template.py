@@ -17,6 +17,8 @@ import yaml
 
 from hooks.core.exceptions import ConfigError
 
+__all__ = ["FunctionSpec", "Template", "load_template"]
+
 _NO_VALUE = object()
 
 

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from hooks.cli.common import (
+    EXIT_OK,
+    EXIT_USAGE,
+)
+from hooks.cli.local import patched_env
 from hooks.core.exceptions import ConfigError
 from hooks.core.lifecycle import LifecycleEvent
 from hooks.core.settings import PLAN_FILE_NAME, Settings
+from hooks.core.verdict import plural
 from hooks.core.yamlfile import line_of
 from hooks.gate.plan import PlanFile, plans_by_event
 from hooks.suites.registry import (
@@ -19,6 +26,15 @@ from hooks.suites.registry import (
     load_plugins,
     select_suites,
 )
+
+__all__ = [
+    "events_of",
+    "plan_lines",
+    "register",
+    "validate_command",
+    "validate_dir",
+    "validate_file",
+]
 
 
 def validate_dir(root: Path) -> tuple[list[str], Catalog, PlanFile | None]:
@@ -132,3 +148,69 @@ def events_of(catalog: Catalog) -> dict[str, list[str]]:
         for suite in catalog.suites
         if not isinstance(suite, BrokenSuite)
     }
+
+
+def register(sub: Any) -> None:
+    """The ``validate`` command's arguments."""
+    validate = sub.add_parser(
+        "validate", help="check suites and the plan without running them; print file:line errors"
+    )
+    validate.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        metavar="PATH",
+        help="suites directories, suite files or plan files (default: the suites directory)",
+    )
+    validate.add_argument(
+        "--plan",
+        action="store_true",
+        help="also print, per lifecycle event, the suites that would run and where each "
+        "plan value comes from",
+    )
+    validate.add_argument("--application", help="the application to match plan groups with")
+    validate.add_argument("--deployment-group", help="the deployment group to match with")
+    validate.set_defaults(run=validate_command)
+
+
+def validate_command(args: argparse.Namespace) -> int:
+    """Problems are configuration errors: exit 2 (as for every command)."""
+
+    paths = args.paths or [Settings.from_env().suites_dir]
+    problems: list[str] = []
+    report: list[str] = []
+    for path in paths:
+        if path.is_dir():
+            found, catalog, plan = validate_dir(path)
+            problems += found
+            if not found:
+                for name, events in sorted(events_of(catalog).items()):
+                    report.append(f"ok  {name}: {', '.join(events)}")
+                report.append(
+                    f"{plural(len(catalog.suites), 'suite')} valid in {path}; "
+                    f"plan: {plan.path if plan else 'none'}"
+                )
+                if args.plan:
+                    env = {
+                        "GREENLIGHT_SUITES_DIR": str(path),
+                        "GREENLIGHT_APPLICATION": args.application,
+                        "GREENLIGHT_DEPLOYMENT_GROUP": args.deployment_group,
+                    }
+                    with patched_env(env):
+                        settings = Settings.from_env()
+                    report.append(f"plan for {path} (suites at each event):")
+                    report += plan_lines(catalog, plan, settings)
+        else:
+            found = validate_file(path)
+            problems += found
+            if not found:
+                report.append(f"ok  {path}")
+    lines = [line for problem in problems for line in problem.splitlines()]
+    for line in lines:
+        print(line)
+    if lines:
+        print(f"{plural(len(lines), 'problem')} in {', '.join(map(str, paths))}")
+        return EXIT_USAGE
+    for line in report:
+        print(line)
+    return EXIT_OK

@@ -6,6 +6,15 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
+__all__ = [
+    "DEFAULT_SAFETY_MARGIN",
+    "LAMBDA_MAX_SECONDS",
+    "MAX_MARGIN_SHARE",
+    "Deadline",
+    "HasRemainingTime",
+    "remaining_seconds",
+]
+
 #: Seconds kept back from the Lambda's remaining time for reporting, by default.
 DEFAULT_SAFETY_MARGIN = 10.0
 #: The margin never takes more than this share of a short remaining time.

@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+__all__ = [
+    "ConfigError",
+    "DiscoveryError",
+    "GreenlightError",
+    "InvalidEventError",
+    "SealError",
+    "TargetNotReadyError",
+]
+
 
 class GreenlightError(Exception):
     """Base class of every error Greenlight raises on purpose."""
@@ -15,10 +24,6 @@ class ConfigError(GreenlightError):
     """A setting, plan file or suite file is invalid; the message names file and line."""
 
 
-class SuiteLoadError(GreenlightError):
-    """A suite or suite kind could not be found, imported or validated."""
-
-
 class DiscoveryError(GreenlightError):
     """The green stack could not be found from the deployment; names the failing call."""
 
@@ -29,7 +34,3 @@ class TargetNotReadyError(GreenlightError):
 
 class SealError(GreenlightError, ValueError):
     """State carried across an invocation that does not verify, or belongs to another call."""
-
-
-class ReportError(GreenlightError):
-    """The status report to CodeDeploy could not be delivered."""

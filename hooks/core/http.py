@@ -38,6 +38,17 @@ from hooks.core import redact
 from hooks.core.deadline import Deadline
 from hooks.core.target import Target, origin
 
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_TIMEOUT",
+    "MAX_REDIRECTS",
+    "BodyTooLargeError",
+    "CheckSession",
+    "ResponseTimeoutError",
+    "describe_error",
+    "make_session",
+]
+
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 10.0

@@ -10,6 +10,8 @@ from typing import Any
 
 from hooks.core.exceptions import InvalidEventError
 
+__all__ = ["HookInvocation", "LifecycleEvent", "parse_event"]
+
 
 class LifecycleEvent(StrEnum):
     """The ECS lifecycle events that can take a hook, in the order CodeDeploy runs them."""

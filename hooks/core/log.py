@@ -16,6 +16,8 @@ from typing import IO, TYPE_CHECKING
 if TYPE_CHECKING:
     from aws_lambda_powertools.logging import Logger
 
+__all__ = ["configure_for_cli", "get_logger"]
+
 _logger: Logger | None = None
 _creating = threading.Lock()
 

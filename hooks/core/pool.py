@@ -13,6 +13,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+__all__ = ["T", "WorkerPool"]
+
 T = TypeVar("T")
 
 

@@ -17,6 +17,18 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+__all__ = [
+    "CREDENTIAL_HEADERS",
+    "MASK",
+    "credential_parts",
+    "redact",
+    "redact_data",
+    "register",
+    "register_headers",
+    "reset",
+    "secrets",
+]
+
 MASK = "***"
 #: Headers whose values are credentials, whatever a suite says.
 CREDENTIAL_HEADERS = frozenset(

@@ -7,6 +7,16 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+__all__ = [
+    "EVIDENCE_BODY_LIMIT",
+    "CheckResult",
+    "Evidence",
+    "Policy",
+    "Status",
+    "SuiteResult",
+    "cut",
+]
+
 #: Response bodies kept as evidence are cut to this many characters.
 EVIDENCE_BODY_LIMIT = 500
 

@@ -12,6 +12,16 @@ from typing import Any
 from hooks.core.deadline import DEFAULT_SAFETY_MARGIN
 from hooks.core.exceptions import ConfigError
 
+__all__ = [
+    "DEFAULT_SUITES_DIR_NAME",
+    "LIMITS",
+    "PLAN_FILE_NAME",
+    "Settings",
+    "check_number",
+    "default_suites_dir",
+    "secrets_max_age",
+]
+
 DEFAULT_SUITES_DIR_NAME = "test_suites"
 PLAN_FILE_NAME = "greenlight.yaml"
 

@@ -9,6 +9,16 @@ from urllib.parse import urlsplit
 
 from hooks.version import __version__
 
+__all__ = [
+    "DEPLOYMENT_HEADER",
+    "USER_AGENT",
+    "NoProductionUrlError",
+    "Target",
+    "cloudwatch_dimensions",
+    "header_value",
+    "origin",
+]
+
 USER_AGENT = f"greenlight/{__version__}"
 #: Header that carries the deployment id on every request, so services can tell test traffic.
 DEPLOYMENT_HEADER = "X-Greenlight-Deployment-Id"

@@ -26,6 +26,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+__all__ = ["PACKAGE", "built_validator", "main", "schema_digest", "write_validators"]
+
 #: The package the build writes the compiled validators to.
 PACKAGE = "hooks._validators"
 

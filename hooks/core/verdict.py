@@ -8,6 +8,8 @@ from enum import StrEnum
 
 from hooks.core.results import Status, SuiteResult
 
+__all__ = ["Verdict", "VerdictStatus", "describe_failures", "plural", "tally"]
+
 
 class VerdictStatus(StrEnum):
     """The two statuses CodeDeploy accepts from a hook, and, for Amazon ECS hooks only, a

@@ -16,6 +16,17 @@ from yaml.resolver import Resolver
 from hooks.core.exceptions import ConfigError
 from hooks.core.validators import built_validator
 
+__all__ = [
+    "MAX_EXPANDED_NODES",
+    "Document",
+    "compiled_schema",
+    "line_of",
+    "load_document",
+    "load_yaml",
+    "located",
+    "validate",
+]
+
 Validator = Callable[[Any], Any]
 #: How many values aliases may add to a file beyond what it writes out ("billion laughs"):
 #: a document may expand to at most this many values or twice its own size.

@@ -15,6 +15,8 @@ import html
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+__all__ = ["SHOWN_FAILURES", "render"]
+
 #: Failures shown in full at the top of the page; the rest are in the suites below.
 SHOWN_FAILURES = 200
 

@@ -29,6 +29,15 @@ from hooks.core.verdict import VerdictStatus
 if TYPE_CHECKING:
     from hooks.gate.summary import Crash, RunSummary
 
+__all__ = [
+    "DEFAULT_NAMESPACE",
+    "UNKNOWN",
+    "MetricsReporter",
+    "check_metric",
+    "emit_crash",
+    "emit_run",
+]
+
 DEFAULT_NAMESPACE = "Greenlight"
 UNKNOWN = "unknown"
 

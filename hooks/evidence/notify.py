@@ -16,10 +16,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from hooks.aws.codedeploy import ReportOutcome
+from hooks.core import redact
 from hooks.core.verdict import VerdictStatus
 
 if TYPE_CHECKING:
     from hooks.gate.summary import Crash, RunSummary
+
+__all__ = ["LISTED_FAILURES", "NOTIFY_ON", "Notifier", "message_text", "notify_crash", "send"]
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +38,6 @@ class Notifier:
         self._sns = sns
 
     def publish(self, summary: RunSummary) -> None:
-        from hooks.core import redact
 
         settings = summary.settings
         if settings is None or not settings.notify_topic:

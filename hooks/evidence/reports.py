@@ -11,11 +11,29 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree as ET
 
+from hooks.core import redact
 from hooks.core.lifecycle import LifecycleEvent
 from hooks.core.results import Status
+from hooks.evidence.html_report import render
 
 if TYPE_CHECKING:
     from hooks.gate.summary import RunSummary
+
+__all__ = [
+    "BUNDLE_FILES",
+    "REPORT_VERSION",
+    "SCHEMA_PATH",
+    "CaptureReport",
+    "EvidenceBundle",
+    "HtmlReport",
+    "JUnitReport",
+    "JsonReport",
+    "bundle_files",
+    "bundle_prefix",
+    "bundle_prefix_of",
+    "junit_xml",
+    "summary_to_json",
+]
 
 
 log = logging.getLogger(__name__)
@@ -33,7 +51,6 @@ BUNDLE_FILES = {
 
 def summary_to_json(summary: RunSummary) -> dict[str, Any]:
     """The run as data; its shape is ``report_schema.json``. Secrets are redacted."""
-    from hooks.core import redact
 
     data = {"report_version": REPORT_VERSION, **summary.to_dict()}
     data["suites_detail"] = summary.run.to_dict()["suites"] if summary.run is not None else []
@@ -70,7 +87,6 @@ class HtmlReport:
         self.path = path
 
     def publish(self, summary: RunSummary) -> None:
-        from hooks.evidence.html_report import render
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text(render(summary_to_json(summary)), encoding="utf-8")
@@ -95,7 +111,7 @@ def junit_xml(summary: RunSummary) -> bytes:
     for a gate that succeeded. Each testcase has its duration and, when known, ``file``
     and ``line``. Secrets are redacted.
     """
-    from hooks.core import redact
+    # Long: the XML document, top to bottom.
 
     root = ET.Element("testsuites", name=f"greenlight {summary.invocation.lifecycle_event}")
     suites = summary.run.suites if summary.run is not None else ()
@@ -196,7 +212,6 @@ def bundle_prefix_of(
 
 def bundle_files(summary: RunSummary) -> dict[str, bytes]:
     """The bundle's files: the JSON result, the JUnit XML and the HTML page."""
-    from hooks.evidence.html_report import render
 
     data = summary_to_json(summary)
     return {

@@ -24,6 +24,17 @@ from typing import Any
 from hooks.core.results import CheckResult, Policy, Status, SuiteResult
 from hooks.core.verdict import Verdict, VerdictStatus, describe_failures, tally
 
+__all__ = [
+    "GateStep",
+    "Planned",
+    "decide",
+    "decide_gate",
+    "decide_planned",
+    "fail_safe_reports",
+    "fill",
+    "planned_from",
+]
+
 
 @dataclass(frozen=True)
 class Planned:

@@ -26,6 +26,20 @@ from hooks.core.settings import Settings, check_number
 from hooks.core.yamlfile import line_of, load_yaml, validate
 from hooks.process.runner import DEFAULT_CONCURRENCY
 
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_READINESS_TIMEOUT",
+    "DEFAULT_REQUEST_TIMEOUT",
+    "SCHEMA_PATH",
+    "TAG_HOST",
+    "TAG_REPORT_ONLY",
+    "TAG_SUITES",
+    "Plan",
+    "PlanFile",
+    "plans_by_event",
+    "resolve_plan",
+]
+
 SCHEMA_PATH = Path(__file__).with_name("plan_schema.json")
 DEFAULT_READINESS_TIMEOUT = 60.0
 DEFAULT_REQUEST_TIMEOUT = 10.0
@@ -172,6 +186,7 @@ def resolve_plan(
 
     ``stage`` (an Amazon ECS lifecycle stage) is looked up in ``suites`` before ``event``.
     """
+    # Long: one plan value after another, each with its source, in precedence order.
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     policies: dict[str, Policy] = {}

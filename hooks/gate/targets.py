@@ -69,67 +69,14 @@ def _codedeploy_target(
     progress: Progress,
     settings: Settings,
 ) -> Resolved:
-    """What to test at this event (DESIGN.md, "what each event can test").
-
-    BeforeInstall: production only (no green exists). AfterInstall: each green task
-    directly (the test listener still routes to blue). AfterAllowTestTraffic and
-    BeforeAllowTraffic: the test listener, once proved to forward to green.
-    AfterAllowTraffic: the production listener, which now serves green.
-    """
-    event = plan.event
-    url, prod_url = plan.target_url, plan.prod_url
-    green: list[GreenTarget] = []
-    hint = None
-    dimensions: dict[str, str] = {}
-    if url is None:
+    """What to test at this event (DESIGN.md, "what each event can test"): the URL the
+    plan names, or the listener discovery finds and proves."""
+    if plan.target_url is None:
         if deployment is None or runtime.discovery is None:
             raise ConfigError(_NO_TARGET)
-        discovery = runtime.discovery
-        progress.set("finding the listeners (elasticloadbalancing:DescribeListeners)")
-        stack = discovery.stack(deployment, event)
-        url, discovered_prod = stack.urls(event)
-        prod_url = prod_url or discovered_prod
-        log.info(
-            "discovered the target",
-            extra={
-                "test_url": url,
-                "prod_url": prod_url,
-                "green_target_groups": [g.name for g in stack.green],
-                "green_told_apart_by": stack.green_source,
-            },
-        )
-        served_by = stack.prod if event.green_on_prod_listener and stack.prod else stack.test
-        if event is not LifecycleEvent.BEFORE_INSTALL and stack.green_target_groups:
-            dimensions = cloudwatch_dimensions(served_by.arn, stack.green_target_groups[0])
-        if served_by.scheme == "internal" and settings.in_vpc is False:
-            hint = "internal load balancer: deploy with SubnetIds/SecurityGroupIds"
-            log.warning(
-                "the load balancer %s is internal and this function is not in a VPC: checks "
-                "cannot reach it (%s)",
-                served_by.dns_name,
-                hint,
-            )
-        if event is not LifecycleEvent.BEFORE_INSTALL:
-            progress.set(
-                "waiting for the green targets to be healthy "
-                "(elasticloadbalancing:DescribeTargetHealth)"
-            )
-            discovery.wait_ready(
-                stack.green_target_groups, timeout=plan.readiness_timeout, deadline=deadline
-            )
-            plan = with_host(plan, stack, discovery)
-            if event in (
-                LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC,
-                LifecycleEvent.BEFORE_ALLOW_TRAFFIC,
-            ):
-                progress.set("checking that the test listener forwards to green")
-                stack.prove_green(plan.host)
-            green = discovery.green_targets(stack)
-            log.info(
-                "green tasks",
-                extra={"green_targets": [t.label for t in green]},
-            )
-    elif event is LifecycleEvent.BEFORE_INSTALL:
+        return _discovered(plan, deployment, runtime.discovery, deadline, progress, settings)
+    url, prod_url = plan.target_url, plan.prod_url
+    if plan.event is LifecycleEvent.BEFORE_INSTALL:
         if prod_url is None:
             log.warning(
                 "at BeforeInstall no green task set exists: the target URL %s is taken as "
@@ -137,7 +84,67 @@ def _codedeploy_target(
                 url,
             )
         url = prod_url = prod_url or url
-    target = Target(
+    return Resolved(_target(plan, url, prod_url, {}), plan)
+
+
+def _discovered(
+    plan: Plan,
+    deployment: Deployment,
+    discovery: Discovery,
+    deadline: Deadline,
+    progress: Progress,
+    settings: Settings,
+) -> Resolved:
+    """BeforeInstall: production only (no green exists). AfterInstall: each green task
+    directly (the test listener still routes to blue). AfterAllowTestTraffic and
+    BeforeAllowTraffic: the test listener, once proved to forward to green.
+    AfterAllowTraffic: the production listener, which now serves green."""
+    event = plan.event
+    progress.set("finding the listeners (elasticloadbalancing:DescribeListeners)")
+    stack = discovery.stack(deployment, event)
+    url, discovered_prod = stack.urls(event)
+    prod_url = plan.prod_url or discovered_prod
+    log.info(
+        "discovered the target",
+        extra={
+            "test_url": url,
+            "prod_url": prod_url,
+            "green_target_groups": [g.name for g in stack.green],
+            "green_told_apart_by": stack.green_source,
+        },
+    )
+    served_by = stack.prod if event.green_on_prod_listener and stack.prod else stack.test
+    hint = None
+    if served_by.scheme == "internal" and settings.in_vpc is False:
+        hint = "internal load balancer: deploy with SubnetIds/SecurityGroupIds"
+        log.warning(
+            "the load balancer %s is internal and this function is not in a VPC: checks "
+            "cannot reach it (%s)",
+            served_by.dns_name,
+            hint,
+        )
+    if event is LifecycleEvent.BEFORE_INSTALL:
+        return Resolved(_target(plan, url, prod_url, {}), plan, [], hint)
+    dimensions: dict[str, str] = {}
+    if stack.green_target_groups:
+        dimensions = cloudwatch_dimensions(served_by.arn, stack.green_target_groups[0])
+    progress.set(
+        "waiting for the green targets to be healthy (elasticloadbalancing:DescribeTargetHealth)"
+    )
+    discovery.wait_ready(
+        stack.green_target_groups, timeout=plan.readiness_timeout, deadline=deadline
+    )
+    plan = with_host(plan, stack, discovery)
+    if event in (LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC, LifecycleEvent.BEFORE_ALLOW_TRAFFIC):
+        progress.set("checking that the test listener forwards to green")
+        stack.prove_green(plan.host)
+    green = discovery.green_targets(stack)
+    log.info("green tasks", extra={"green_targets": [t.label for t in green]})
+    return Resolved(_target(plan, url, prod_url, dimensions), plan, green, hint)
+
+
+def _target(plan: Plan, url: str, prod_url: str | None, dimensions: dict[str, str]) -> Target:
+    return Target(
         url=url,
         prod_url=prod_url,
         host=plan.host,
@@ -146,7 +153,6 @@ def _codedeploy_target(
         headers=dict(plan.headers),
         dimensions=dimensions,
     )
-    return Resolved(target, plan, green, hint)
 
 
 def _ecs_target(

@@ -14,6 +14,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 from hooks.core.deadline import Deadline
@@ -22,6 +23,8 @@ from hooks.core.results import CheckResult, Status, SuiteResult
 from hooks.core.target import Target
 from hooks.suites.base import DeploymentInfo, Suite, SuiteContext
 from hooks.suites.registry import BrokenSuite
+
+__all__ = ["DEFAULT_CONCURRENCY", "RunListener", "RunResult", "run_suites"]
 
 log = logging.getLogger(__name__)
 
@@ -116,81 +119,35 @@ def run_suites(
     """
     started = time.monotonic()
     pool = WorkerPool(concurrency, name="greenlight-check")
-    # One bound for both: suites at once, and checks at once across all suites.
-    slots = threading.BoundedSemaphore(max(suite_concurrency or concurrency, 1))
+    runner = _Runner(
+        deadline=deadline,
+        # One bound for both: suites at once, and checks at once across all suites.
+        slots=threading.BoundedSemaphore(max(suite_concurrency or concurrency, 1)),
+        listener=listener,
+        on_check=on_check,
+        context=partial(
+            SuiteContext,
+            target=target,
+            deployment=deployment,
+            deadline=deadline,
+            pool=pool,
+            request_timeout=request_timeout,
+            max_body_bytes=max_body_bytes,
+            plugins=plugins,
+        ),
+    )
     runs = [_SuiteRun(suite) for suite in suites]
-
-    def execute(run: _SuiteRun) -> None:
-        if not slots.acquire(timeout=deadline.remaining()):
-            return  # never started: the runner reports it as timed out
-        try:
-            run.started = time.monotonic()
-            if listener is not None:
-                listener.started(run.suite)
-
-            def emit(result: CheckResult) -> None:
-                with run.lock:
-                    run.reported.add(result.name)
-                    if listener is None:  # a listener streams them: no second copy here
-                        run.results.append(result)
-                for callback in (on_check, listener.check if listener else None):
-                    if callback is None:
-                        continue
-                    try:
-                        callback(run.suite, result)
-                    except Exception:  # progress output must never break a run
-                        log.exception("progress callback failed")
-
-            def expect(names: list[str]) -> None:
-                if listener is not None:
-                    listener.expected(run.suite, list(names))
-
-            ctx = SuiteContext(
-                target=target,
-                deployment=deployment,
-                deadline=deadline,
-                pool=pool,
-                emit=emit,
-                request_timeout=request_timeout,
-                expect=expect,
-                max_body_bytes=max_body_bytes,
-                plugins=plugins,
-            )
-            run.suite.run(ctx)
-        except BaseException as exc:  # a suite must not end the worker's run, whatever it does
-            log.error("suite %r raised %s: %s", run.suite.name, type(exc).__name__, exc)
-            log.debug("traceback of suite %r\n%s", run.suite.name, traceback.format_exc())
-            run.error = (
-                f"suite {run.suite.name!r} ({run.suite.kind}) raised {type(exc).__name__}: {exc}"
-            )
-        finally:
-            slots.release()
-        # A suite that returned because time ran out, with checks unreported, stays
-        # unfinished: the runner names those checks as timed out.
-        reported = run.reported
-        if (
-            deadline.expired()
-            and run.error is None
-            and any(n not in reported for n in run.suite.check_names())
-        ):
-            return
-        run.finished = time.monotonic()
-        # Told before it counts as done: the worker may exit as soon as every suite is done,
-        # and a suite whose end was never told would read as unfinished.
-        if listener is not None:
-            listener.finished(run.suite, run.error)
-        run.done.set()
-
     for run in runs:
         if isinstance(run.suite, BrokenSuite):  # could not load: nothing to run
             run.error = run.suite.error
-            run.started = run.finished = time.monotonic()
-            if listener is not None:
-                listener.finished(run.suite, run.error)
-            run.done.set()
+            run.started = time.monotonic()
+            runner.finish(run)
             continue
         threading.Thread(
-            target=execute, args=(run,), daemon=True, name=f"greenlight-suite-{run.suite.name}"
+            target=runner.execute,
+            args=(run,),
+            daemon=True,
+            name=f"greenlight-suite-{run.suite.name}",
         ).start()
     for run in runs:
         run.done.wait(timeout=deadline.remaining())
@@ -199,3 +156,69 @@ def run_suites(
     results = tuple(run.result(now) for run in runs)
     reached = any(not run.done.is_set() for run in runs)
     return RunResult(results, deadline_reached=reached, duration=now - started)
+
+
+@dataclass
+class _Runner:
+    """What every suite's thread shares: the deadline, the slots, where results go."""
+
+    deadline: Deadline
+    slots: threading.BoundedSemaphore
+    listener: RunListener | None
+    on_check: Callable[[Suite, CheckResult], None] | None
+    #: Builds a suite's :class:`SuiteContext` from its ``emit`` and ``expect``.
+    context: Callable[..., SuiteContext]
+
+    def execute(self, run: _SuiteRun) -> None:
+        if not self.slots.acquire(timeout=self.deadline.remaining()):
+            return  # never started: the runner reports it as timed out
+        try:
+            run.started = time.monotonic()
+            if self.listener is not None:
+                self.listener.started(run.suite)
+            run.suite.run(
+                self.context(emit=partial(self.emit, run), expect=partial(self.expect, run))
+            )
+        except BaseException as exc:  # a suite must not end the worker's run, whatever it does
+            log.error("suite %r raised %s: %s", run.suite.name, type(exc).__name__, exc)
+            log.debug("traceback of suite %r\n%s", run.suite.name, traceback.format_exc())
+            run.error = (
+                f"suite {run.suite.name!r} ({run.suite.kind}) raised {type(exc).__name__}: {exc}"
+            )
+        finally:
+            self.slots.release()
+        # A suite that returned because time ran out, with checks unreported, stays
+        # unfinished: the runner names those checks as timed out.
+        reported = run.reported
+        if (
+            self.deadline.expired()
+            and run.error is None
+            and any(n not in reported for n in run.suite.check_names())
+        ):
+            return
+        self.finish(run)
+
+    def finish(self, run: _SuiteRun) -> None:
+        run.finished = time.monotonic()
+        # Told before it counts as done: the worker may exit as soon as every suite is done,
+        # and a suite whose end was never told would read as unfinished.
+        if self.listener is not None:
+            self.listener.finished(run.suite, run.error)
+        run.done.set()
+
+    def emit(self, run: _SuiteRun, result: CheckResult) -> None:
+        with run.lock:
+            run.reported.add(result.name)
+            if self.listener is None:  # a listener streams them: no second copy here
+                run.results.append(result)
+        for callback in (self.on_check, self.listener.check if self.listener else None):
+            if callback is None:
+                continue
+            try:
+                callback(run.suite, result)
+            except Exception:  # progress output must never break a run
+                log.exception("progress callback failed")
+
+    def expect(self, run: _SuiteRun, names: list[str]) -> None:
+        if self.listener is not None:
+            self.listener.expected(run.suite, list(names))

@@ -17,6 +17,20 @@ import threading
 from collections.abc import Callable
 from typing import IO, Any
 
+__all__ = [
+    "end_spare",
+    "holds_pytest_files",
+    "interpreter_flags",
+    "launch",
+    "launch_fork_server",
+    "prestart",
+    "prestart_forks",
+    "spare",
+    "take_fork_server",
+    "take_spare",
+    "worker_env",
+]
+
 #: Variables read as a process starts (interpreter, loader, allocator, locale): a worker
 #: started ahead of time is used only if these are as they are now. The rest of the
 #: environment travels with the set-up.

@@ -34,6 +34,24 @@ from hooks.core.results import CheckResult, Policy, Status, SuiteResult
 from hooks.process import messages
 from hooks.process.spawn import launch, launch_fork_server, take_fork_server, take_spare, worker_env
 
+__all__ = [
+    "FORK_REPLY_SECONDS",
+    "MAX_PARALLEL",
+    "MAX_WORKER_OUTPUT_BYTES",
+    "MIN_FORKED_MB",
+    "MIN_WORKER_MB",
+    "SUPERVISOR_RESERVE_MB",
+    "WORKER_LEAD",
+    "ForkServer",
+    "ForkedProcess",
+    "ListedSuite",
+    "SupervisedRun",
+    "Supervisor",
+    "Worker",
+    "catalog_share",
+    "run_supervised",
+]
+
 log = logging.getLogger(__name__)
 
 #: Workers finish this much before the supervisor's deadline, to say what they have.
@@ -648,6 +666,7 @@ class Supervisor:
         ]
 
     def _assemble(self) -> tuple[list[SuiteResult], bool]:
+        # Long: every way a suite can end, in one place, so that none is forgotten.
         now = time.monotonic()
         results: list[SuiteResult] = []
         cut_short = False

@@ -38,6 +38,23 @@ from hooks.core.results import CheckResult
 from hooks.process import messages
 from hooks.suites.base import DeploymentInfo, Suite
 
+__all__ = [
+    "EXIT_CONFIG",
+    "EXIT_CRASH",
+    "EXIT_OK",
+    "MAX_FORK_REQUEST",
+    "THREAD_STACK_BYTES",
+    "RecordListener",
+    "RecordWriter",
+    "describe",
+    "fan_out",
+    "limit_memory",
+    "main",
+    "needs_own_worker",
+    "prepare",
+    "run",
+]
+
 log = logging.getLogger("hooks.process.worker")
 
 #: Stack of each thread the worker starts: the memory limit counts thread stacks.
@@ -89,6 +106,7 @@ def needs_own_worker(suite: Suite) -> bool:
     Only Greenlight's declarative suites and built-in checks share the catalog worker: a
     suite that can patch a library or hold a lock must not change what another one sees.
     """
+    # on use: an import that fails is reported as this worker's error (a record), not an exit
     from hooks.suites.base import CheckSuite
     from hooks.suites.http import HttpSuite
     from hooks.suites.registry import BrokenSuite
@@ -104,6 +122,7 @@ def needs_own_worker(suite: Suite) -> bool:
 
 
 def describe(index: int, suite: Suite) -> messages.ListedItem:
+    # on use: an import that fails is reported as this worker's error (a record), not an exit
     from hooks.suites.registry import BrokenSuite
     from hooks.suites.targeted import TargetedSuite
 
@@ -128,6 +147,7 @@ def _preload() -> None:
     invocation (a spare) does this while it waits. An import that fails here fails again,
     reported, where it is needed."""
     with contextlib.suppress(Exception):
+        # on use: an import that fails is reported as this worker's error (a record), not an exit
         import hooks.core.http
         import hooks.process.runner
         import hooks.suites.http
@@ -138,6 +158,7 @@ def _preload() -> None:
 
 def prepare(setup: messages.Setup) -> Any:
     """Everything that does not need the plan: imports, and the catalog (catalog mode)."""
+    # on use: an import that fails is reported as this worker's error (a record), not an exit
     import hooks.core.http  # noqa: F401 - requests and urllib3, before the clock starts
     from hooks.process.runner import run_suites  # noqa: F401
     from hooks.suites.registry import discover
@@ -154,47 +175,21 @@ def run(
     writer: RecordWriter,
     prepared: Any = None,
 ) -> None:
+    """The job: the catalog lists the planned suites and runs those that share it; a
+    suite's own worker runs its one suite."""
+    # on use: an import that fails is reported as this worker's error, not an exit
     from hooks.process.runner import run_suites
-    from hooks.suites.registry import BrokenSuite, load_one, select_suites
 
     event = LifecycleEvent(job.event)
-    policies = dict(job.policies)
     if setup.mode == "catalog":
-        suites = select_suites(
-            prepared,
-            event,
-            job.planned,
-            policies,
-            planned_source=job.planned_source,
-            suites_dir=Path(setup.suites_dir),
-        )
-        # Suites that passed in an earlier call of the same gate (ECS IN_PROGRESS).
-        skip = set(job.skip)
-        suites = [s for s in suites if s.name not in skip or isinstance(s, BrokenSuite)]
-        suites = fan_out(
-            [_production_only(s) for s in suites] if event is _BEFORE_INSTALL else suites,
-            job.green_targets,
-            all_suites=job.per_target_all,
-            through_listener=event is not LifecycleEvent.AFTER_INSTALL,
-        )
-        writer.send(messages.Listing(tuple(describe(i, s) for i, s in enumerate(suites))))
-        if job.list_only:  # the state machine runs them, in shards
+        found = _catalog_suites(setup, job, event, writer, prepared)
+        if found is None:  # listed only: the state machine runs them, in shards
             return
-        ids = {id(s): i for i, s in enumerate(suites)}
-        mine = [s for s in suites if not needs_own_worker(s)]
+        suites, ids = found
     else:
-        if job.origin is None or job.suite is None:
-            raise ConfigError("a suite's worker was given no suite to run")
-        suite = load_one(job.origin)
-        if suite.name in policies:
-            suite = suite.with_policy(policies[suite.name])
-        if job.green_target is not None:
-            from hooks.suites.targeted import TargetedSuite
-
-            suite = TargetedSuite(suite, job.green_target.url, job.green_target.label)
-        ids = {id(suite): job.suite}
-        mine = [suite]
-    if not mine:
+        suite = _own_suite(job)
+        suites, ids = [suite], {id(suite): job.suite or 0}
+    if not suites:
         return
     info = job.deployment
     deployment = DeploymentInfo(
@@ -209,7 +204,7 @@ def run(
         info.part,
     )
     run_suites(
-        mine,
+        suites,
         target=job.target.target(),
         deployment=deployment,
         deadline=deadline,
@@ -221,11 +216,64 @@ def run(
     )
 
 
+def _catalog_suites(
+    setup: messages.Setup,
+    job: messages.Job,
+    event: LifecycleEvent,
+    writer: RecordWriter,
+    catalog: Any,
+) -> tuple[list[Suite], dict[int, int]] | None:
+    """Select the planned suites, list them all, and keep those this worker runs (with
+    their ids); None when the job only asks for the listing."""
+    # on use: an import that fails is reported as this worker's error, not an exit
+    from hooks.suites.registry import BrokenSuite, select_suites
+
+    suites = select_suites(
+        catalog,
+        event,
+        job.planned,
+        dict(job.policies),
+        planned_source=job.planned_source,
+        suites_dir=Path(setup.suites_dir),
+    )
+    # Suites that passed in an earlier call of the same gate (ECS IN_PROGRESS).
+    skip = set(job.skip)
+    suites = [s for s in suites if s.name not in skip or isinstance(s, BrokenSuite)]
+    suites = fan_out(
+        [_production_only(s) for s in suites] if event is _BEFORE_INSTALL else suites,
+        job.green_targets,
+        all_suites=job.per_target_all,
+        through_listener=event is not LifecycleEvent.AFTER_INSTALL,
+    )
+    writer.send(messages.Listing(tuple(describe(i, s) for i, s in enumerate(suites))))
+    if job.list_only:
+        return None
+    ids = {id(s): i for i, s in enumerate(suites)}
+    return [s for s in suites if not needs_own_worker(s)], ids
+
+
+def _own_suite(job: messages.Job) -> Suite:
+    """The one suite a suite's own worker runs, under its policy, at its green task."""
+    # on use: an import that fails is reported as this worker's error, not an exit
+    from hooks.suites.registry import load_one
+    from hooks.suites.targeted import TargetedSuite
+
+    if job.origin is None or job.suite is None:
+        raise ConfigError("a suite's worker was given no suite to run")
+    suite = load_one(job.origin)
+    if suite.name in job.policies:
+        suite = suite.with_policy(job.policies[suite.name])
+    if job.green_target is not None:
+        suite = TargetedSuite(suite, job.green_target.url, job.green_target.label)
+    return suite
+
+
 _BEFORE_INSTALL = LifecycleEvent.BEFORE_INSTALL
 
 
 def _production_only(suite: Suite) -> Suite:
     """At BeforeInstall a declarative check must address production: else a broken suite."""
+    # on use: an import that fails is reported as this worker's error (a record), not an exit
     from hooks.suites.http import HttpSuite
     from hooks.suites.registry import BrokenSuite
 
@@ -245,6 +293,7 @@ def fan_out(
 ) -> list[Suite]:
     """Each suite that runs per task, once for each green task (and through the listener too,
     after AfterInstall); the others as they are."""
+    # on use: an import that fails is reported as this worker's error (a record), not an exit
     from hooks.suites.registry import BrokenSuite
     from hooks.suites.targeted import TargetedSuite
 
@@ -513,6 +562,7 @@ def _send(sock: Any, message: messages.Message) -> None:
 def _preload_pytest() -> None:
     """pytest and its own plugins (never a third-party one: no user code runs here)."""
     with contextlib.suppress(Exception):
+        # on use: an import that fails is reported as this worker's error (a record), not an exit
         import importlib
 
         import _pytest.config
@@ -542,10 +592,11 @@ def _warm_up_pytest() -> int | None:
     import tempfile
 
     with contextlib.suppress(Exception):
+        # on use: an import that fails is reported as this worker's error (a record), not an exit
         import pytest
 
         from hooks.suites import pytest_entry, pytest_plugin
-        from hooks.suites.pytest_kind import _QUIET_ARGS, isolated
+        from hooks.suites.pytest_kind import QUIET_ARGS, isolated
 
         with tempfile.TemporaryDirectory(prefix="greenlight-warm-up-") as folder:
             path = Path(folder) / "test_greenlight_fork_server_warm_up.py"
@@ -557,7 +608,7 @@ def _warm_up_pytest() -> int | None:
                         pytest.main(
                             [
                                 str(path),
-                                *_QUIET_ARGS,
+                                *QUIET_ARGS,
                                 f"--rootdir={folder}",
                                 "--target-url=http://-",
                             ],

@@ -42,13 +42,31 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hooks.core.deadline import Deadline
+from hooks.core.exceptions import ConfigError
 from hooks.core.lifecycle import LifecycleEvent
 from hooks.core.pool import WorkerPool
 from hooks.core.results import CheckResult, Policy, Status
 from hooks.core.target import Target
+from hooks.core.yamlfile import load_document, validate
 
 if TYPE_CHECKING:
     from hooks.core.http import CheckSession
+
+__all__ = [
+    "QUEUED_PER_THREAD",
+    "YAML_SUFFIXES",
+    "Check",
+    "CheckSuite",
+    "DeclaredKind",
+    "DeclaredSuite",
+    "DeploymentInfo",
+    "Suite",
+    "SuiteContext",
+    "SuiteKind",
+    "declared_kind",
+    "parse_events",
+    "run_guarded",
+]
 
 #: Checks a concurrent suite keeps queued on the pool per thread (the rest wait their turn).
 QUEUED_PER_THREAD = 4
@@ -112,6 +130,7 @@ class SuiteContext:
     @cached_property
     def session(self) -> CheckSession:
         """An HTTP session for the target: headers, TLS, host name, timeouts under the deadline."""
+        # on use: requests loads in the workers that send requests, never in the hook's process
         from hooks.core.http import make_session
 
         return make_session(
@@ -297,7 +316,6 @@ class SuiteKind(ABC):
 
 def parse_events(values: Any, where: str) -> frozenset[LifecycleEvent]:
     """Lifecycle event names from a suite file, with an error naming ``where``."""
-    from hooks.core.exceptions import ConfigError
 
     if not values:
         return frozenset()
@@ -357,8 +375,6 @@ class DeclaredKind(SuiteKind):
         return path.suffix in YAML_SUFFIXES and path.is_file() and declared_kind(path) == self.name
 
     def load(self, path: Path) -> list[Suite]:
-        from hooks.core.exceptions import ConfigError
-        from hooks.core.yamlfile import load_document, validate
 
         data, text, _ = load_document(path)
         if not isinstance(data, dict):

@@ -30,6 +30,7 @@ from typing import Any
 from hooks.core.results import CheckResult, Evidence, Policy, Status, SuiteResult, cut
 from hooks.core.yamlfile import located
 from hooks.suites.base import DeclaredKind, DeclaredSuite, SuiteContext
+from hooks.suites.http.template import UnknownVariableError, render
 from hooks.suites.loadgen import AGGREGATIONS, Generator, LoadResult, Outcome, Profile
 from hooks.suites.thresholds import (
     Threshold,
@@ -38,6 +39,20 @@ from hooks.suites.thresholds import (
     parse_section,
     show,
 )
+
+__all__ = [
+    "ARRIVAL_RATE",
+    "DEFAULT_MAX_IN_FLIGHT",
+    "DEFAULT_MIN_RATE",
+    "DEFAULT_TIMEOUT",
+    "PART_KEY",
+    "SCHEMA_PATH",
+    "Judge",
+    "LoadSuite",
+    "LoadSuiteKind",
+    "describe",
+    "judge_parts",
+]
 
 SCHEMA_PATH = Path(__file__).with_name("load_schema.json")
 ARRIVAL_RATE = "arrival rate"
@@ -90,8 +105,9 @@ class LoadSuite(DeclaredSuite):
         return [ARRIVAL_RATE, *(t.label for t in self.thresholds)]
 
     def run(self, ctx: SuiteContext) -> None:
+        # Long: one load, from its schedule to its measurements, in the order it happens.
+        # on use: requests loads in the workers that send requests, never in the hook's process
         from hooks.core.http import make_session
-        from hooks.suites.http.template import UnknownVariableError, render
 
         part = ctx.deployment.part
         count = part[1] if part else 1
@@ -298,6 +314,7 @@ class _Prepared:
         self.line = f"{self.method} {self.url}"
 
     def send(self, session: Any, due: float) -> Outcome:
+        # on use: requests loads in the workers that send requests, never in the hook's process
         from hooks.core.http import describe_error
 
         sent = time.perf_counter()

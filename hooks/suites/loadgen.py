@@ -27,6 +27,20 @@ from ddsketch import DDSketch
 
 from hooks.suites.thresholds import HTTP_METRICS, Threshold
 
+__all__ = [
+    "AGGREGATIONS",
+    "EXAMPLES_KEPT",
+    "RELATIVE_ACCURACY",
+    "SENDER_STACK_BYTES",
+    "Generator",
+    "LoadResult",
+    "Outcome",
+    "Profile",
+    "Series",
+    "lost",
+    "weighted_order",
+]
+
 #: DDSketch's relative accuracy: a percentile is within 1 % of the true value.
 RELATIVE_ACCURACY = 0.01
 #: Aggregations each load metric has (the thresholds' vocabulary).

@@ -39,10 +39,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from hooks.aws.discovery import explain
 from hooks.core.exceptions import ConfigError
 from hooks.core.results import CheckResult, Evidence, Status
 from hooks.core.yamlfile import located
 from hooks.suites.base import DeclaredKind, DeclaredSuite, SuiteContext
+from hooks.suites.http.template import UnknownVariableError, render
 from hooks.suites.thresholds import (
     HTTP_METRICS,
     Threshold,
@@ -52,6 +54,20 @@ from hooks.suites.thresholds import (
     parse_section,
     show,
 )
+
+__all__ = [
+    "DEFAULT_DELAY",
+    "DEFAULT_MIN_REQUESTS",
+    "DEFAULT_WINDOW",
+    "NAMESPACE",
+    "QUERY_MARGIN",
+    "SCHEMA_PATH",
+    "MetricsSuite",
+    "MetricsSuiteKind",
+    "Query",
+    "Window",
+    "cloudwatch",
+]
 
 SCHEMA_PATH = Path(__file__).with_name("metrics_schema.json")
 NAMESPACE = "AWS/ApplicationELB"
@@ -174,7 +190,6 @@ class MetricsSuite(DeclaredSuite):
             return
         if wait > 0:
             time.sleep(wait)
-        from hooks.suites.http.template import UnknownVariableError
 
         try:
             dimensions, custom = self._dimensions(ctx)
@@ -194,8 +209,6 @@ class MetricsSuite(DeclaredSuite):
             values = self._query(client, window, dimensions, custom)
             states = self._alarm_states(client) if self.alarms else {}
         except Exception as exc:
-            from hooks.aws.discovery import explain
-
             error = explain("cloudwatch", _failing_operation(exc), exc)
             self.emit_each(ctx, Status.ERROR, f"cannot read CloudWatch: {error}")
             return
@@ -205,7 +218,6 @@ class MetricsSuite(DeclaredSuite):
 
     def _dimensions(self, ctx: SuiteContext) -> tuple[dict[str, str], list[dict[str, str]]]:
         """Green's dimensions (discovered, then the file's), and each query's, rendered."""
-        from hooks.suites.http.template import render
 
         variables = ctx.variables()
         given = {k: str(render(v, variables)) for k, v in self.dimensions.items()}

@@ -36,6 +36,16 @@ from hooks.core.yamlfile import located
 from hooks.suites.base import DeclaredKind, DeclaredSuite, SuiteContext
 from hooks.suites.thresholds import ThresholdError, parse_seconds
 
+__all__ = [
+    "DEFAULT_BUDGET",
+    "DEFAULT_MAX_EXAMPLES",
+    "INSTALL_HINT",
+    "SAFE_METHODS",
+    "SCHEMA_PATH",
+    "OpenApiSuite",
+    "OpenApiSuiteKind",
+]
+
 SCHEMA_PATH = Path(__file__).with_name("openapi_schema.json")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 DEFAULT_MAX_EXAMPLES = 20
@@ -262,6 +272,7 @@ def _failure_line(failure: Any) -> str:
 
 
 def _describe(exc: BaseException) -> str:
+    # on use: requests loads in the workers that send requests, never in the hook's process
     from hooks.core.http import describe_error
 
     if isinstance(exc, ValueError | ConfigError):

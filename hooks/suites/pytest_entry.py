@@ -13,6 +13,8 @@ import os
 
 import pytest
 
+__all__ = ["pytest_addoption", "pytest_configure", "wanted"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("greenlight", "Greenlight suites (fixtures only with --target-url)")
@@ -38,6 +40,7 @@ def wanted(config: pytest.Config) -> bool:
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     if wanted(config):
+        # on use: the fixtures load only in a run that asks for them (not at import)
         from hooks.suites import pytest_plugin
 
         if not config.pluginmanager.is_registered(pytest_plugin):

@@ -26,11 +26,20 @@ from typing import Any
 from hooks.core.results import CheckResult, Status
 from hooks.suites.base import Suite, SuiteContext, SuiteKind
 
+__all__ = [
+    "QUIET_ARGS",
+    "PytestSuite",
+    "PytestSuiteKind",
+    "installed_plugins",
+    "isolated",
+    "plugin_args",
+]
+
 #: In-process pytest: no cache or bytecode (read-only code directory), no terminal output
 #: (logs stay structured), no fd capture (threads), the project's own pytest settings
 #: ignored (``-c /dev/null``), and the fixtures plugin passed in directly rather than
 #: auto-loaded through its ``pytest11`` entry point.
-_QUIET_ARGS = (
+QUIET_ARGS = (
     "-p",
     "no:cacheprovider",
     "-p",
@@ -122,6 +131,8 @@ class PytestSuite(Suite):
         return list(self._collected)
 
     def run(self, ctx: SuiteContext) -> None:
+        # Long: pytest's hooks are closures over this run's state.
+        # on use: pytest loads only in a pytest suite's own worker
         import pytest
 
         from hooks.suites import pytest_plugin
@@ -187,24 +198,39 @@ class PytestSuite(Suite):
             )
             return
         root = self.path if self.path.is_dir() else self.path.parent
-        args = [str(self.path), *_QUIET_ARGS, *named, f"--rootdir={root}"]
+        args = [str(self.path), *QUIET_ARGS, *named, f"--rootdir={root}"]
         with isolated():
             code = pytest.main(args, plugins=[Collector(), pytest_plugin])
+        self._ended(ctx, code, interrupted, reported, bool(collection_failed))
+
+    def _ended(
+        self,
+        ctx: SuiteContext,
+        code: int,
+        interrupted: list[str],
+        reported: set[str],
+        collection_failed: bool,
+    ) -> None:
+        """How pytest ended, when it is not a plain pass or fail: every collected test it did
+        not report is an error that says why."""
+        # on use: pytest loads only in a pytest suite's own worker
+        import pytest
+
         try:
-            code = pytest.ExitCode(code)
+            ended_with = pytest.ExitCode(code)
         except ValueError:  # pytest.exit(returncode=N) with a code of its own
-            code = pytest.ExitCode.INTERRUPTED
-        if code == pytest.ExitCode.NO_TESTS_COLLECTED:
+            ended_with = pytest.ExitCode.INTERRUPTED
+        if ended_with == pytest.ExitCode.NO_TESTS_COLLECTED:
             ctx.emit(
                 CheckResult(
                     "(collection)", Status.ERROR, message=f"no tests collected from {self.path}"
                 )
             )
-        elif code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) and not (
+        elif ended_with not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) and not (
             collection_failed and not self._collected
         ):  # a collection error already says why nothing ran
             cause = f": {interrupted[0]}" if interrupted else ""
-            ended = f"pytest ended with {code.name} for {self.path}{cause}"
+            ended = f"pytest ended with {ended_with.name} for {self.path}{cause}"
             for nodeid in self._collected:
                 if nodeid not in reported:
                     ctx.emit(CheckResult(nodeid, Status.ERROR, message=f"did not run: {ended}"))
@@ -275,6 +301,7 @@ class PytestSuiteKind(SuiteKind):
 
     def validate(self, path: Path) -> list[str]:
         """Collect without running: import errors and syntax errors, as pytest reports them."""
+        # on use: pytest loads only in a pytest suite's own worker
         import pytest
 
         from hooks.suites import pytest_plugin
@@ -288,6 +315,6 @@ class PytestSuiteKind(SuiteKind):
 
         with isolated():
             pytest.main(
-                [str(path), "--collect-only", *_QUIET_ARGS], plugins=[Collect(), pytest_plugin]
+                [str(path), "--collect-only", *QUIET_ARGS], plugins=[Collect(), pytest_plugin]
             )
         return problems

@@ -15,10 +15,17 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from hooks.aws.secrets import lookup
+from hooks.core.lifecycle import LifecycleEvent
+from hooks.core.target import Target
+from hooks.suites.base import DeploymentInfo
+
 if TYPE_CHECKING:
     from hooks.core.http import CheckSession
     from hooks.core.target import Target
     from hooks.suites.base import DeploymentInfo, SuiteContext
+
+__all__ = ["CONTEXT_KEY", "base_url", "deployment", "http", "secret", "target"]
 
 CONTEXT_KEY = pytest.StashKey["SuiteContext"]()
 
@@ -30,7 +37,6 @@ def _context(request: pytest.FixtureRequest) -> SuiteContext | None:
 @pytest.fixture(scope="session")
 def target(request: pytest.FixtureRequest) -> Target:
     """The service under test: ``target.url``, ``target.prod_url``, ``target.host``."""
-    from hooks.core.target import Target
 
     ctx = _context(request)
     if ctx is not None:
@@ -55,8 +61,6 @@ def base_url(target: Target) -> str:
 @pytest.fixture(scope="session")
 def deployment(request: pytest.FixtureRequest) -> DeploymentInfo:
     """The deployment being gated (placeholders on a laptop)."""
-    from hooks.core.lifecycle import LifecycleEvent
-    from hooks.suites.base import DeploymentInfo
 
     ctx = _context(request)
     if ctx is not None:
@@ -70,7 +74,6 @@ def secret() -> Any:
     ``secret("ssm:/greenlight/api-key")``. Values are redacted from every report and log;
     in the hook they were fetched before the run (write the reference as a literal string
     so it is found), on a laptop they are fetched with your AWS credentials."""
-    from hooks.aws.secrets import lookup
 
     def resolve(reference: str) -> str:
         return lookup(reference.removeprefix("${").removesuffix("}"))
@@ -81,6 +84,7 @@ def secret() -> Any:
 @pytest.fixture(scope="session")
 def http(request: pytest.FixtureRequest, target: Target, deployment: DeploymentInfo) -> Any:
     """A ready ``requests.Session``: timeouts, connection retries, TLS, host name, User-Agent."""
+    # on use: requests loads in the workers that send requests, never in the hook's process
     from hooks.core.http import make_session
 
     ctx = _context(request)

@@ -11,11 +11,14 @@ import time
 from hooks.core.results import CheckResult, Evidence, Status
 from hooks.suites.base import Check, CheckSuite, SuiteContext
 
+__all__ = ["REACHABILITY", "ReachabilityCheck"]
+
 
 class ReachabilityCheck(Check):
     name = "target answers without a 5xx"
 
     def run(self, ctx: SuiteContext) -> CheckResult:
+        # on use: requests loads in the workers that send requests, never in the hook's process
         from hooks.core.http import describe_error
 
         url = ctx.target.resolve("/")

@@ -22,6 +22,23 @@ from hooks.core.lifecycle import LifecycleEvent
 from hooks.core.results import CheckResult, Policy, Status
 from hooks.suites.base import Suite, SuiteContext, SuiteKind, declared_kind
 
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "EXAMPLES_DIR",
+    "PLAN_FILE_NAMES",
+    "BrokenSuite",
+    "Catalog",
+    "UnknownKind",
+    "candidate_paths",
+    "check_suites_dir",
+    "discover",
+    "load_one",
+    "load_plugins",
+    "load_suites_dir",
+    "scan_entry_points",
+    "select_suites",
+]
+
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "greenlight.suites"

@@ -6,6 +6,8 @@ import dataclasses
 
 from hooks.suites.base import Suite, SuiteContext
 
+__all__ = ["TargetedSuite"]
+
 
 class TargetedSuite(Suite):
     """``inner`` against the task at ``url``; named ``<suite> @ <ip:port>`` in every result.

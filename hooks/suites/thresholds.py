@@ -19,6 +19,17 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+__all__ = [
+    "HTTP_METRICS",
+    "Threshold",
+    "ThresholdError",
+    "parse",
+    "parse_all",
+    "parse_seconds",
+    "parse_section",
+    "show",
+]
+
 #: The HTTP metrics both the load generator and the load balancer measure, and their
 #: aggregations: ``p()`` stands for any percentile ``p(N)``.
 HTTP_METRICS: Mapping[str, frozenset[str]] = {

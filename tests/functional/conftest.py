@@ -19,9 +19,9 @@ from moto import mock_aws
 from moto.awslambda_simple.models import LambdaSimpleBackend
 
 from hooks.adapters.conclusion import conclude_execution
+from hooks.adapters.stepfunctions import run_shard
 from hooks.aws.codedeploy import CodeDeployCallback
 from hooks.cli.local import LocalContext
-from hooks.adapters.stepfunctions import run_shard
 from hooks.gate.summary import Runtime
 from tests.helpers import ROOT
 

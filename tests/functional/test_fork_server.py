@@ -342,7 +342,9 @@ def test_the_fork_servers_pytest_warm_up_runs_its_fixtures() -> None:
         [
             sys.executable,
             "-c",
-            "import sys\nfrom hooks.process.worker import _warm_up_pytest\nsys.exit(_warm_up_pytest())",
+            "import sys\n"
+            "from hooks.process.worker import _warm_up_pytest\n"
+            "sys.exit(_warm_up_pytest())",
         ],
         cwd=ROOT,
         capture_output=True,

@@ -31,9 +31,9 @@ from hooks.core.exceptions import DiscoveryError
 from hooks.core.lifecycle import LifecycleEvent
 from hooks.core.log import get_logger
 from hooks.core.settings import Settings
-from hooks.gate.targets import with_host
 from hooks.gate.plan import resolve_plan
 from hooks.gate.summary import Runtime
+from hooks.gate.targets import with_host
 from hooks.process.messages import GreenTask
 from hooks.process.worker import fan_out
 from hooks.suites.base import CheckSuite

@@ -16,8 +16,8 @@ from hooks.process.messages import (
     Done,
     Expect,
     Finished,
-    ForkExited,
     Forked,
+    ForkExited,
     ForkReady,
     ForkRequest,
     GreenTask,
@@ -129,13 +129,17 @@ def test_every_message_comes_back_as_it_went(message: messages.Message) -> None:
 
 
 @pytest.mark.parametrize(
-    "message", [m for m in EVERY_MESSAGE if isinstance(m, messages.Record)], ids=lambda m: type(m).__name__
+    "message",
+    [m for m in EVERY_MESSAGE if isinstance(m, messages.Record)],
+    ids=lambda m: type(m).__name__,
 )
 def test_a_worker_record_decodes_from_its_line(message: messages.Message) -> None:
     assert messages.decode(message.line()) == message
 
 
-@pytest.mark.parametrize("message", [ForkReady(1, 2), Forked(7), ForkExited(7, 0)], ids=lambda m: type(m).__name__)
+@pytest.mark.parametrize(
+    "message", [ForkReady(1, 2), Forked(7), ForkExited(7, 0)], ids=lambda m: type(m).__name__
+)
 def test_a_fork_reply_decodes(message: messages.Message) -> None:
     assert messages.decode_fork_reply(json.dumps(message.to_json()).encode()) == message
 

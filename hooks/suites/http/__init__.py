@@ -37,6 +37,15 @@ from hooks.suites.http.assertions import (
 from hooks.suites.http.compare import Answer, Compare, compare
 from hooks.suites.http.template import UnknownVariableError, render
 
+__all__ = [
+    "BUILTIN_VARIABLES",
+    "DEFAULT_ASSERTIONS",
+    "SCHEMA_PATH",
+    "HttpCheck",
+    "HttpSuite",
+    "HttpSuiteKind",
+]
+
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
 #: Without assertions, a check asserts that the response is not an error.
 DEFAULT_ASSERTIONS: tuple[Mapping[str, Any], ...] = ({"status": True, "less_than": 400},)
@@ -129,6 +138,7 @@ class HttpCheck(Check):
     def _attempt(
         self, ctx: SuiteContext, scope: Mapping[str, str], attempt: int
     ) -> tuple[list[str], Evidence | None, Response | None]:
+        # on use: requests loads in the workers that send requests, never in the hook's process
         from hooks.core.http import describe_error
 
         request, defaults, assertions = self.request, self.headers, self.assertions
@@ -190,6 +200,7 @@ class HttpCheck(Check):
         self, ctx: SuiteContext, scope: Mapping[str, str], spec: Compare, started: float
     ) -> CheckResult:
         """Blue and green, the same request each; a difference fails the check."""
+        # on use: requests loads in the workers that send requests, never in the hook's process
         from hooks.core.http import describe_error
 
         request, defaults, assertions = self.request, self.headers, self.assertions

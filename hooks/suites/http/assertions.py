@@ -14,6 +14,21 @@ from typing import Any
 
 from hooks.core.results import cut
 
+__all__ = [
+    "MAX_PATTERN_LENGTH",
+    "MAX_PATTERN_NESTING",
+    "MAX_REPEAT",
+    "PREDICATES",
+    "QUERIES",
+    "PatternError",
+    "Response",
+    "compile_pattern",
+    "evaluate",
+    "query",
+    "search",
+    "show",
+]
+
 QUERIES = ("status", "header", "jmespath", "body", "duration")
 _MISSING = object()
 #: Bounds on a regular expression: its length, nesting and repetition counts.

@@ -26,6 +26,19 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+__all__ = [
+    "DEFAULT_LATENCY_SLACK_MS",
+    "LISTED",
+    "SAFE_METHODS",
+    "Answer",
+    "Compare",
+    "compare",
+    "differences",
+    "judge_latency",
+    "pattern",
+    "pointer",
+]
+
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: Differences listed in a check's result (the count says how many more).
 LISTED = 20
@@ -130,9 +143,7 @@ class Answer:
         return json.loads(self.text)
 
 
-def compare(
-    spec: Compare, ask: Callable[[bool], Answer], rounds: int | None = None
-) -> tuple[list[str], str]:
+def compare(spec: Compare, ask: Callable[[bool], Answer]) -> tuple[list[str], str]:
     """Ask blue (``ask(True)``) and green (``ask(False)``) and list the differences, with a
     one-line summary of what was compared. ``ask`` raises to fail the check."""
     green = ask(False)

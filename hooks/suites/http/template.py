@@ -8,6 +8,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from hooks.aws.secrets import SecretError, lookup
+from hooks.core import redact
+
+__all__ = ["UnknownVariableError", "render"]
+
 _VARIABLE = re.compile(r"\$\$\{|\$\{([^}]*)\}")
 
 
@@ -36,8 +41,6 @@ def _lookup(match: re.Match[str], variables: Mapping[str, str]) -> str:
         return "${"
     name = match.group(1).strip()
     if name.startswith(("secret:", "ssm:")):
-        from hooks.aws.secrets import SecretError, lookup
-
         try:
             return lookup(name)  # registered as a secret before it is returned
         except SecretError as exc:
@@ -46,7 +49,6 @@ def _lookup(match: re.Match[str], variables: Mapping[str, str]) -> str:
         env_name = name[4:]
         if env_name not in os.environ:
             raise UnknownVariableError(f"environment variable {env_name!r} is not set")
-        from hooks.core import redact
 
         value = os.environ[env_name]
         redact.register(value)  # values from the environment are treated as secrets

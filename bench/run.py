@@ -427,12 +427,14 @@ def tavern(url: str, root: Path, count: int) -> float | None:
 WORKER_START = textwrap.dedent("""
     import sys, tempfile, time
     from hooks.core.deadline import Deadline
-    from hooks.process.messages import DeploymentSpec, Job, Setup, TargetSpec
+    from hooks.core.lifecycle import LifecycleEvent
+    from hooks.core.target import Target
+    from hooks.process.messages import Job, Setup
     from hooks.process.supervisor import SupervisedRun, run_supervised
+    from hooks.suites.base import DeploymentInfo
     setup = Setup(tempfile.mkdtemp(), log_plain=True)
-    job = Job("AfterAllowTestTraffic", TargetSpec("http://127.0.0.1:9"),
-              DeploymentSpec("d-BENCH", "bench"), planned=(), concurrency=16,
-              request_timeout=10)
+    job = Job(DeploymentInfo("d-BENCH", "bench", LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC),
+              Target("http://127.0.0.1:9"), planned=(), concurrency=16, request_timeout=10)
     t0 = time.perf_counter()
     results, _ = run_supervised(SupervisedRun(setup, 512), job, Deadline.in_seconds(60))
     print(time.perf_counter() - t0)

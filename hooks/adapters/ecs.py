@@ -1,24 +1,17 @@
 """Amazon ECS native blue/green lifecycle hooks: the second protocol adapter.
 
-ECS (``deploymentConfiguration.strategy: BLUE_GREEN``) invokes one Lambda function at the
-stages it is configured for, with::
-
-    {"executionId": "...", "lifecycleStage": "POST_TEST_TRAFFIC_SHIFT",
-     "resourceArn": "<the service deployment>",
-     "executionDetails": {"serviceArn": "...", "targetServiceRevisionArn": "...",
-                          "testTrafficWeights": {...}, "productionTrafficWeights": {...}},
-     "hookDetails": {...}}
-
-(an older documentation revision shows the same fields flat at the top level: both are
-accepted). The verdict is the return value: ``{"hookStatus": "SUCCEEDED" | "FAILED"}``, or
-``{"hookStatus": "IN_PROGRESS", "callBackDelay": s, "hookDetails": {...}}`` to be called
-again with those details. A missing status or a raised error rolls back, so nothing raises
-here: a malformed event is ``FAILED`` with the reason in the log.
+ECS invokes one Lambda function at the stages it is configured for
+(:mod:`hooks.core.ecs_event` parses the call). The verdict is the return value:
+``{"hookStatus": "SUCCEEDED" | "FAILED"}``, or ``{"hookStatus": "IN_PROGRESS",
+"callBackDelay": s, "hookDetails": {...}}`` to be called again with those details. A
+missing status or a raised error rolls back, so nothing raises here: a malformed event is
+``FAILED`` with the reason in the log.
 
 Each stage maps to the CodeDeploy lifecycle event that tests the same thing (the plan may
 also name stages directly). A gate longer than one Lambda run continues: suites that
-passed are carried in ``hookDetails`` and the rest run on the next call, until the gate's
-own budget (``GREENLIGHT_ECS_BUDGET`` seconds from the first call) is spent — then it fails.
+passed are carried in ``hookDetails`` (:mod:`hooks.gate.carried`) and the rest run on the
+next call, until the gate's own budget (``GREENLIGHT_ECS_BUDGET`` seconds from the first
+call) is spent — then it fails.
 """
 
 from __future__ import annotations

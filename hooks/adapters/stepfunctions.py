@@ -28,7 +28,7 @@ from hooks.aws import secrets, signing
 from hooks.core import redact
 from hooks.core.deadline import Deadline
 from hooks.core.exceptions import ConfigError
-from hooks.core.lifecycle import HookInvocation, LifecycleEvent
+from hooks.core.lifecycle import HookInvocation
 from hooks.core.results import SuiteResult
 from hooks.core.settings import Settings
 from hooks.core.verdict import Verdict, VerdictStatus
@@ -211,7 +211,7 @@ def hand_off(
         "summary": {
             "application": summary.application,
             "deployment_group": summary.deployment_group,
-            "target": job.target.url,
+            "target": job.target.url if job.target is not None else None,
         },
         # Never a secret's value: execution input is readable in the Step Functions
         # console. Each shard resolves them again.
@@ -244,9 +244,11 @@ def run_shard(event: Mapping[str, Any], context: Any, runtime: Runtime) -> dict[
     settings = Settings.from_env(runtime.env)
     deadline = Deadline.from_context(context, settings.safety_margin)
     job = Job.from_json(event["job"])
+    if job.target is None:
+        raise ConfigError("the shard's job has no target")
     shard = event["shard"]
     invocation = HookInvocation(
-        job.deployment.deployment_id, job.deployment.execution_id, LifecycleEvent(job.event)
+        job.deployment.deployment_id, job.deployment.execution_id, job.event
     )
     redact.reset()
     headers = dict(job.target.headers)

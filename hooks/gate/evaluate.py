@@ -32,9 +32,10 @@ from hooks.gate.carried import GateState, now, plan_digest
 from hooks.gate.decision import decide, decide_planned, planned_from
 from hooks.gate.plan import Plan, PlanFile, plans_by_event, resolve_plan
 from hooks.gate.targets import Resolved, resolve_target
-from hooks.process.messages import DeploymentSpec, GreenTask, Job, Setup, TargetSpec
+from hooks.process.messages import GreenTask, Job, Setup
 from hooks.process.runner import RunResult
 from hooks.process.supervisor import SupervisedRun, Supervisor
+from hooks.suites.base import DeploymentInfo
 from hooks.suites.registry import Catalog, check_suites_dir
 
 if TYPE_CHECKING:
@@ -103,8 +104,8 @@ def evaluate(
         if resolved.plan.runner == "stepfunctions":
             if hand_off is None:
                 raise ConfigError("runner: stepfunctions: this process cannot hand a run off")
-            headers = {**job.target.headers, **written_headers}
-            job = replace(job, target=replace(job.target, headers=headers))
+            headers = {**resolved.target.headers, **written_headers}
+            job = replace(job, target=replace(resolved.target, headers=headers))
             hand_off(summary, job, resolved.plan, settings, supervisor, deadline, runtime, progress)
             return
         run_here(summary, job, resolved, supervisor, deadline, runtime, started)
@@ -158,9 +159,10 @@ def build_job(
         progress.set("reading the suites' secrets (Secrets Manager, Parameter Store)")
     resolved_secrets, unresolved = secrets.resolve_all(references, settings.secrets_max_age)
     gate_began, passed_earlier = _gate_state(call, plan, runtime)
-    deployment = DeploymentSpec(
+    deployment = DeploymentInfo(
         invocation.deployment_id,
         invocation.execution_id,
+        plan.event,
         summary.application,
         summary.deployment_group,
         stage=call.stage.value if call is not None else None,
@@ -169,7 +171,7 @@ def build_job(
     )
     return replace(
         listing_job(plan, invocation),
-        target=TargetSpec.of(target),
+        target=target,
         deployment=deployment,
         skip=tuple(passed_earlier),
         secrets=tuple(redact.secrets()),
@@ -215,9 +217,7 @@ def listing_job(plan: Plan, invocation: HookInvocation) -> Job:
     """The part of a worker's job that the plan alone decides: which suites, under which
     policies and limits. Enough for the catalog worker to list them (the conclusion's job)."""
     return Job(
-        event=plan.event.value,
-        target=TargetSpec(plan.target_url or ""),
-        deployment=DeploymentSpec(invocation.deployment_id, invocation.execution_id),
+        deployment=DeploymentInfo(invocation.deployment_id, invocation.execution_id, plan.event),
         planned=tuple(plan.suites) if plan.suites is not None else None,
         planned_source=plan.sources.get("suites", "default"),
         policies=dict(plan.policies),

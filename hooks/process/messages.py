@@ -37,14 +37,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, ClassVar, TypeVar
 
+from hooks.core.lifecycle import LifecycleEvent
 from hooks.core.results import CheckResult, Evidence, Policy, Status, SuiteResult, cut
 from hooks.core.target import Target
+from hooks.suites.base import DeploymentInfo
 
 __all__ = [
     "MAX_RECORD_BYTES",
     "VERSION",
     "CheckDone",
-    "DeploymentSpec",
     "Done",
     "Expect",
     "Finished",
@@ -61,7 +62,6 @@ __all__ = [
     "Record",
     "Setup",
     "Started",
-    "TargetSpec",
     "WorkerFailed",
     "check_from_record",
     "decode",
@@ -230,36 +230,13 @@ class Setup(Message):
         )
 
 
-@dataclass(frozen=True)
-class TargetSpec:
-    """The target as a job carries it (:class:`hooks.core.target.Target`)."""
+def _target_json(target: Target) -> dict[str, Any]:
+    return {f.name: getattr(target, f.name) for f in fields(target)}
 
-    url: str
-    prod_url: str | None = None
-    host: str | None = None
-    verify: bool = True
-    ca_bundle: str | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    dimensions: Mapping[str, str] = field(default_factory=dict)
 
-    @classmethod
-    def of(cls, target: Target) -> TargetSpec:
-        return cls(
-            target.url,
-            target.prod_url,
-            target.host,
-            target.verify,
-            target.ca_bundle,
-            dict(target.headers),
-            dict(target.dimensions),
-        )
-
-    def target(self) -> Target:
-        return Target(**{f.name: getattr(self, f.name) for f in fields(self)})
-
-    @classmethod
-    def read(cls, data: Mapping[str, Any]) -> TargetSpec:
-        return cls(
+def _read_target(data: Mapping[str, Any]) -> Target:
+    try:
+        return Target(
             url=_text(data, "url"),
             prod_url=_maybe_text(data, "prod_url"),
             host=_maybe_text(data, "host"),
@@ -268,43 +245,40 @@ class TargetSpec:
             headers=_text_table(data, "headers"),
             dimensions=_text_table(data, "dimensions"),
         )
+    except ValueError as exc:  # the target's own checks (a URL that is not one)
+        raise ProtocolError(str(exc)) from exc
 
 
-@dataclass(frozen=True)
-class DeploymentSpec:
-    """The deployment a job runs for (:class:`hooks.suites.base.DeploymentInfo`)."""
+def _deployment_json(info: DeploymentInfo) -> dict[str, Any]:
+    data = {f.name: getattr(info, f.name) for f in fields(info)}
+    data["lifecycle_event"] = info.lifecycle_event.value
+    data["traffic"] = dict(info.traffic)
+    return data
 
-    deployment_id: str
-    execution_id: str
-    application: str | None = None
-    deployment_group: str | None = None
-    #: The Amazon ECS stage, for an ECS hook.
-    stage: str | None = None
-    traffic: Mapping[str, str] = field(default_factory=dict)
-    #: When the gate began (epoch seconds): an ECS gate's first call.
-    since: float | None = None
-    #: This shard's part of a suite run in N parts: (index, N).
-    part: tuple[int, int] | None = None
 
-    @classmethod
-    def read(cls, data: Mapping[str, Any]) -> DeploymentSpec:
-        part = data.get("part")
-        if part is not None and (
-            not isinstance(part, list | tuple)
-            or len(part) != 2
-            or not all(isinstance(p, int) and not isinstance(p, bool) for p in part)
-        ):
-            raise ProtocolError(f"'part' must be [index, count], got {part!r:.40}")
-        return cls(
-            deployment_id=_text(data, "deployment_id"),
-            execution_id=_text(data, "execution_id"),
-            application=_maybe_text(data, "application"),
-            deployment_group=_maybe_text(data, "deployment_group"),
-            stage=_maybe_text(data, "stage"),
-            traffic=_text_table(data, "traffic"),
-            since=None if data.get("since") is None else _number(data, "since"),
-            part=(int(part[0]), int(part[1])) if part is not None else None,
-        )
+def _read_deployment(data: Mapping[str, Any]) -> DeploymentInfo:
+    part = data.get("part")
+    if part is not None and (
+        not isinstance(part, list | tuple)
+        or len(part) != 2
+        or not all(isinstance(p, int) and not isinstance(p, bool) for p in part)
+    ):
+        raise ProtocolError(f"'part' must be [index, count], got {part!r:.40}")
+    try:
+        event = LifecycleEvent(_text(data, "lifecycle_event"))
+    except ValueError as exc:
+        raise ProtocolError(str(exc)) from exc
+    return DeploymentInfo(
+        deployment_id=_text(data, "deployment_id"),
+        execution_id=_text(data, "execution_id"),
+        lifecycle_event=event,
+        application=_maybe_text(data, "application"),
+        deployment_group=_maybe_text(data, "deployment_group"),
+        stage=_maybe_text(data, "stage"),
+        traffic=_text_table(data, "traffic"),
+        since=None if data.get("since") is None else _number(data, "since"),
+        part=(int(part[0]), int(part[1])) if part is not None else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -331,9 +305,10 @@ class Job(Message):
     """
 
     TYPE: ClassVar[str] = "job"
-    event: str
-    target: TargetSpec
-    deployment: DeploymentSpec
+    #: The deployment and the lifecycle event the job runs for.
+    deployment: DeploymentInfo
+    #: Where requests go; None in a job that only lists the suites.
+    target: Target | None = None
     #: The suites the plan names, or None: every suite that declares this event.
     planned: tuple[str, ...] | None = None
     planned_source: str = "the plan"
@@ -361,12 +336,14 @@ class Job(Message):
     origin: Mapping[str, Any] | None = None
     green_target: GreenTask | None = None
 
+    @property
+    def event(self) -> LifecycleEvent:
+        return self.deployment.lifecycle_event
+
     def body(self) -> dict[str, Any]:
         data = super().body()
-        data["target"] = {f.name: getattr(self.target, f.name) for f in fields(self.target)}
-        data["deployment"] = {
-            f.name: getattr(self.deployment, f.name) for f in fields(self.deployment)
-        }
+        data["target"] = _target_json(self.target) if self.target is not None else None
+        data["deployment"] = _deployment_json(self.deployment)
         data["policies"] = {name: _policy_json(p) for name, p in self.policies.items()}
         data["green_targets"] = [{"url": t.url, "label": t.label} for t in self.green_targets]
         if self.green_target is not None:
@@ -390,10 +367,10 @@ class Job(Message):
         origin = data.get("origin")
         if origin is not None and not isinstance(origin, Mapping):
             raise ProtocolError("'origin' must be an object")
+        target = data.get("target")
         return cls(
-            event=_text(data, "event"),
-            target=TargetSpec.read(_object(data, "target")),
-            deployment=DeploymentSpec.read(_object(data, "deployment")),
+            deployment=_read_deployment(_object(data, "deployment")),
+            target=_read_target(_object(data, "target")) if target is not None else None,
             planned=None if planned is None else _texts(data, "planned"),
             planned_source=_text(data, "planned_source"),
             policies={name: _policy(p) for name, p in policies.items()},

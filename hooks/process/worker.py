@@ -36,7 +36,7 @@ from hooks.core.exceptions import ConfigError
 from hooks.core.lifecycle import LifecycleEvent
 from hooks.core.results import CheckResult
 from hooks.process import messages
-from hooks.suites.base import DeploymentInfo, Suite
+from hooks.suites.base import Suite
 
 __all__ = [
     "EXIT_CONFIG",
@@ -180,7 +180,7 @@ def run(
     # on use: an import that fails is reported as this worker's error, not an exit
     from hooks.process.runner import run_suites
 
-    event = LifecycleEvent(job.event)
+    event = job.event
     if setup.mode == "catalog":
         found = _catalog_suites(setup, job, event, writer, prepared)
         if found is None:  # listed only: the state machine runs them, in shards
@@ -191,22 +191,12 @@ def run(
         suites, ids = [suite], {id(suite): job.suite or 0}
     if not suites:
         return
-    info = job.deployment
-    deployment = DeploymentInfo(
-        info.deployment_id,
-        info.execution_id,
-        event,
-        info.application,
-        info.deployment_group,
-        info.stage,
-        dict(info.traffic),
-        info.since,
-        info.part,
-    )
+    if job.target is None:
+        raise ConfigError("the job has suites to run and no target")
     run_suites(
         suites,
-        target=job.target.target(),
-        deployment=deployment,
+        target=job.target,
+        deployment=job.deployment,
         deadline=deadline,
         concurrency=job.concurrency,
         request_timeout=job.request_timeout,

@@ -17,9 +17,12 @@ from pathlib import Path
 import pytest
 
 from hooks.core.deadline import Deadline
+from hooks.core.lifecycle import LifecycleEvent
 from hooks.core.results import SuiteResult
-from hooks.process.messages import DeploymentSpec, Job, Setup, TargetSpec
+from hooks.core.target import Target
+from hooks.process.messages import Job, Setup
 from hooks.process.supervisor import ForkedProcess, ForkServer, SupervisedRun, Supervisor
+from hooks.suites.base import DeploymentInfo
 from tests.helpers import ROOT, InFlight, each, http_server, install_package
 
 TEST_FILE = """\
@@ -51,9 +54,8 @@ def _run(
 ) -> tuple[Supervisor, list[SuiteResult]]:
     run = Supervisor(SupervisedRun(Setup(str(suites), log_plain=True), 512))
     job = Job(
-        event="AfterAllowTestTraffic",
-        target=TargetSpec(url),
-        deployment=DeploymentSpec("d-FORK", "e"),
+        deployment=DeploymentInfo("d-FORK", "e", LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC),
+        target=Target(url),
         planned=tuple(planned),
         concurrency=concurrency,
         request_timeout=10,
@@ -219,9 +221,8 @@ def test_no_forked_worker_outlives_the_run(tmp_path: Path) -> None:
     suites = _suites(tmp_path / "suites", tmp_path / "record", [], extra=hanging)
     run = Supervisor(SupervisedRun(Setup(str(suites), log_plain=True), 512))
     job = Job(
-        event="AfterAllowTestTraffic",
-        target=TargetSpec("http://127.0.0.1:9"),
-        deployment=DeploymentSpec("d-FORK", "e"),
+        deployment=DeploymentInfo("d-FORK", "e", LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC),
+        target=Target("http://127.0.0.1:9"),
         planned=("extra",),
         concurrency=8,
         request_timeout=10,

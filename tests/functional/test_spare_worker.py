@@ -19,9 +19,12 @@ from pathlib import Path
 import pytest
 
 from hooks.core.deadline import Deadline
+from hooks.core.lifecycle import LifecycleEvent
+from hooks.core.target import Target
 from hooks.process import spawn
-from hooks.process.messages import DeploymentSpec, Job, Setup, TargetSpec
+from hooks.process.messages import Job, Setup
 from hooks.process.supervisor import SupervisedRun, Supervisor
+from hooks.suites.base import DeploymentInfo
 from tests.helpers import ROOT, http_server, reply
 
 SUITE = """\
@@ -47,9 +50,8 @@ def no_spare_left() -> Iterator[None]:
 
 def _job(url: str) -> Job:
     return Job(
-        event="AfterAllowTestTraffic",
-        target=TargetSpec(url),
-        deployment=DeploymentSpec("d-SPARE", "e"),
+        deployment=DeploymentInfo("d-SPARE", "e", LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC),
+        target=Target(url),
         planned=("env",),
         concurrency=2,
         request_timeout=5,

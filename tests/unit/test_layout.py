@@ -8,6 +8,7 @@ to dodge a cycle is still a cycle.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -330,3 +331,40 @@ def test_a_long_function_says_why_it_is_one_piece() -> None:
             if length > MOST_LINES and "# Long: " not in body:
                 unexplained.append(f"{name}.{node.name}: {length} lines")
     assert unexplained == []
+
+
+def _readme_flow() -> tuple[dict[str, str], list[tuple[str, str, bool]]]:
+    text = (ROOT / "README.md").read_text()
+    start = text.index("### The code, along one event")
+    block = text[
+        text.index("```mermaid", start) : text.index("```\n", text.index("```mermaid", start) + 10)
+    ]
+    nodes = dict(re.findall(r'(\w+)\["(hooks\.[\w.]+):', block))
+    edges = [
+        (a, b, arrow == "-.->")
+        for a, arrow, b in re.findall(
+            r"^\s*(\w+)(?:\[[^\]]*\])?\s*(-->|-\.->)\s*(\w+)", block, re.M
+        )
+    ]
+    return nodes, edges
+
+
+def test_the_readmes_module_diagram_is_the_code() -> None:
+    """Every box names a module that exists; every arrow is an import the graph finds (a
+    dotted arrow: the source starts the target by its module name)."""
+    nodes, edges = _readme_flow()
+    known = modules()
+    assert each(edges)
+    assert [m for m in nodes.values() if m not in known] == []
+    imports = {(e.source, e.target) for e in import_graph()}
+    wrong = []
+    for a, b, starts in edges:
+        source, target = nodes[a], nodes[b]
+        if starts:
+            if f'"{target}"' not in known[source].read_text():
+                wrong.append(f"{source} does not start {target}")
+        elif (source, target) not in imports:
+            wrong.append(f"{source} does not import {target}")
+    assert wrong == []
+    layers = {folder(m) for m in nodes.values()}
+    assert layers >= set(LAYERS) - {"cli", "core"}  # core is under every box

@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
+from hooks.core.lifecycle import LifecycleEvent
 from hooks.core.results import CheckResult, Evidence, Policy, Status
+from hooks.core.target import Target
 from hooks.process import messages
 from hooks.process.messages import (
     CheckDone,
-    DeploymentSpec,
     Done,
     Expect,
     Finished,
@@ -28,14 +29,13 @@ from hooks.process.messages import (
     ProtocolError,
     Setup,
     Started,
-    TargetSpec,
     WorkerFailed,
 )
+from hooks.suites.base import DeploymentInfo
 from tests.helpers import ROOT
 
 JOB = Job(
-    event="AfterAllowTestTraffic",
-    target=TargetSpec(
+    target=Target(
         "https://green.example.com:8443/api",
         prod_url="https://example.com",
         host="shop.example.com",
@@ -44,9 +44,10 @@ JOB = Job(
         headers={"Authorization": "Bearer x"},
         dimensions={"LoadBalancer": "app/lb/1"},
     ),
-    deployment=DeploymentSpec(
+    deployment=DeploymentInfo(
         "d-1",
         "e-1",
+        LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC,
         "shop",
         "shop-dg",
         stage="POST_TEST_TRAFFIC_SHIFT",
@@ -172,6 +173,8 @@ def test_a_record_of_another_shape_is_refused_naming_what_is_wrong(
     ("path", "value", "named"),
     [
         (("target", "url"), None, "'url' must be text"),
+        (("target", "url"), "ftp://x", "target URL must be http"),
+        (("deployment", "lifecycle_event"), "Install", "Install"),
         (("target", "headers"), {"a": 1}, "'headers' must map texts to texts"),
         (("deployment", "part"), [1], "'part' must be"),
         (("planned",), "smoke", "'planned' must be a list of texts"),

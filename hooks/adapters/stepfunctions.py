@@ -254,7 +254,7 @@ def run_shard(event: Mapping[str, Any], context: Any, runtime: Runtime) -> dict[
     headers = dict(job.target.headers)
     if any("${" in value for value in headers.values()):
         headers = header_secrets(headers, settings.secrets_max_age)
-    redact.register(*headers.values())
+    redact.bind(*headers.values())
     references = secrets.scan(settings.suites_dir)
     resolved, unresolved = secrets.resolve_all(references, settings.secrets_max_age)
     part = shard.get("part")

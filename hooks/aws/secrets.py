@@ -93,7 +93,7 @@ def fetch(reference: str, age: int | None = None) -> str:
                 raise SecretError(f"${{{reference}}}: no secret name")
             raw = secrets_provider.get(secret_name, max_age=age, force_fetch=age == 0)
             text = raw.decode() if isinstance(raw, bytes) else str(raw)
-            redact.register(text)  # the whole secret, before anything can show it
+            redact.bind(text)  # the whole secret, before anything can show it
             value = _json_key(reference, text, key) if key else text
         elif kind == "ssm":
             if not name.startswith("/") and not name.startswith("arn:"):
@@ -106,7 +106,7 @@ def fetch(reference: str, age: int | None = None) -> str:
         raise
     except Exception as exc:
         raise SecretError(f"${{{reference}}} could not be read: {_cause(exc)}") from None
-    redact.register(value)
+    redact.bind(value)
     return value
 
 
@@ -146,7 +146,7 @@ def provide(values: Mapping[str, str], errors: Mapping[str, str] | None = None) 
     """What the supervisor resolved (the job's ``resolved``) and could not (``unresolved``:
     not fetched again here), for :func:`lookup`."""
 
-    redact.register(*values.values())
+    redact.bind(*values.values())
     _given.update(values)
     _failed.update(errors or {})
 

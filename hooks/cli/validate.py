@@ -18,6 +18,7 @@ from hooks.core.settings import PLAN_FILE_NAME, Settings
 from hooks.core.verdict import plural
 from hooks.core.yamlfile import line_of
 from hooks.gate.plan import PlanFile, plans_by_event
+from hooks.suites.base import is_openapi_document
 from hooks.suites.registry import (
     PLAN_FILE_NAMES,
     BrokenSuite,
@@ -85,6 +86,8 @@ def validate_file(path: Path) -> list[str]:
     catalog = Catalog()
     load_plugins(catalog)
     kind = next((k for k in catalog.kinds.values() if k.claims(path)), None)
+    if kind is None and is_openapi_document(path):
+        return []  # data an openapi suite reads, as discovery of its folder also says
     if kind is None:
         kinds = ", ".join(sorted(catalog.kinds)) or "none"
         return [f"{path}: no suite kind claims this file (kinds installed: {kinds})"]
@@ -184,8 +187,12 @@ def validate_command(args: argparse.Namespace) -> int:
             found, catalog, plan = validate_dir(path)
             problems += found
             if not found:
+                sends = {s.name: s.secret_origins for s in catalog.suites if s.secret_origins}
                 for name, events in sorted(events_of(catalog).items()):
                     report.append(f"ok  {name}: {', '.join(events)}")
+                    if name in sends:
+                        origins = ", ".join(sends[name])
+                        report.append(f"    sends credentials to {origins} (secrets_to)")
                 report.append(
                     f"{plural(len(catalog.suites), 'suite')} valid in {path}; "
                     f"plan: {plan.path if plan else 'none'}"
@@ -204,7 +211,10 @@ def validate_command(args: argparse.Namespace) -> int:
             found = validate_file(path)
             problems += found
             if not found:
-                report.append(f"ok  {path}")
+                note = (
+                    " (an OpenAPI document: data, not a suite)" if is_openapi_document(path) else ""
+                )
+                report.append(f"ok  {path}{note}")
     lines = [line for problem in problems for line in problem.splitlines()]
     for line in lines:
         print(line)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import json
 import logging
 import socket
 import threading
@@ -44,6 +45,7 @@ __all__ = [
     "MAX_REDIRECTS",
     "BodyTooLargeError",
     "CheckSession",
+    "CredentialScopeError",
     "ResponseTimeoutError",
     "describe_error",
     "make_session",
@@ -66,6 +68,17 @@ class BodyTooLargeError(requests.exceptions.RequestException):
 
 class ResponseTimeoutError(requests.exceptions.Timeout):
     """The whole response did not arrive within the request's timeout."""
+
+
+class CredentialScopeError(requests.exceptions.RequestException):
+    """A request to an origin the gate does not target would carry a bound credential."""
+
+    def __init__(self, destination: str) -> None:
+        super().__init__(
+            f"not sent: the request to {destination} would carry a secret or a plan header "
+            f"value, and {destination} is not the target; a suite that must send credentials "
+            f"there names it (secrets_to: [{destination}])"
+        )
 
 
 # ---- the watchdog: one thread that shuts sockets whose request ran out of time ----
@@ -218,8 +231,13 @@ class CheckSession(requests.Session):
         host_origins: Iterable[str] = (),
         max_body_bytes: int | None = None,
         secret_headers: Iterable[str] = (),
+        secret_origins: Iterable[str] = (),
     ) -> None:
         super().__init__()
+        #: The plan's headers: sent to the target's origins only, never elsewhere.
+        self.target_headers: dict[str, str] = {}
+        #: Origins besides the target's a suite named as allowed to receive credentials.
+        self.secret_origins = frozenset(origin(o) for o in secret_origins)
         self.default_timeout = timeout
         self.deadline = deadline
         self.host = host
@@ -286,6 +304,13 @@ class CheckSession(requests.Session):
             if here not in self.host_origins:
                 headers.pop("Host", None)
             kwargs.pop("auth", None)
+        if here in self.host_origins and here == first_origin:
+            given = {name.lower() for name in headers}
+            for name, value in self.target_headers.items():
+                if name.lower() not in given:
+                    headers[name] = value
+        elif here not in self.host_origins and here not in self.secret_origins:
+            self._refuse_carried(here, url, headers, kwargs)
         merged = {**self.headers, **{k: v for k, v in headers.items() if v is not None}}
         redact.register_headers(merged, self.secret_headers)
         self._apply_env(kwargs, url)
@@ -313,6 +338,24 @@ class CheckSession(requests.Session):
                 f"no complete response within {timeout:g}s (connect, headers and body)"
             )
         return response
+
+    def _refuse_carried(
+        self, here: str, url: str, headers: dict[str, Any], kwargs: dict[str, Any]
+    ) -> None:
+        """Refuse a request to another origin that would carry a bound credential: in its
+        URL, a header (the session's or its own) or its body."""
+        texts = [url, *(str(v) for v in {**self.headers, **headers}.values() if v is not None)]
+        for key in ("params", "data", "json"):
+            value = kwargs.get(key)
+            if isinstance(value, bytes):
+                texts.append(value.decode("utf-8", "replace"))
+            elif value is not None:
+                texts.append(value if isinstance(value, str) else json.dumps(value, default=str))
+        auth = kwargs.get("auth")
+        if isinstance(auth, tuple):
+            texts += [str(part) for part in auth]
+        if redact.carried(*texts):
+            raise CredentialScopeError(here)
 
     def _apply_env(self, kwargs: dict[str, Any], url: str) -> None:
         """What requests reads from the environment on every request, read once here.
@@ -436,8 +479,13 @@ def make_session(
     pool_size: int = 10,
     max_body_bytes: int | None = None,
     secret_headers: Iterable[str] = (),
+    secret_origins: Iterable[str] = (),
 ) -> CheckSession:
-    """A ready session for ``target``: headers, TLS settings, host name, timeouts, retries."""
+    """A ready session for ``target``: headers, TLS settings, host name, timeouts, retries.
+
+    The plan's headers go to the target's origins only (green, and production for a
+    comparison); no request elsewhere may carry one, or a secret's value, unless its
+    origin is in ``secret_origins``."""
     origins = [origin(u) for u in (target.url, target.prod_url) if u]
     session = CheckSession(
         timeout,
@@ -446,10 +494,13 @@ def make_session(
         host_origins=origins,
         max_body_bytes=max_body_bytes,
         secret_headers=secret_headers,
+        secret_origins=secret_origins,
     )
-    session.headers.update(target.default_headers(deployment_id))
+    headers = target.default_headers(deployment_id)
+    session.target_headers = {name: headers.pop(name) for name in target.headers if name in headers}
+    session.headers.update(headers)
     session.headers["Accept-Encoding"] = "gzip, deflate"  # the encodings read under the cap
-    redact.register(*target.headers.values())
+    redact.bind(*session.target_headers.values(), *target.headers.values())
     session.verify = target.tls_verify
     if not target.verify:
         import urllib3

@@ -2,7 +2,9 @@
 
 Registered are the values of ``${env:...}`` references, of credential-bearing headers
 (``Authorization``, ``Cookie``, ``X-Api-Key``, ... and any header a suite marks secret) and
-of the plan's headers. Every message, log line, report and record passes through
+of the plan's headers. Values of secret references and of the plan's headers are also
+*bound* to the target's origins (:func:`bind`): :mod:`hooks.core.http` refuses to send one
+anywhere else. Every message, log line, report and record passes through
 :func:`redact` on its way out; each value is also replaced in the forms it takes in URLs
 and quoted text (percent-encoded, JSON-escaped, without surrounding white space).
 """
@@ -20,6 +22,9 @@ from urllib.parse import quote, quote_plus
 __all__ = [
     "CREDENTIAL_HEADERS",
     "MASK",
+    "MIN_BOUND_LENGTH",
+    "bind",
+    "carried",
     "credential_parts",
     "redact",
     "redact_data",
@@ -47,6 +52,11 @@ CREDENTIAL_HEADERS = frozenset(
 _lock = threading.Lock()
 _values: set[str] = set()
 _pattern: re.Pattern[str] | None = None
+#: Credentials bound to the target's origins: values of secret references and of the
+#: plan's headers. A request to any other origin must not carry one (:func:`carried`).
+_bound: set[str] = set()
+#: Shorter values are not looked for in a request (too likely to occur by chance).
+MIN_BOUND_LENGTH = 4
 
 
 def _forms(value: str) -> set[str]:
@@ -73,6 +83,21 @@ def register(*values: Any) -> None:
             # Longest first, so a secret that contains another is masked whole.
             alternatives = sorted(_values, key=len, reverse=True)
             _pattern = re.compile("|".join(re.escape(v) for v in alternatives))
+
+
+def bind(*values: Any) -> None:
+    """Register each value as a secret, and as a credential for the target's origins only."""
+    register(*values)
+    with _lock:
+        _bound.update(str(v) for v in values if v is not None and len(str(v)) >= MIN_BOUND_LENGTH)
+
+
+def carried(*texts: str) -> bool:
+    """Whether any of ``texts`` holds a bound credential, in any of its encoded forms."""
+    with _lock:
+        bound = list(_bound)
+    forms = {form for value in bound for form in _forms(value) if len(form) >= MIN_BOUND_LENGTH}
+    return any(form in text for text in texts if text for form in forms)
 
 
 def register_headers(headers: Mapping[str, Any] | None, secret: Iterable[str] = ()) -> None:
@@ -130,6 +155,7 @@ def reset() -> None:
     global _pattern
     with _lock:
         _values.clear()
+        _bound.clear()
         _pattern = None
 
 

@@ -153,7 +153,7 @@ def build_job(
     gate, what its earlier calls passed."""
     plan, target, invocation = resolved.plan, resolved.target, summary.invocation
     call = invocation.ecs
-    redact.register(*plan.headers.values())
+    redact.bind(*plan.headers.values())
     references = secrets.scan(settings.suites_dir)
     if references:
         progress.set("reading the suites' secrets (Secrets Manager, Parameter Store)")
@@ -279,7 +279,7 @@ def header_secrets(headers: Mapping[str, str], age: int) -> dict[str, str]:
         name: secrets.substitute(value, f"plan header {name}", age)
         for name, value in headers.items()
     }
-    redact.register(*resolved.values())
+    redact.bind(*resolved.values())
     return resolved
 
 

@@ -177,7 +177,11 @@ class _Runner:
             if self.listener is not None:
                 self.listener.started(run.suite)
             run.suite.run(
-                self.context(emit=partial(self.emit, run), expect=partial(self.expect, run))
+                self.context(
+                    emit=partial(self.emit, run),
+                    expect=partial(self.expect, run),
+                    secret_origins=tuple(run.suite.secret_origins),
+                )
             )
         except BaseException as exc:  # a suite must not end the worker's run, whatever it does
             log.error("suite %r raised %s: %s", run.suite.name, type(exc).__name__, exc)

@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -379,6 +380,16 @@ def main(argv: list[str] | None = None) -> int:
     _serve(out, lambda: _setup(sys.stdin.readline()), lambda: _job(sys.stdin.readline()))
 
 
+def _write_nothing_here() -> None:
+    """What suites' libraries would write beside the code (read-only in Lambda) goes to a
+    temporary directory: Hypothesis's example database and caches (OpenAPI suites, and
+    pytest suites that use it) unless the environment names a place already."""
+    if not os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+        # One place for every worker of the container (not a new folder per invocation).
+        where = os.path.join(tempfile.gettempdir(), "greenlight-hypothesis")
+        os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = where
+
+
 def _setup(line: str) -> messages.Setup:
     if not line.strip():
         raise ConfigError("the worker was started without its set-up")
@@ -403,6 +414,7 @@ def _serve(
         if setup.environ is not None:  # the environment as it is now, not at our start
             os.environ.clear()
             os.environ.update(setup.environ)
+        _write_nothing_here()
         limit_memory(setup.memory_mb, 16)
         _configure_logging(setup)
         prepared: Any = None

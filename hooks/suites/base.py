@@ -64,6 +64,7 @@ __all__ = [
     "SuiteContext",
     "SuiteKind",
     "declared_kind",
+    "is_openapi_document",
     "parse_events",
     "run_guarded",
 ]
@@ -126,6 +127,9 @@ class SuiteContext:
     #: pytest plugins the plan names (``plugins``): the only ones a pytest suite loads,
     #: besides those its own files name with ``pytest_plugins``.
     plugins: tuple[str, ...] = ()
+    #: Origins besides the target's this suite may send credentials to (its own
+    #: ``secret_origins``).
+    secret_origins: tuple[str, ...] = ()
 
     @cached_property
     def session(self) -> CheckSession:
@@ -140,6 +144,7 @@ class SuiteContext:
             timeout=self.request_timeout,
             pool_size=self.pool.max_workers,
             max_body_bytes=self.max_body_bytes,
+            secret_origins=self.secret_origins,
         )
 
     def variables(self) -> dict[str, str]:
@@ -233,6 +238,12 @@ class Suite(ABC):
     #: Parallel parts a state machine runs this suite in (``runner: stepfunctions``): each
     #: run sees its part in ``ctx.deployment.part``. A load with ``workers: N``.
     shards: int = 1
+    #: Files beside it that this suite reads as data (an OpenAPI document): never suites.
+    data_files: tuple[Path, ...] = ()
+    #: Origins besides the target's that this suite's requests may carry credentials to
+    #: (secret values, the plan's headers): ``secrets_to`` in a suite file. Every other
+    #: origin is refused them (``validate`` lists these).
+    secret_origins: tuple[str, ...] = ()
 
     def check_names(self) -> list[str]:
         """Names of the checks, when known before running (to name the ones that time out)."""
@@ -325,8 +336,23 @@ def parse_events(values: Any, where: str) -> frozenset[LifecycleEvent]:
         raise ConfigError(f"{where}: {exc}") from exc
 
 
+#: The first key of an OpenAPI or Swagger document: data a suite reads, never a suite.
+_OPENAPI_LINE = re.compile(r"^(?:openapi|swagger)[ \t]*:", re.MULTILINE)
 _KIND_LINE = re.compile(r"^kind:[ \t]*[\'\"]?([A-Za-z0-9_.-]+)[\'\"]?[ \t]*(?:#.*)?$", re.MULTILINE)
 YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def is_openapi_document(path: Path) -> bool:
+    """A YAML file with a top-level ``openapi:`` or ``swagger:`` key (an API description
+    an ``openapi`` suite names): data, which no kind loads as a suite."""
+    if path.suffix not in YAML_SUFFIXES or not path.is_file():
+        return False
+    try:
+        with open(path, encoding="utf-8", errors="replace") as file:
+            head = file.read(65536)
+    except OSError:
+        return False
+    return _OPENAPI_LINE.search(head) is not None and _KIND_LINE.search(head) is None
 
 
 def declared_kind(path: Path) -> str | None:
@@ -363,6 +389,7 @@ class DeclaredSuite(Suite):
         self.tags = frozenset(data.get("tags", []))
         self.events = parse_events(data.get("events"), str(path))
         self.policy = Policy(report_only=bool(data.get("report_only", False)))
+        self.secret_origins = tuple(str(o) for o in data.get("secrets_to", ()))
 
 
 class DeclaredKind(SuiteKind):

@@ -136,6 +136,7 @@ class LoadSuite(DeclaredSuite):
             timeout=self.timeout,
             pool_size=self.max_in_flight,
             max_body_bytes=ctx.max_body_bytes,
+            secret_origins=ctx.secret_origins,
         )
         prepared = {spec["name"]: _Prepared(spec, ctx) for spec in requests}
 

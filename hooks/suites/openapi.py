@@ -83,6 +83,8 @@ class OpenApiSuite(DeclaredSuite):
         self.exclude = [str(p) for p in data.get("exclude", [])]
         self.allow_unsafe = bool(data.get("allow_unsafe", False))
         self.folder = path.parent
+        if not self.schema.startswith(("/", "http://", "https://")):
+            self.data_files = ((self.folder / self.schema).resolve(),)
 
     def run(self, ctx: SuiteContext) -> None:
         started = time.monotonic()

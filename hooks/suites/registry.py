@@ -205,6 +205,11 @@ def load_suites_dir(catalog: Catalog, root: Path) -> None:
         for suite in loaded:
             suite.origin = {"kind": kind.name, "path": str(path), "name": suite.name}
         catalog.suites.extend(loaded)
+    # A file a suite reads as data (its OpenAPI document) is not a suite, whatever claimed it.
+    data = {file for suite in catalog.suites for file in suite.data_files}
+    catalog.suites = [
+        s for s in catalog.suites if not s.source or Path(s.source).resolve() not in data
+    ]
 
 
 def _declared_name(path: Path) -> str:

@@ -28,6 +28,7 @@ class TargetedSuite(Suite):
         self.policy = inner.policy
         self.source = inner.source
         self.origin = inner.origin
+        self.secret_origins = inner.secret_origins
 
     def check_names(self) -> list[str]:
         return self.inner.check_names()

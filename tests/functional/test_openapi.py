@@ -274,3 +274,60 @@ def test_an_operation_nothing_can_be_generated_for_fails(tmp_path: Path) -> None
     )
     assert result.status.value == "failed"
     assert "Cannot generate test cases" in result.message
+
+
+def test_a_document_on_another_origin_is_fetched_without_the_plans_headers(
+    tmp_path: Path,
+) -> None:
+    """GIVEN a plan header (a credential for green) and an OpenAPI document on another host
+    WHEN the suite fetches the document and tests green
+    THEN green receives the header; the document's host never does."""
+    other_seen: list[str] = []
+
+    def other(handler: Any) -> None:
+        other_seen.append(str(handler.headers))
+        reply(handler, 200, DOCUMENT)
+
+    with http_server(other) as other_url:
+        suites = write(
+            tmp_path, f"kind: openapi\nname: contract\nschema: {other_url}/openapi.json\n"
+        )
+        (suites / "greenlight.yaml").write_text(
+            "version: 1\ndefaults:\n  headers:\n    X-Plan: plan-credential-1234\n"
+        )
+        green_seen: list[str] = []
+        handle, _ = shop(broken=False)
+
+        def green(handler: Any) -> None:
+            green_seen.append(str(handler.headers))
+            handle(handler)
+
+        with http_server(green) as url:
+            done = greenlight(
+                "run", "--url", url, "--suites-dir", str(suites), "--suite", "contract"
+            )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert each(other_seen)
+    assert not any("plan-credential-1234" in seen for seen in other_seen)
+    assert all("plan-credential-1234" in seen for seen in each(green_seen))
+
+
+def test_a_yaml_document_beside_its_suite_is_data_not_a_suite(tmp_path: Path) -> None:
+    """GIVEN the README's form: an OpenAPI document in YAML beside the suite that names it
+    WHEN the folder is run and validated, and the document validated alone
+    THEN it is no suite anywhere: the run passes and both validations agree."""
+    import yaml
+
+    suites = write(tmp_path, "kind: openapi\nname: contract\nschema: shop-api.yaml\n")
+    (suites / "shop-api.yaml").write_text(yaml.safe_dump(DOCUMENT))
+    handle, _ = shop(broken=False)
+    with http_server(handle) as url:
+        done = greenlight("run", "--url", url, "--suites-dir", str(suites))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "info" not in done.stdout + done.stderr
+    folder = greenlight("validate", str(suites))
+    alone = greenlight("validate", str(suites / "shop-api.yaml"))
+    assert (folder.returncode, alone.returncode) == (0, 0), folder.stdout + alone.stdout
+    assert "ok  contract" in folder.stdout
+    assert "shop-api" not in folder.stdout.replace(str(suites), "")
+    assert "an OpenAPI document: data, not a suite" in alone.stdout

@@ -257,3 +257,120 @@ def test_a_pytest_suite_reads_a_secret_through_the_fixture(
     assert result["verdict"] == "Succeeded", result
     assert {"authorization": f"Bearer {TOKEN}", "key": KEY, "plan": None} in service.seen
     assert TOKEN not in logs
+
+
+class Recorder:
+    """Another origin: records every request it receives, whole."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def __call__(self, handler: Any) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length).decode() if length else ""
+        self.seen.append(f"{handler.command} {handler.path}\n{handler.headers}\n{body}")
+        reply(handler, 200, {"ok": True})
+
+
+ELSEWHERE = """\
+name: elsewhere
+{allow}checks:
+  - name: plan headers stay home
+    request:
+      url: {other}/plain
+    assert:
+      - status: 200
+  - name: a secret in a header
+    request:
+      url: {other}/header
+      headers:
+        Authorization: "Bearer ${{secret:shop/api#token}}"
+    assert:
+      - status: 200
+  - name: a secret in the query
+    request:
+      url: "{other}/query?key=${{ssm:/greenlight/key}}"
+    assert:
+      - status: 200
+  - name: a secret in the body
+    request:
+      method: POST
+      url: {other}/body
+      json: {{"token": "${{secret:shop/api#token}}"}}
+    assert:
+      - status: 200
+  - name: redirected away
+    request:
+      path: /hop
+      allow_redirects: true
+    assert:
+      - status: 200
+"""
+PLAN_HEADER = "version: 1\ndefaults:\n  headers:\n    X-Plan: 'Token ${secret:shop/plan}'\n"
+
+
+def _green(other: str) -> Any:
+    def handle(handler: Any) -> None:
+        if handler.path == "/hop":  # 307 keeps the method and body: to another origin
+            handler.send_response(307)
+            handler.send_header("Location", f"{other}/landed")
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
+        reply(handler, 200, {})
+
+    return handle
+
+
+def _elsewhere(tmp_path: Path, allow: bool, callback: CodeDeployCallback) -> tuple[Any, list[str]]:
+    other = Recorder()
+    with http_server(other) as other_url, http_server(_green(other_url)) as url:
+        allowed = f"secrets_to: ['{other_url}']\n" if allow else ""
+        suite = ELSEWHERE.format(other=other_url, allow=allowed)
+        env = {
+            "GREENLIGHT_SUITES_DIR": str(suites_dir(tmp_path, suite, plan=PLAN_HEADER)),
+            "GREENLIGHT_TARGET_URL": url,
+        }
+        result, _ = run(callback, env)
+    return result, other.seen
+
+
+def test_secrets_and_plan_headers_never_reach_another_origin(
+    aws: None, tmp_path: Path, codedeploy: tuple[Any, Stubber], callback: CodeDeployCallback
+) -> None:
+    """GIVEN a suite whose checks address another origin with secret values in a header,
+    the query and the body, and a plan header that holds a secret
+    WHEN the hook runs it
+    THEN the other origin receives none of them, in any request or redirect, and each
+    refused check fails naming the origin and how to allow it."""
+    _, stubber = codedeploy
+    expect_report(stubber, "Failed")
+    result, seen = _elsewhere(tmp_path, allow=False, callback=callback)
+    received = "\n".join(seen)
+    assert [s.split("\n")[0] for s in seen] == ["GET /plain", "GET /landed"]  # the rest refused
+    for value in (TOKEN, KEY, PLAN_TOKEN):
+        assert value not in received
+    failed = result["failed"]
+    assert len(failed) == 3, failed
+    assert all("not sent" in f and "secrets_to" in f for f in failed)
+    assert {f.split(":")[0] for f in failed} == {
+        "elsewhere / a secret in a header",
+        "elsewhere / a secret in the query",
+        "elsewhere / a secret in the body",
+    }
+
+
+def test_a_suite_sends_its_secrets_to_an_origin_it_names(
+    aws: None, tmp_path: Path, codedeploy: tuple[Any, Stubber], callback: CodeDeployCallback
+) -> None:
+    """GIVEN the same suite naming the other origin in ``secrets_to``
+    WHEN the hook runs it
+    THEN the suite's own secrets reach it; the plan's headers still do not."""
+    _, stubber = codedeploy
+    expect_report(stubber, "Succeeded")
+    result, seen = _elsewhere(tmp_path, allow=True, callback=callback)
+    received = "\n".join(seen)
+    assert result["verdict"] == "Succeeded", result
+    assert f"Bearer {TOKEN}" in received
+    assert KEY in received
+    assert PLAN_TOKEN not in received

@@ -24,6 +24,7 @@ from hooks.suites.base import (
     SuiteContext,
     SuiteKind,
     declared_kind,
+    is_openapi_document,
     parse_events,
 )
 from hooks.suites.http.assertions import (
@@ -339,6 +340,7 @@ class HttpSuiteKind(SuiteKind):
             path.suffix in YAML_SUFFIXES
             and path.is_file()
             and declared_kind(path) in (None, self.name)
+            and not is_openapi_document(path)
         )
 
     def load(self, path: Path) -> list[Suite]:
@@ -404,7 +406,7 @@ def _build(data: Mapping[str, Any], path: Path, text: str, lines: list[int]) -> 
             )
         )
     flow = any(c.captures for c in checks)
-    return HttpSuite(
+    suite = HttpSuite(
         name=data["name"],
         kind="http",
         checks=checks,
@@ -420,6 +422,8 @@ def _build(data: Mapping[str, Any], path: Path, text: str, lines: list[int]) -> 
         ),
         source=str(path),
     )
+    suite.secret_origins = tuple(str(o) for o in data.get("secrets_to", ()))
+    return suite
 
 
 def _check_expressions(spec: Mapping[str, Any], path: Path, text: str, where: list[Any]) -> None:

@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from functools import cache
 from pathlib import Path
@@ -33,6 +34,7 @@ from hooks.core.exceptions import ConfigError
 from hooks.core.settings import secrets_max_age
 
 __all__ = [
+    "FETCH_SECONDS",
     "REFERENCE",
     "SecretError",
     "fetch",
@@ -65,9 +67,18 @@ def max_age(env: Mapping[str, str] | None = None) -> int:
     return secrets_max_age(env if env is not None else os.environ)
 
 
-@cache
+_PROVIDERS_LOCK = threading.Lock()
+
+
 def _providers() -> tuple[Any, Any]:
-    """One Secrets Manager and one SSM provider per process: their cache is the process's."""
+    """One Secrets Manager and one SSM provider per process: their cache is the process's
+    (made once, under a lock: references are fetched side by side)."""
+    with _PROVIDERS_LOCK:
+        return _make_providers()
+
+
+@cache
+def _make_providers() -> tuple[Any, Any]:
     from aws_lambda_powertools.utilities.parameters import SecretsProvider, SSMProvider
     from botocore.config import Config
 
@@ -80,8 +91,35 @@ def _providers() -> tuple[Any, Any]:
     return SecretsProvider(boto_config=config), SSMProvider(boto_config=config)
 
 
-def fetch(reference: str, age: int | None = None) -> str:
-    """The value ``reference`` names (fetched, or from this process's cache)."""
+#: The longest one reference may take to fetch (every attempt included): a Secrets
+#: Manager or Parameter Store call that hangs fails naming its reference, in time.
+FETCH_SECONDS = 10.0
+
+
+def fetch(reference: str, age: int | None = None, seconds: float | None = None) -> str:
+    """The value ``reference`` names (fetched, or from this process's cache), within
+    ``seconds`` (:data:`FETCH_SECONDS`); else a :class:`SecretError` naming it."""
+    limit = FETCH_SECONDS if seconds is None else seconds
+    found: list[str] = []
+    failed: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            found.append(_fetch(reference, age))
+        except BaseException as exc:
+            failed.append(exc)
+
+    worker = threading.Thread(target=work, name="greenlight-secret", daemon=True)
+    worker.start()
+    worker.join(limit)
+    if failed:
+        raise failed[0]
+    if not found:
+        raise SecretError(f"${{{reference}}} could not be read within {limit:g}s (no answer)")
+    return found[0]
+
+
+def _fetch(reference: str, age: int | None) -> str:
 
     kind, _, name = reference.partition(":")
     age = max_age() if age is None else age
@@ -207,11 +245,19 @@ def resolve_all(
     """({reference: value}, {reference: error}) for each reference."""
     values: dict[str, str] = {}
     errors: dict[str, str] = {}
-    for reference in sorted(set(references)):
+    wanted = sorted(set(references))
+
+    def one(reference: str) -> None:  # each within its own bound, all at once
         try:
             values[reference] = fetch(reference, age)
         except SecretError as exc:
             errors[reference] = str(exc)
+
+    threads = [threading.Thread(target=one, args=(r,), daemon=True) for r in wanted]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     if values or errors:
         log.info(
             "secrets resolved by reference",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from hooks.core.log import get_logger
 from hooks.evidence.reports import EvidenceBundle
 from hooks.gate.summary import Runtime
 from tests.functional.test_hook_protocol import EVENT, expect_report
-from tests.helpers import each, http_server, reply
+from tests.helpers import each, http_server, reply, silent_server
 
 TOKEN = "tok-9f8e7d6c5b4a"
 KEY = "key-0123456789ab"
@@ -33,7 +34,7 @@ PLAN_TOKEN = "plan-a1b2c3d4e5f6"
 
 @pytest.fixture
 def aws() -> Iterator[None]:
-    secrets._providers.cache_clear()  # each test starts with a cold cache
+    secrets._make_providers.cache_clear()  # each test starts with a cold cache
     with mock_aws():
         manager = boto3.client("secretsmanager")
         manager.create_secret(Name="shop/api", SecretString=json.dumps({"token": TOKEN}))
@@ -41,7 +42,7 @@ def aws() -> Iterator[None]:
         boto3.client("ssm").put_parameter(Name="/greenlight/key", Value=KEY, Type="SecureString")
         boto3.client("s3").create_bucket(Bucket="evidence")
         yield
-    secrets._providers.cache_clear()
+    secrets._make_providers.cache_clear()
 
 
 class Service:
@@ -374,3 +375,52 @@ def test_a_suite_sends_its_secrets_to_an_origin_it_names(
     assert f"Bearer {TOKEN}" in received
     assert KEY in received
     assert PLAN_TOKEN not in received
+
+
+@pytest.fixture
+def hanging_secrets(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Secrets Manager and Parameter Store endpoints that accept and never answer."""
+    with silent_server() as url:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", url)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", url)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        monkeypatch.setattr(secrets, "FETCH_SECONDS", 1.0)
+        secrets._make_providers.cache_clear()
+        yield
+    secrets._make_providers.cache_clear()
+
+
+@pytest.mark.timing
+def test_a_secret_that_never_comes_fails_in_its_own_time_naming_its_reference(
+    hanging_secrets: None,
+) -> None:
+    started = time.monotonic()
+    values, errors = secrets.resolve_all(["secret:shop/api#token", "ssm:/greenlight/key"], 0)
+    took = time.monotonic() - started
+    assert values == {}
+    assert errors == {
+        "secret:shop/api#token": "${secret:shop/api#token} could not be read within 1s (no answer)",
+        "ssm:/greenlight/key": "${ssm:/greenlight/key} could not be read within 1s (no answer)",
+    }
+    assert took < 3 * 1.0  # side by side: one bound for both, not one after the other
+
+
+@pytest.mark.timing
+def test_a_plan_header_secret_that_never_comes_fails_the_gate_naming_it(
+    hanging_secrets: None,
+    tmp_path: Path,
+    codedeploy: tuple[Any, Stubber],
+    callback: CodeDeployCallback,
+) -> None:
+    _, stubber = codedeploy
+    expect_report(stubber, "Failed")
+    plan = "version: 1\ndefaults:\n  headers:\n    X-Plan: '${secret:shop/plan}'\n"
+    with http_server(Service()) as url:
+        env = {
+            "GREENLIGHT_SUITES_DIR": str(suites_dir(tmp_path, plan=plan)),
+            "GREENLIGHT_TARGET_URL": url,
+        }
+        result, _ = run(callback, env)
+    assert "plan header X-Plan: ${secret:shop/plan} could not be read within 1s" in result["reason"]

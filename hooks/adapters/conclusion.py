@@ -160,6 +160,9 @@ def gather(
             continue  # not one of ours: what counts is each planned shard's own file
         if isinstance(outcome, Mapping) and outcome.get("error") is not None:
             caught.setdefault(index, outcome["error"])
+        result = outcome.get("result") if isinstance(outcome, Mapping) else None
+        if isinstance(result, Mapping) and result.get("error"):  # it could not write: why
+            caught.setdefault(index, {"Error": "ShardError", "Cause": str(result["error"])})
     suites: list[SuiteResult] = []
     parts: dict[str, list[SuiteResult]] = {}
     parts_failed: dict[str, list[str]] = {}

@@ -35,10 +35,13 @@ __all__ = [
     "before_install",
     "clients",
     "conclude",
+    "conclude_clients",
+    "conclude_runtime",
     "ecs_hook",
     "ecs_runtime",
     "runtime",
     "shard",
+    "shard_runtime",
 ]
 
 
@@ -65,22 +68,40 @@ def runtime() -> Runtime:
     (EMF on stdout) and the notification (``GREENLIGHT_NOTIFY_TOPIC``), in that order, so
     the metrics and the message carry the bundle's location.
     """
+    return Runtime(
+        connect=clients,
+        stepfunctions=lambda: _publisher("stepfunctions"),
+        scheduler=lambda: _publisher("scheduler"),
+        reporters=_reporters(),
+    )
+
+
+def _reporters() -> tuple[Any, ...]:
+    """What follows a verdict: the evidence bundle, the metrics, the notification."""
     # on first use: each function imports only what its own handler needs (cold start)
     from hooks.evidence.metrics import MetricsReporter
     from hooks.evidence.notify import Notifier
     from hooks.evidence.reports import EvidenceBundle
 
-    return Runtime(
-        connect=clients,
-        stepfunctions=lambda: _publisher("stepfunctions"),
-        s3=lambda: _publisher("s3"),
-        scheduler=lambda: _publisher("scheduler"),
-        reporters=(
-            EvidenceBundle(lambda: _publisher("s3")),
-            MetricsReporter(),
-            Notifier(lambda: _publisher("sns")),
-        ),
+    return (
+        EvidenceBundle(lambda: _publisher("s3")),
+        MetricsReporter(),
+        Notifier(lambda: _publisher("sns")),
     )
+
+
+@cache
+def shard_runtime() -> Runtime:
+    """A shard's collaborators: the bucket it writes its results to, and nothing else (it
+    neither discovers nor reports)."""
+    return Runtime(s3=lambda: _publisher("s3"))
+
+
+@cache
+def conclude_runtime() -> Runtime:
+    """The conclusion's collaborators: CodeDeploy (the report, and the deployment for its
+    own plan), the bucket (the shards' results, the evidence) and the reporters."""
+    return Runtime(connect=conclude_clients, s3=lambda: _publisher("s3"), reporters=_reporters())
 
 
 @cache
@@ -99,22 +120,45 @@ def _publisher(service: str) -> Any:
     return boto3.client(service, config=config)  # type: ignore[call-overload]
 
 
-def clients() -> Clients:
-    """The report's CodeDeploy client, and (built on first use) discovery's CodeDeploy,
-    ELBv2 and ACM clients."""
-    # on first use: each function imports only what its own handler needs (cold start)
-    import boto3
-    from botocore.config import Config
+def _lookups() -> Any:
+    from botocore.config import Config  # on first use: botocore loads when a client is built
 
-    from hooks.aws.codedeploy import CodeDeployCallback, report_client_config
-    from hooks.aws.discovery import Discovery
-
-    lookups = Config(
+    return Config(
         retries={"mode": "standard", "max_attempts": 4},
         connect_timeout=3,
         read_timeout=10,
         user_agent_extra="greenlight",
     )
+
+
+def conclude_clients() -> Clients:
+    """The report's CodeDeploy client and, for the plan, the deployment's (no load balancer
+    is discovered: the shards ran against the target the hook found)."""
+    # on first use: each function imports only what its own handler needs (cold start)
+    import boto3
+
+    from hooks.aws.codedeploy import CodeDeployCallback, report_client_config
+    from hooks.aws.discovery import Discovery
+
+    report = boto3.client("codedeploy", config=report_client_config())
+    lookups = _lookups()
+    return Clients(
+        protocol=CodeDeployCallback(report),
+        discovery=Discovery(lambda: boto3.client("codedeploy", config=lookups), lambda: None),
+        region=report.meta.region_name,
+    )
+
+
+def clients() -> Clients:
+    """The report's CodeDeploy client, and (built on first use) discovery's CodeDeploy,
+    ELBv2 and ACM clients."""
+    # on first use: each function imports only what its own handler needs (cold start)
+    import boto3
+
+    from hooks.aws.codedeploy import CodeDeployCallback, report_client_config
+    from hooks.aws.discovery import Discovery
+
+    lookups = _lookups()
     report = boto3.client("codedeploy", config=report_client_config())
     return Clients(
         protocol=CodeDeployCallback(report),
@@ -132,27 +176,21 @@ def clients() -> Clients:
 def ecs_runtime() -> Runtime:
     """The ECS hook's collaborators: the verdict is the return value (no report client);
     discovery reads ECS and ELBv2, each client built on first use."""
+    # on first use: each function imports only what its own handler needs (cold start)
     import boto3
-    from botocore.config import Config
 
     from hooks.adapters.ecs import EcsReturn
     from hooks.aws.discovery import Discovery
     from hooks.aws.ecs_discovery import EcsDiscovery
 
-    lookups = Config(
-        retries={"mode": "standard", "max_attempts": 4},
-        connect_timeout=3,
-        read_timeout=10,
-        user_agent_extra="greenlight",
-    )
+    lookups = _lookups()
     elbv2 = cache(lambda: boto3.client("elbv2", config=lookups))
-    base = runtime()
     return Runtime(
         protocol=EcsReturn(),
         discovery=Discovery(lambda: None, elbv2),
         ecs_discovery=EcsDiscovery(lambda: boto3.client("ecs", config=lookups), elbv2),
         region=boto3.session.Session().region_name or "us-east-1",
-        reporters=base.reporters,
+        reporters=_reporters(),
     )
 
 
@@ -201,7 +239,7 @@ def shard(event: Any, context: Any) -> dict[str, Any]:
     # on first use: each function imports only what its own handler needs (cold start)
     from hooks.adapters.stepfunctions import run_shard
 
-    return run_shard(event, context, runtime())
+    return run_shard(event, context, shard_runtime())
 
 
 def conclude(event: Any, context: Any) -> dict[str, Any]:
@@ -209,7 +247,7 @@ def conclude(event: Any, context: Any) -> dict[str, Any]:
     # on first use: each function imports only what its own handler needs (cold start)
     from hooks.adapters.conclusion import conclude_execution
 
-    result = conclude_execution(event, context, runtime())
+    result = conclude_execution(event, context, conclude_runtime())
     if result.get("report") == "failed":
         # The state machine's failure path reports Failed again, and past it the
         # execution fails and the fail-safe reports: a verdict is never left unsaid.

@@ -29,7 +29,7 @@ from hooks.core import redact
 from hooks.core.deadline import Deadline
 from hooks.core.exceptions import ConfigError
 from hooks.core.lifecycle import HookInvocation
-from hooks.core.results import SuiteResult
+from hooks.core.results import SuiteResult, cut
 from hooks.core.settings import Settings
 from hooks.core.verdict import Verdict, VerdictStatus
 from hooks.evidence.reports import bundle_prefix
@@ -42,6 +42,8 @@ from hooks.process.runner import RunResult
 from hooks.process.supervisor import ListedSuite, Supervisor
 
 __all__ = [
+    "MAX_CAUSE",
+    "MAX_SHARDS",
     "PURPOSE",
     "LocalBucket",
     "LocalExecutions",
@@ -59,6 +61,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: The most shards one execution runs: each shard's outcome (its name, and its key or its
+#: error's name) stays in the execution's state, which holds 256 KB.
+MAX_SHARDS = 200
 #: What a shard's sealed results are for (a shard's file can be nothing else).
 PURPOSE = "greenlight shard results"
 
@@ -88,6 +93,11 @@ def plan_shards(suites: Sequence[tuple[str, int]]) -> list[dict[str, Any]]:
             if count > 1:
                 shard["part"] = [index, count]
             shards.append(shard)
+    if len(shards) > MAX_SHARDS:
+        raise ConfigError(
+            f"the plan asks the state machine for {len(shards)} shards, more than "
+            f"{MAX_SHARDS}: plan fewer suites at this event, or fewer load workers"
+        )
     return shards
 
 
@@ -240,7 +250,24 @@ def hand_off(
 
 def run_shard(event: Mapping[str, Any], context: Any, runtime: Runtime) -> dict[str, Any]:
     """One shard of a handed-off plan, in the worker function: its suites in supervised
-    workers under this invocation's deadline; the results to the bucket, the key returned."""
+    workers under this invocation's deadline; the results to the bucket, the key returned.
+
+    It never raises: an error's cause could be larger than the execution's state holds
+    (256 KB for every shard's outcome together). A run that fails writes its cause in its
+    results; a shard that cannot even do that returns it, cut short, as ``error``."""
+    try:
+        return _run_shard(event, context, runtime)
+    except Exception as exc:
+        log.exception("the shard could not write its results")
+        cause = cut(f"{type(exc).__name__}: {exc}", MAX_CAUSE)
+        return {"key": None, "suites": 0, "failed": 0, "error": cause}
+
+
+#: The most of an error's text a shard's answer carries into the execution's state.
+MAX_CAUSE = 500
+
+
+def _run_shard(event: Mapping[str, Any], context: Any, runtime: Runtime) -> dict[str, Any]:
     settings = Settings.from_env(runtime.env)
     deadline = Deadline.from_context(context, settings.safety_margin)
     job = Job.from_json(event["job"])
@@ -250,30 +277,19 @@ def run_shard(event: Mapping[str, Any], context: Any, runtime: Runtime) -> dict[
     invocation = HookInvocation(
         job.deployment.deployment_id, job.deployment.execution_id, job.event
     )
-    redact.reset()
-    headers = dict(job.target.headers)
-    if any("${" in value for value in headers.values()):
-        headers = header_secrets(headers, settings.secrets_max_age)
-    redact.bind(*headers.values())
-    references = secrets.scan(settings.suites_dir)
-    resolved, unresolved = secrets.resolve_all(references, settings.secrets_max_age)
-    part = shard.get("part")
-    job = replace(
-        job,
-        target=replace(job.target, headers=headers),
-        resolved=resolved,
-        unresolved=unresolved,
-        secrets=tuple(redact.secrets()),
-        planned=tuple(shard["suites"]),
-        deployment=replace(job.deployment, part=(int(part[0]), int(part[1])) if part else None),
-        planned_source=f"shard {shard['shard']} of the state machine",
-    )
     started = time.monotonic()
-    supervisor = start_supervisor(settings, invocation, runtime)
     try:
-        results, cut_short = supervisor.execute(job, deadline)
-    finally:
-        supervisor.close()
+        job = _shard_job(job, shard, settings)
+        supervisor = start_supervisor(settings, invocation, runtime)
+        try:
+            results, cut_short = supervisor.execute(job, deadline)
+        finally:
+            supervisor.close()
+    except Exception as exc:  # its cause goes in its results, not in the execution's state
+        log.exception("the shard failed")
+        cause = cut(f"the shard failed: {type(exc).__name__}: {exc}", 4000)
+        results = [SuiteResult(name, "unknown", error=cause) for name in shard["suites"]]
+        cut_short = False
     data = {
         "shard": shard,
         "suites": [suite.to_dict() for suite in results],
@@ -292,7 +308,31 @@ def run_shard(event: Mapping[str, Any], context: Any, runtime: Runtime) -> dict[
     body = json.dumps(sealed, default=str).encode()
     runtime.s3().put_object(Bucket=event["bucket"], Key=key, Body=body)
     failed = sum(1 for suite in results if not suite.passed)
-    return {"key": key, "suites": len(results), "failed": failed}
+    return {"key": key, "suites": len(results), "failed": failed, "error": None}
+
+
+def _shard_job(job: Job, shard: Mapping[str, Any], settings: Settings) -> Job:
+    """The job for this shard's suites, with the secrets fetched here (the hand-off carries
+    none)."""
+    assert job.target is not None
+    redact.reset()
+    headers = dict(job.target.headers)
+    if any("${" in value for value in headers.values()):
+        headers = header_secrets(headers, settings.secrets_max_age)
+    redact.bind(*headers.values())
+    references = secrets.scan(settings.suites_dir)
+    resolved, unresolved = secrets.resolve_all(references, settings.secrets_max_age)
+    part = shard.get("part")
+    return replace(
+        job,
+        target=replace(job.target, headers=headers),
+        resolved=resolved,
+        unresolved=unresolved,
+        secrets=tuple(redact.secrets()),
+        planned=tuple(shard["suites"]),
+        deployment=replace(job.deployment, part=(int(part[0]), int(part[1])) if part else None),
+        planned_source=f"shard {shard['shard']} of the state machine",
+    )
 
 
 class LocalBucket:

@@ -15,14 +15,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from hooks.aws.codedeploy import ReportOutcome, StatusProtocol
-from hooks.aws.discovery import Discovery
 from hooks.core.lifecycle import HookInvocation
 from hooks.core.results import CheckResult, Status
 from hooks.core.settings import Settings
 from hooks.core.verdict import Verdict
 
 if TYPE_CHECKING:
+    from hooks.aws.codedeploy import ReportOutcome, StatusProtocol
+    from hooks.aws.discovery import Discovery
     from hooks.core.target import Target
     from hooks.gate.plan import Plan
     from hooks.process.runner import RunResult

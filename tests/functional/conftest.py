@@ -39,6 +39,7 @@ def definition(shard_arn: str, conclude_arn: str, shard_timeout: int = 60) -> st
         .replace("${ShardTimeout}", str(shard_timeout))
         .replace("${ShardFunctionArn}", shard_arn)
         .replace("${ConcludeFunctionArn}", conclude_arn)
+        .replace("${LambdaInvoke}", "arn:aws:states:::lambda:invoke")
     )
 
 

@@ -499,3 +499,79 @@ def test_a_shard_that_outlives_its_task_timeout_is_caught_and_fails_its_suite(
     }
     assert failed == {("orders",): "States.Timeout"}
     assert output["conclusion"]["verdict"] == "Failed"
+
+
+def test_every_shard_crashed_concludes_with_each_cause_in_the_evidence(
+    stack: Stack,
+    codedeploy: tuple[Any, Stubber],
+    callback: CodeDeployCallback,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """GIVEN shards whose runs raise with causes far larger than the execution's state holds
+    (and one whose Lambda invocation itself is killed)
+    WHEN the execution runs
+    THEN it concludes Failed, each suite naming its shard's cause; the state carries each
+    failed shard's error name only, never its cause."""
+    import hooks.adapters.stepfunctions as shards
+
+    write_suites(stack, "catalog", "orders", "health")
+    huge = "x" * 300_000
+
+    def crash(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(f"the worker could not start: {huge}")
+
+    monkeypatch.setattr(shards, "start_supervisor", crash)
+    real = stack.behaviour["greenlight-shard"]
+
+    def killed(event: dict[str, Any]) -> Any:
+        if event["shard"]["suites"] == ["health"]:  # as Lambda ends a function out of memory
+            raise RuntimeError("Runtime exited with error: signal: killed")
+        return real(event)
+
+    stack.behaviour["greenlight-shard"] = killed
+    output = run_to_end(stack, callback, codedeploy[1], "Failed")
+    assert output["conclusion"]["verdict"] == "Failed"
+    assert len(json.dumps(output)) < 64 * 1024  # no cause in the state, whatever its size
+    errors = [o["error"] for o in output["outcomes"] if "error" in o]
+    assert [set(error) for error in errors] == [{"Error"}]  # the killed one: only its name
+    evidence = next(
+        item["Key"]
+        for item in stack.s3.list_objects_v2(Bucket=BUCKET)["Contents"]
+        if item["Key"].endswith("result.json")
+    )
+    report = json.loads(stack.s3.get_object(Bucket=BUCKET, Key=evidence)["Body"].read())
+    causes = {s["name"]: json.dumps(s) for s in report["suites_detail"]}
+    for name in ("catalog", "orders", "reachability"):
+        assert "the shard failed: RuntimeError: the worker could not start" in causes[name]
+    assert f"the shard that ran it failed: {errors[0]['Error']}" in causes["health"]
+
+
+def test_a_plan_of_more_shards_than_the_state_holds_is_refused_naming_the_count() -> None:
+    from hooks.adapters.stepfunctions import MAX_SHARDS
+    from hooks.core.exceptions import ConfigError
+
+    assert len(plan_shards([("load", MAX_SHARDS)])) == MAX_SHARDS
+    with pytest.raises(ConfigError, match=f"{MAX_SHARDS + 1} shards, more than {MAX_SHARDS}"):
+        plan_shards([("load", MAX_SHARDS), ("smoke", 1)])
+
+
+def test_a_shard_that_cannot_write_its_results_answers_why_cut_short(
+    stack: Stack,
+    codedeploy: tuple[Any, Stubber],
+    callback: CodeDeployCallback,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import hooks.adapters.stepfunctions as shards
+
+    write_suites(stack, "catalog")
+
+    def no_key(*args: Any) -> Any:
+        raise PermissionError("AccessDenied: " + "y" * 100_000)
+
+    monkeypatch.setattr(shards.signing, "key_from_env", no_key)
+    output = run_to_end(stack, callback, codedeploy[1], "Failed")
+    results = [o["result"] for o in output["outcomes"]]
+    assert all(r["key"] is None for r in each(results))
+    assert all(len(r["error"]) < shards.MAX_CAUSE + 50 for r in results)
+    assert all(r["error"].endswith("more characters)") for r in results)
+    assert all(r["error"].startswith("PermissionError: AccessDenied: yyy") for r in results)

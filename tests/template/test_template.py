@@ -119,7 +119,7 @@ def test_ecs_invokes_its_hook_with_a_role_that_may_invoke_nothing_else(
     (statement,) = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
     assert statement["Action"] == ["lambda:InvokeFunction"]
     assert statement["Resource"] == {"Fn::GetAtt": ["EcsHook", "Arn"]}
-    by_sid = {s["Sid"]: s for s in statements(template, "HookRole")}
+    by_sid = {s["Sid"]: s for s in statements(template, "EcsHookRole")}
     assert by_sid["ReadEcsServiceTags"]["Action"] == ["ecs:ListTagsForResource"]
     assert by_sid["ReadEcsServiceTags"]["Resource"]["Fn::Sub"].endswith(":service/*")
     assert by_sid["ReadEcsServiceDeployments"]["Action"] == [
@@ -133,11 +133,11 @@ def test_ecs_invokes_its_hook_with_a_role_that_may_invoke_nothing_else(
 def test_metrics_suites_may_read_metrics_and_alarm_states_and_nothing_more(
     template: dict[str, Any],
 ) -> None:
-    by_sid = {s["Sid"]: s for s in statements(template, "HookRole")}
+    by_sid = {s["Sid"]: s for s in statements(template, "CodeDeployHookRole")}
     assert by_sid["ReadMetrics"]["Action"] == ["cloudwatch:GetMetricData"]
     assert by_sid["ReadAlarmStates"]["Action"] == ["cloudwatch:DescribeAlarms"]
     assert by_sid["ReadAlarmStates"]["Resource"]["Fn::Sub"].endswith(":alarm:*")
-    granted = {a for s in statements(template, "HookRole") for a in _actions(s)}
+    granted = {a for s in statements(template, "CodeDeployHookRole") for a in _actions(s)}
     assert {a for a in granted if a.startswith("cloudwatch:")} == {
         "cloudwatch:GetMetricData",
         "cloudwatch:DescribeAlarms",
@@ -181,7 +181,7 @@ def test_a_killed_hook_goes_at_once_to_the_fail_safe(template: dict[str, Any]) -
     assert failsafe["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Type"] == "SQS"
     assert failsafe["Role"] == {"Fn::GetAtt": ["FailSafeRole", "Arn"]}
     assert "EventInvokeConfig" not in template["Globals"]["Function"]  # no loop to itself
-    hook_actions = {a for s in statements(template, "HookRole") for a in s["Action"]}
+    hook_actions = {a for s in statements(template, "CodeDeployHookRole") for a in s["Action"]}
     assert "lambda:InvokeFunction" in hook_actions  # the destination is invoked as the hook
     failsafe_actions = {a for s in statements(template, "FailSafeRole") for a in s["Action"]}
     assert failsafe_actions == {
@@ -222,7 +222,7 @@ def test_optional_resources_follow_their_parameters(template: dict[str, Any]) ->
     alarm = resources["FailureAlarmResource"]["Properties"]
     assert (alarm["Namespace"], alarm["MetricName"]) == ("Greenlight", "FailedOrUnreportedHooks")
     assert alarm["Dimensions"] == [{"Name": "service", "Value": "greenlight"}]
-    by_sid = {s["Sid"]: s for s in statements(template, "HookRole")}
+    by_sid = {s["Sid"]: s for s in statements(template, "CodeDeployHookRole")}
     assert by_sid["ReadNamedSecrets"]["Resource"] == {"Ref": "SecretArns"}
     assert by_sid["ReadNamedSecrets"]["Action"] == ["secretsmanager:GetSecretValue"]
     assert by_sid["ReadParametersUnderThePrefix"]["Resource"]["Fn::Sub"].endswith(
@@ -233,7 +233,7 @@ def test_optional_resources_follow_their_parameters(template: dict[str, Any]) ->
 
 
 def test_role_is_least_privilege(template: dict[str, Any]) -> None:
-    found = statements(template, "HookRole")
+    found = statements(template, "CodeDeployHookRole")
     actions = {a for s in found for a in s["Action"]}
     assert all("*" not in action for action in each(actions))
     assert "codedeploy:PutLifecycleEventHookExecutionStatus" in actions
@@ -265,7 +265,7 @@ def test_one_log_group_with_retention_kept_when_the_stack_is_deleted(
     group = template["Resources"]["HookLogs"]
     assert group["DeletionPolicy"] == group["UpdateReplacePolicy"] == "Retain"
     assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
-    for role in ("HookRole", "FailSafeRole"):
+    for role in ("CodeDeployHookRole", "EcsHookRole", "ShardRole", "ConcludeRole", "FailSafeRole"):
         logs = [s for s in statements(template, role) if s["Sid"] == "WriteOwnLogs"]
         assert logs[0]["Resource"] == {"Fn::GetAtt": ["HookLogs", "Arn"]}
 
@@ -458,7 +458,7 @@ def test_the_state_machine_runs_shards_and_ends_in_a_report_or_the_fail_safe(
         resources["ConcludeFunction"]["Properties"]["Handler"] == "hooks.adapters.handlers.conclude"
     )
     # The hooks start executions of exactly this machine, named the same way.
-    by_sid = {s["Sid"]: s for s in statements(template, "HookRole")}
+    by_sid = {s["Sid"]: s for s in statements(template, "CodeDeployHookRole")}
     assert by_sid["HandOffToTheStateMachine"]["Action"] == ["states:StartExecution"]
     assert by_sid["HandOffToTheStateMachine"]["Resource"]["Fn::Sub"].endswith(
         ":stateMachine:Greenlight_${HookName}"
@@ -512,15 +512,24 @@ def test_the_stack_generates_its_signing_key_and_only_it_may_be_read_for_it(
     template: dict[str, Any],
 ) -> None:
     """Carried state is signed with a key the stack owns: generated at creation, given to
-    every function by name (never its value), readable by the functions' role alone."""
+    every function by name (never its value), readable by the roles of the functions that
+    seal or open (the ECS hook, the shard, the conclusion) and by no other."""
     key = template["Resources"]["SigningKey"]
     assert key["Type"] == "AWS::SecretsManager::Secret"
     assert key["Properties"]["GenerateSecretString"]["PasswordLength"] >= 32
     variables = template["Globals"]["Function"]["Environment"]["Variables"]
     assert variables["GREENLIGHT_SIGNING_KEY"] == {"Ref": "SigningKey"}
-    by_sid = {s["Sid"]: s for s in statements(template, "HookRole")}
-    assert by_sid["ReadTheSigningKey"]["Action"] == ["secretsmanager:GetSecretValue"]
-    assert by_sid["ReadTheSigningKey"]["Resource"] == {"Ref": "SigningKey"}
+    readers = {
+        role
+        for role, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::IAM::Role"
+        and any(s.get("Sid") == "ReadTheSigningKey" for s in statements(template, role))
+    }
+    assert readers == {"EcsHookRole", "ShardRole", "ConcludeRole"}
+    for role in readers:
+        by_sid = {s["Sid"]: s for s in statements(template, role)}
+        assert by_sid["ReadTheSigningKey"]["Action"] == ["secretsmanager:GetSecretValue"]
+        assert by_sid["ReadTheSigningKey"]["Resource"] == {"Ref": "SigningKey"}
 
 
 def test_every_hook_can_arm_a_deadline_watch_that_invokes_only_the_fail_safe(
@@ -541,7 +550,7 @@ def test_every_hook_can_arm_a_deadline_watch_that_invokes_only_the_fail_safe(
     (invoke,) = statements(template, "WatchRole")
     assert invoke["Action"] == ["lambda:InvokeFunction"]
     assert invoke["Resource"]["Fn::Sub"].endswith(f":function:{failsafe_name}")
-    by_sid = {s["Sid"]: s for s in statements(template, "HookRole")}
+    by_sid = {s["Sid"]: s for s in statements(template, "CodeDeployHookRole")}
     arm = by_sid["ArmTheDeadlineWatch"]
     assert arm["Action"] == ["scheduler:CreateSchedule", "scheduler:DeleteSchedule"]
     assert arm["Resource"]["Fn::Sub"].endswith(":schedule/greenlight-${HookName}/*")
@@ -552,4 +561,60 @@ def test_every_hook_can_arm_a_deadline_watch_that_invokes_only_the_fail_safe(
     assert passing["Resource"] == {"Fn::GetAtt": ["WatchRole", "Arn"]}
     assert passing["Condition"] == {
         "StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}
+    }
+
+
+def test_a_hooks_event_is_never_older_than_codedeploys_hour(template: dict[str, Any]) -> None:
+    """Lambda keeps an asynchronous event up to six hours by default; CodeDeploy waits one."""
+    for function in each(hooks_of(template).values()):
+        age = function["Properties"]["EventInvokeConfig"]["MaximumEventAgeInSeconds"]
+        assert 60 <= age <= 3600
+
+
+def test_the_stack_can_be_deleted_and_created_again_with_the_same_name(
+    template: dict[str, Any],
+) -> None:
+    """No resource that outlives its stack has a name of its own: a stack created again with
+    the same HookName does not collide with what the last one kept."""
+    for name, resource in template["Resources"].items():
+        kept = resource.get("DeletionPolicy") == "Retain"
+        named = any(key.endswith("Name") for key in resource.get("Properties", {}))
+        if kept and resource["Type"] != "AWS::S3::Bucket":
+            assert not named, f"{name} is kept with the stack gone, under a fixed name"
+    logs = template["Resources"]["StateMachineLogs"]
+    assert "DeletionPolicy" not in logs
+    assert "LogGroupName" not in logs["Properties"]
+
+
+def test_cloudwatch_alarms_can_publish_to_the_topic_the_stack_creates(
+    template: dict[str, Any],
+) -> None:
+    """AWS's own SNS key cannot be used by CloudWatch: the topic has a key that can."""
+    resources = template["Resources"]
+    topic = resources["Notifications"]["Properties"]
+    assert topic["KmsMasterKeyId"] == {"Ref": "NotificationsKey"}
+    key = resources["NotificationsKey"]
+    assert key["Condition"] == "CreateTopic"
+    assert key["Properties"]["EnableKeyRotation"] is True
+    statements = key["Properties"]["KeyPolicy"]["Statement"]
+    alarms = [
+        s for s in statements if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}
+    ]
+    assert {a for s in each(alarms) for a in s["Action"]} >= {"kms:Decrypt", "kms:GenerateDataKey*"}
+    alarm = resources["FailureAlarmResource"]["Properties"]["AlarmActions"]
+    assert alarm["Fn::If"][1] == [
+        {"Fn::If": ["CreateTopic", {"Ref": "Notifications"}, {"Ref": "NotificationTopic"}]}
+    ]
+
+
+def test_every_arn_is_in_the_stacks_partition() -> None:
+    """``arn:aws:`` is one partition of several (aws-cn, aws-us-gov): the template and the
+    state machine build every ARN from ``AWS::Partition``."""
+    for path in (ROOT / "template.yaml", ROOT / "statemachine" / "greenlight.asl.json"):
+        assert "arn:aws:" not in path.read_text(), path
+    substitutions = load_template(ROOT / "template.yaml")["Resources"]["StateMachine"][
+        "Properties"
+    ]["DefinitionSubstitutions"]
+    assert substitutions["LambdaInvoke"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:states:::lambda:invoke"
     }

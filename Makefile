@@ -8,10 +8,13 @@ PY := $(VENV)/bin/python
 # aws-sam-cli pins boto3 and click: it lives in its own tool environment.
 SAM_VENV ?= .tools/sam
 SAM := $(SAM_VENV)/bin/sam
+# checkov, the template's policy checks, in its own tool environment too.
+CHECKOV := .tools/checkov/bin/checkov
 # Tavern, a peer in the benchmark, in its own environment (it pins its own pytest).
 TAVERN := .tools/tavern/bin/tavern-ci
 export SAM_CLI_TELEMETRY = 0
 export GREENLIGHT_SAM = $(abspath $(SAM))
+export GREENLIGHT_CHECKOV = $(abspath $(CHECKOV))
 
 # The Lambda build (sam build runs the build-<LogicalId> targets below).
 LAMBDA_PLATFORM ?= manylinux2014_aarch64
@@ -27,7 +30,7 @@ demo: $(VENV)/.installed
 TEST_WORKERS ?= 2
 PYTEST := env PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 $(VENV)/bin/pytest -p xdist.plugin -n $(TEST_WORKERS)
 
-test: $(VENV)/.installed $(SAM)
+test: $(VENV)/.installed $(SAM) $(CHECKOV)
 	$(VENV)/bin/ruff check hooks tests bench test_suites
 	$(VENV)/bin/ruff format --check hooks tests bench test_suites
 	$(VENV)/bin/mypy
@@ -35,7 +38,7 @@ test: $(VENV)/.installed $(SAM)
 
 # The tests that start processes or measure time, again, with twice as many busy processes
 # as cores: they must hold on a loaded machine (.ci/run runs this after make test).
-test-under-load: $(VENV)/.installed $(SAM)
+test-under-load: $(VENV)/.installed $(SAM) $(CHECKOV)
 	$(PY) .ci/under_load.py $(PYTEST) -m timing
 
 lint: $(VENV)/.installed
@@ -58,7 +61,7 @@ lock:
 	$(PYTHON) .ci/lock.py
 
 venv: $(VENV)/.installed
-tools: $(SAM)
+tools: $(SAM) $(CHECKOV)
 
 # pip's lines that say what it fetches and what it installed (pipefail keeps pip's status).
 PROGRESS := { grep -E --line-buffered '^(Collecting|Successfully installed)' || true; }
@@ -80,6 +83,12 @@ $(SAM):
 	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
 	set -o pipefail; $(SAM_VENV)/bin/pip install --progress-bar off aws-sam-cli | $(PROGRESS)
 	test -x $(SAM)
+
+$(CHECKOV):
+	@echo "==> installing checkov into .tools/checkov (once: a minute; pip says what it installs)"
+	test -x .tools/checkov/bin/python || $(PYTHON) -m venv .tools/checkov
+	set -o pipefail; .tools/checkov/bin/pip install --progress-bar off "checkov>=3.2,<4" | $(PROGRESS)
+	test -x $(CHECKOV)
 
 # ---- The Lambda layer: the hooks package and its runtime dependencies, built once ----
 # sam build runs build-GreenlightLayer below once for the five hooks and the fail-safe; each

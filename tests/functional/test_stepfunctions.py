@@ -344,7 +344,7 @@ def test_a_conclusion_whose_report_failed_fails_its_task_so_the_failure_path_run
         def report(self, invocation: Any, status: Any, budget: Any) -> ReportOutcome:
             return ReportOutcome(ReportState.FAILED, 3, "ThrottlingException")
 
-    monkeypatch.setattr(handlers, "runtime", lambda: Runtime(protocol=Refused(), env={}))
+    monkeypatch.setattr(handlers, "conclude_runtime", lambda: Runtime(protocol=Refused(), env={}))
     event = {
         "invocation": {
             "deployment_id": "d-SHARDS",
@@ -572,6 +572,6 @@ def test_a_shard_that_cannot_write_its_results_answers_why_cut_short(
     output = run_to_end(stack, callback, codedeploy[1], "Failed")
     results = [o["result"] for o in output["outcomes"]]
     assert all(r["key"] is None for r in each(results))
-    assert all(len(r["error"]) < shards.MAX_CAUSE + 50 for r in results)
-    assert all(r["error"].endswith("more characters)") for r in results)
-    assert all(r["error"].startswith("PermissionError: AccessDenied: yyy") for r in results)
+    assert all(len(r["error"]) < shards.MAX_CAUSE + 50 for r in each(results))
+    assert all(r["error"].endswith("more characters)") for r in each(results))
+    assert all(r["error"].startswith("PermissionError: AccessDenied: yyy") for r in each(results))

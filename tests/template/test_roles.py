@@ -277,7 +277,7 @@ def test_no_two_kinds_of_function_share_a_role() -> None:
             name,
         )
         roles.setdefault(_role_of(function), set()).add(kind)
-    assert all(len(kinds) == 1 for kinds in roles.values()), roles
+    assert all(len(kinds) == 1 for kinds in each(roles.values())), roles
 
 
 def test_the_finder_sees_each_way_a_call_is_written() -> None:

@@ -304,11 +304,17 @@ class HttpSuite(CheckSuite):
     """A declarative suite: its variables seed each run's scope."""
 
     def __init__(
-        self, *, variables: Mapping[str, str], per_target: bool = False, **kwargs: Any
+        self,
+        *,
+        variables: Mapping[str, str],
+        per_target: bool = False,
+        secret_origins: tuple[str, ...] = (),
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.variables = dict(variables)
         self.per_target = per_target
+        self.secret_origins = secret_origins
 
     def production_only_problem(self) -> str | None:
         """Why this suite cannot run at BeforeInstall, when a check addresses the test listener."""
@@ -406,7 +412,7 @@ def _build(data: Mapping[str, Any], path: Path, text: str, lines: list[int]) -> 
             )
         )
     flow = any(c.captures for c in checks)
-    suite = HttpSuite(
+    return HttpSuite(
         name=data["name"],
         kind="http",
         checks=checks,
@@ -421,9 +427,8 @@ def _build(data: Mapping[str, Any], path: Path, text: str, lines: list[int]) -> 
             failure_limit=int(data.get("failure_limit", 0)),
         ),
         source=str(path),
+        secret_origins=tuple(str(o) for o in data.get("secrets_to", ())),
     )
-    suite.secret_origins = tuple(str(o) for o in data.get("secrets_to", ()))
-    return suite
 
 
 def _check_expressions(spec: Mapping[str, Any], path: Path, text: str, where: list[Any]) -> None:

@@ -21,6 +21,7 @@ from hooks.core.verdict import VerdictStatus
 
 __all__ = [
     "ALREADY_COMPLETED",
+    "RECORDED_HEADER",
     "RETRYABLE_CODES",
     "CodeDeployCallback",
     "ReportOutcome",
@@ -69,8 +70,14 @@ def report_client_config() -> Any:
     )
 
 
+#: The header a local recorder answers with (:mod:`hooks.cli.local`); CodeDeploy sends none.
+RECORDED_HEADER = "x-greenlight-recorded"
+
+
 class ReportState(StrEnum):
     REPORTED = "reported"
+    #: Taken by a local recorder, never sent (``greenlight run``, ``invoke``, ``rehearse``).
+    RECORDED = "recorded"
     ALREADY_COMPLETED = "already_completed"
     FAILED = "failed"
 
@@ -120,7 +127,11 @@ class CodeDeployCallback:
         while True:
             attempt += 1
             try:
-                self._attempt(invocation, status, budget)
+                answer = self._attempt(invocation, status, budget)
+                headers = answer.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+                if headers.get(RECORDED_HEADER):
+                    log.info("recorded %s; not sent to CodeDeploy", status.value)
+                    return ReportOutcome(ReportState.RECORDED, attempt, "a local run: not sent")
                 log.info("reported %s to CodeDeploy", status.value, extra={"attempts": attempt})
                 return ReportOutcome(ReportState.REPORTED, attempt)
             except ClientError as exc:
@@ -166,17 +177,23 @@ class CodeDeployCallback:
             )
             self._sleep(pause)
 
-    def _attempt(self, invocation: HookInvocation, status: VerdictStatus, budget: Deadline) -> None:
+    def _attempt(
+        self, invocation: HookInvocation, status: VerdictStatus, budget: Deadline
+    ) -> dict[str, Any]:
         """One request, waited for no longer than the budget (it may finish unseen later)."""
         outcome: list[BaseException | None] = []
+        answers: list[dict[str, Any]] = []
         done = threading.Event()
 
         def call() -> None:
             try:
-                self.client.put_lifecycle_event_hook_execution_status(
-                    deploymentId=invocation.deployment_id,
-                    lifecycleEventHookExecutionId=invocation.execution_id,
-                    status=status.value,
+                answers.append(
+                    self.client.put_lifecycle_event_hook_execution_status(
+                        deploymentId=invocation.deployment_id,
+                        lifecycleEventHookExecutionId=invocation.execution_id,
+                        status=status.value,
+                    )
+                    or {}
                 )
                 outcome.append(None)
             except BaseException as exc:
@@ -191,6 +208,7 @@ class CodeDeployCallback:
             )
         if outcome[0] is not None:
             raise outcome[0]
+        return answers[0] if answers and isinstance(answers[0], dict) else {}
 
 
 class _AttemptTimeoutError(Exception):

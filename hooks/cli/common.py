@@ -9,6 +9,7 @@ exist.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import Any
 
@@ -24,6 +25,7 @@ __all__ = [
     "event_arg",
     "exit_code",
     "given",
+    "given_by",
     "pair",
     "positive",
 ]
@@ -69,11 +71,28 @@ def pair(value: str) -> tuple[str, str]:
     return key, rest
 
 
-def configuration_errors(command: str, result: dict[str, Any]) -> None:
-    """A Failed verdict caused by the configuration is also an error message on stderr."""
+def given_by(flags: dict[str, tuple[str, Any]]) -> dict[str, str]:
+    """The environment a command sets from its flags (``{variable: (flag, value)}``), with
+    ``GREENLIGHT_GIVEN_BY`` saying which flag set each: a value's source names the flag."""
+    env = given({variable: value for variable, (_, value) in flags.items()})
+    sources = {variable: f"flag {flag}" for variable, (flag, _) in flags.items() if variable in env}
+    if sources:
+        env["GREENLIGHT_GIVEN_BY"] = json.dumps(sources)
+    return env
+
+
+def configuration_errors(command: str, result: dict[str, Any], summary: Any = None) -> None:
+    """A Failed verdict caused by the configuration is also an error message on stderr: each
+    suite that did not load (from the run's ``summary``), or the reason — never a check that
+    ran and failed, which is a test result, not the configuration's."""
     if result.get("verdict") == "Succeeded" or not result.get("configuration_error"):
         return
-    causes = [f for f in result.get("failed", []) if f] or [result.get("reason", "")]
+    run = getattr(summary, "run", None)
+    causes = [
+        f"{suite.name}: {suite.error}"
+        for suite in (run.suites if run is not None else ())
+        if not suite.loaded and suite.error
+    ] or [str(result.get("reason", ""))]
     for cause in causes:
         print(f"greenlight {command}: configuration error: {cause}", file=sys.stderr)
 

@@ -10,15 +10,19 @@ from typing import Any
 from hooks.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
+    EXIT_USAGE,
     UsageError,
     configuration_errors,
     exit_code,
+    given_by,
     pair,
 )
 from hooks.cli.console import Console
 from hooks.cli.local import RECORDER, LocalContext, attach, import_handler, patched_env, prepare_aws
 from hooks.cli.template import Template
+from hooks.core.ecs_event import parse_ecs_event
 from hooks.core.exceptions import InvalidEventError
+from hooks.evidence.reports import CaptureReport
 
 __all__ = ["invoke_command", "register"]
 
@@ -56,15 +60,16 @@ def invoke_command(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         raise UsageError(f"cannot read the event file {args.event}: {exc}") from exc
     env = dict(spec.environment)
-    if args.target_url:
-        env["GREENLIGHT_TARGET_URL"] = args.target_url
+    env.update(given_by({"GREENLIGHT_TARGET_URL": ("--target-url", args.target_url)}))
     console = Console()
     console.line(
         console.bold(f"Invoking {spec.handler} ({args.logical_id}), timeout {spec.timeout:g}s")
     )
+    malformed = _malformed_ecs_event(spec.handler, event)
+    capture = CaptureReport()
     with patched_env(env):
         prepare_aws(args.report)
-        attach(console.on_check, [])
+        attach(console.on_check, [capture])
         handler = import_handler(spec.handler)
         before = len(RECORDER.calls)
         try:
@@ -81,7 +86,25 @@ def invoke_command(args: argparse.Namespace) -> int:
         console.line(json.dumps(call, indent=2))
     console.line(console.bold("Handler returned:"))
     console.line(json.dumps(result, indent=2))
+    if malformed is not None:  # answered FAILED, as ECS would be: a usage error here
+        raise UsageError(f"{args.event}: {malformed}")
     if "hookStatus" in result:  # the Amazon ECS hook: its answer is the verdict
+        summary = capture.summary
+        if summary is not None and summary.configuration_error:
+            configuration_errors("invoke", summary.to_dict(), summary)
+            return EXIT_USAGE
         return EXIT_FAILED if result["hookStatus"] == "FAILED" else EXIT_OK
-    configuration_errors("invoke", result)
+    configuration_errors("invoke", result, capture.summary)
     return exit_code(result)
+
+
+def _malformed_ecs_event(handler: str, event: Any) -> str | None:
+    """Why ``event`` is not an Amazon ECS hook call, for the ECS hook's handler (its answer
+    is FAILED, whatever the cause: the exit status tells a bad event apart)."""
+    if not handler.endswith(".ecs_hook"):
+        return None
+    try:
+        parse_ecs_event(event)
+    except InvalidEventError as exc:
+        return f"invalid Amazon ECS hook event: {exc}"
+    return None

@@ -20,6 +20,7 @@ from typing import Any
 from hooks.adapters.conclusion import conclude_execution
 from hooks.adapters.handlers import ecs_runtime, runtime
 from hooks.adapters.stepfunctions import LocalBucket, LocalExecutions, run_shard
+from hooks.aws.codedeploy import RECORDED_HEADER
 from hooks.core.exceptions import ConfigError
 
 __all__ = [
@@ -85,8 +86,14 @@ class ReportRecorder:
         from botocore.awsrequest import AWSResponse, HTTPHeaders
 
         execution_id = self.calls[-1].get("lifecycleEventHookExecutionId") if self.calls else ""
+        headers = {RECORDED_HEADER: "true"}
         response = AWSResponse("https://codedeploy.local", 200, HTTPHeaders(), None)
-        return response, {"lifecycleEventHookExecutionId": execution_id}
+        response.headers[RECORDED_HEADER] = "true"
+        metadata = {"HTTPStatusCode": 200, "HTTPHeaders": headers}
+        return response, {
+            "lifecycleEventHookExecutionId": execution_id,
+            "ResponseMetadata": metadata,
+        }
 
 
 RECORDER = ReportRecorder()

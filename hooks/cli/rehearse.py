@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,14 @@ def rehearse(
                 {
                     "GREENLIGHT_TARGET_URL": test_url,
                     "GREENLIGHT_PROD_URL": test_url if green_on_prod else prod_url,
+                    "GREENLIGHT_GIVEN_BY": json.dumps(
+                        {
+                            "GREENLIGHT_TARGET_URL": "flag --test-url",
+                            "GREENLIGHT_PROD_URL": "flag --test-url"
+                            if green_on_prod
+                            else "flag --prod-url",
+                        }
+                    ),
                 }
             ):
                 handler = import_handler(f"hooks.adapters.handlers.{event.snake_name}")

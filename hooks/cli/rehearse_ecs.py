@@ -147,6 +147,14 @@ def rehearse_ecs(
                 {
                     "GREENLIGHT_TARGET_URL": test_url,
                     "GREENLIGHT_PROD_URL": test_url if green_on_prod else prod_url,
+                    "GREENLIGHT_GIVEN_BY": json.dumps(
+                        {
+                            "GREENLIGHT_TARGET_URL": "flag --test-url",
+                            "GREENLIGHT_PROD_URL": "flag --test-url"
+                            if green_on_prod
+                            else "flag --prod-url",
+                        }
+                    ),
                 }
             ):
                 for number in range(1, MAX_CALLS + 1):

@@ -11,7 +11,7 @@ from hooks.cli.common import (
     configuration_errors,
     event_arg,
     exit_code,
-    given,
+    given_by,
     positive,
 )
 from hooks.cli.console import Console
@@ -75,20 +75,22 @@ def register(sub: Any) -> None:
 def run_command(args: argparse.Namespace) -> int:
 
     Target(url=args.url)  # a malformed URL is a usage error
-    env = given(
-        {
-            "GREENLIGHT_TARGET_URL": args.url,
-            "GREENLIGHT_PROD_URL": args.prod_url,
-            "GREENLIGHT_TARGET_HOST": args.host,
-            "GREENLIGHT_SUITES": ",".join(args.suite),
-            "GREENLIGHT_SUITES_DIR": args.suites_dir,
-            "GREENLIGHT_CA_BUNDLE": args.ca_bundle,
-            "GREENLIGHT_TLS_VERIFY": "false" if args.insecure else None,
-            "GREENLIGHT_CONCURRENCY": args.concurrency,
-            "GREENLIGHT_SAFETY_MARGIN": "1",
-            **LOCAL_ENV,
-        }
-    )
+    env = {
+        **given_by(
+            {
+                "GREENLIGHT_TARGET_URL": ("--url", args.url),
+                "GREENLIGHT_PROD_URL": ("--prod-url", args.prod_url),
+                "GREENLIGHT_TARGET_HOST": ("--host", args.host),
+                "GREENLIGHT_SUITES": ("--suite", ",".join(args.suite)),
+                "GREENLIGHT_SUITES_DIR": ("--suites-dir", args.suites_dir),
+                "GREENLIGHT_CA_BUNDLE": ("--ca-bundle", args.ca_bundle),
+                "GREENLIGHT_TLS_VERIFY": ("--insecure", "false" if args.insecure else None),
+                "GREENLIGHT_CONCURRENCY": ("--concurrency", args.concurrency),
+            }
+        ),
+        "GREENLIGHT_SAFETY_MARGIN": "1",
+        **LOCAL_ENV,
+    }
     console = Console()
     with patched_env(env):
         settings = Settings.from_env()
@@ -117,5 +119,5 @@ def run_command(args: argparse.Namespace) -> int:
     if capture.summary is not None:
         console.failures(capture.summary)
         console.summary(capture.summary)
-    configuration_errors("run", result)
+    configuration_errors("run", result, capture.summary)
     return exit_code(result)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,21 @@ def _or(value: Any, default: Any) -> Any:
     return default if value is None else value
 
 
+def _given_by(text: str) -> dict[str, str]:
+    """``GREENLIGHT_GIVEN_BY``: a JSON object of variable -> who set it (the command line)."""
+    if not text.strip():
+        return {}
+    try:
+        found = json.loads(text)
+    except ValueError:
+        found = None
+    if not isinstance(found, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in found.items()
+    ):
+        raise ConfigError("GREENLIGHT_GIVEN_BY must be a JSON object of names to sources")
+    return found
+
+
 def secrets_max_age(env: Mapping[str, str]) -> int:
     """``GREENLIGHT_SECRETS_MAX_AGE`` (300 when unset); a bad value is an error naming it."""
     return int(_or(_int(env, "GREENLIGHT_SECRETS_MAX_AGE", "secrets_max_age"), 300))
@@ -166,6 +182,13 @@ class Settings:
     ecs_budget: float = 3600.0
     ecs_callback_delay: int = 30
     secrets_max_age: int = 300
+    #: Who set a variable, when it was not the environment as such: the command line's
+    #: flags (``GREENLIGHT_TARGET_URL`` -> ``flag --url``), so each value names its source.
+    given_by: Mapping[str, str] = field(default_factory=dict)
+
+    def source_of(self, variable: str) -> str:
+        """Where a value read from ``variable`` came from: a flag, or the variable itself."""
+        return self.given_by.get(variable) or f"env {variable}"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -201,4 +224,5 @@ class Settings:
                 _int(env, "GREENLIGHT_ECS_CALLBACK_DELAY", "ecs_callback_delay"), 30
             ),
             secrets_max_age=secrets_max_age(env),
+            given_by=_given_by(env.get("GREENLIGHT_GIVEN_BY", "")),
         )

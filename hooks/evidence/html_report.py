@@ -89,6 +89,15 @@ def _failure(suite: Mapping[str, Any], check: Mapping[str, Any]) -> str:
     )
 
 
+#: What became of the report, in words (a local run's was recorded, never sent).
+_REPORTED = {
+    "reported": "reported",
+    "recorded": "not reported: a local run (recorded, never sent)",
+    "already_completed": "not reported: CodeDeploy already had a status",
+    "failed": "the report failed",
+}
+
+
 def _failures(report: Mapping[str, Any]) -> str:
     parts: list[str] = []
     total = 0
@@ -190,7 +199,10 @@ def render(report: Mapping[str, Any]) -> str:
                 ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in counts.items() if n)
                 or "none ran",
             ),
-            ("Reported to CodeDeploy", report.get("report")),
+            (
+                "Reported to CodeDeploy",
+                _REPORTED.get(str(report.get("report")), report.get("report")),
+            ),
             ("Took", f"{report.get('duration', 0):.2f}s"),
             ("Configuration error", "yes" if report.get("configuration_error") else None),
         ]

@@ -172,6 +172,23 @@ def _names(raw: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(n.strip() for n in raw.replace(" ", ",").split(",") if n.strip()))
 
 
+#: Plan values the function's settings may set, and the variable each is read from.
+_SETTINGS = {
+    "suites": "GREENLIGHT_SUITES",
+    "target_url": "GREENLIGHT_TARGET_URL",
+    "prod_url": "GREENLIGHT_PROD_URL",
+    "host": "GREENLIGHT_TARGET_HOST",
+    "verify": "GREENLIGHT_TLS_VERIFY",
+    "ca_bundle": "GREENLIGHT_CA_BUNDLE",
+    "concurrency": "GREENLIGHT_CONCURRENCY",
+    "readiness_timeout": "GREENLIGHT_READINESS_TIMEOUT",
+    "request_timeout": "GREENLIGHT_REQUEST_TIMEOUT",
+    "max_body_bytes": "GREENLIGHT_MAX_BODY_BYTES",
+}
+#: Where a setting's field name differs from the plan's key.
+_SETTING_FIELDS = {"verify": "tls_verify"}
+
+
 def resolve_plan(
     event: LifecycleEvent,
     settings: Settings,
@@ -231,16 +248,8 @@ def resolve_plan(
         policies[name] = Policy(True, policies.get(name, Policy()).failure_limit)
         sources[f"policy.{name}"] = f"tag {TAG_REPORT_ONLY}"
 
-    put("suites", settings.suites, "env GREENLIGHT_SUITES")
-    put("target_url", settings.target_url, "env GREENLIGHT_TARGET_URL")
-    put("prod_url", settings.prod_url, "env GREENLIGHT_PROD_URL")
-    put("host", settings.host, "env GREENLIGHT_TARGET_HOST")
-    put("verify", settings.tls_verify, "env GREENLIGHT_TLS_VERIFY")
-    put("ca_bundle", settings.ca_bundle, "env GREENLIGHT_CA_BUNDLE")
-    put("concurrency", settings.concurrency, "env GREENLIGHT_CONCURRENCY")
-    put("readiness_timeout", settings.readiness_timeout, "env GREENLIGHT_READINESS_TIMEOUT")
-    put("request_timeout", settings.request_timeout, "env GREENLIGHT_REQUEST_TIMEOUT")
-    put("max_body_bytes", settings.max_body_bytes, "env GREENLIGHT_MAX_BODY_BYTES")
+    for key, variable in _SETTINGS.items():
+        put(key, getattr(settings, _SETTING_FIELDS.get(key, key)), settings.source_of(variable))
     for key in _NUMBERS:  # the schema cannot refuse .nan: every number is checked here
         if key in values:
             check_number(key, values[key], f"{key} (source: {sources[key]})")

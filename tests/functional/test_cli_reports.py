@@ -351,3 +351,38 @@ def test_validate_checks_single_files_and_prints_the_plan_per_event(tmp_path: Pa
     done = greenlight("validate", str(broken))
     assert done.returncode == 2
     assert done.stdout.startswith(f"{broken}:4: at checks[0].request: unknown key 'methd'")
+
+
+def test_a_laptop_run_says_it_reported_nothing_and_which_flag_set_each_value(
+    tmp_path: Path, green: str
+) -> None:
+    """``greenlight run`` sends no report: the JSON says ``recorded`` and the HTML says it was
+    not reported; each value a flag set names the flag, not the variable behind it."""
+    report, page = tmp_path / "r.json", tmp_path / "r.html"
+    done = greenlight(
+        "run",
+        "--url",
+        green,
+        "--suites-dir",
+        str(EXAMPLES),
+        "--suite",
+        "smoke",
+        "--concurrency",
+        "4",
+        "--json",
+        str(report),
+        "--html",
+        str(page),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = json.loads(report.read_text())
+    fastjsonschema.compile(json.loads(SCHEMA_PATH.read_text()))(data)
+    assert data["report"] == "recorded"
+    sources = data["plan"]["sources"]
+    assert (sources["target_url"], sources["suites"], sources["concurrency"]) == (
+        "flag --url",
+        "flag --suite",
+        "flag --concurrency",
+    )
+    assert "not reported: a local run (recorded, never sent)" in page.read_text()
+    assert "env GREENLIGHT_TARGET_URL" not in page.read_text()

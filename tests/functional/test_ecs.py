@@ -713,3 +713,44 @@ def test_without_a_signing_key_in_lambda_a_gate_cannot_go_on_and_fails(
         }
         answer = handle_ecs(ecs_event(), LocalContext(3), ecs_runtime(env))
     assert answer == {"hookStatus": "FAILED"}
+
+
+def test_greenlight_invoke_of_the_ecs_hook_follows_the_one_exit_rule(
+    tmp_path: Path, service: tuple[Service, str]
+) -> None:
+    """0 passed, 1 failed, 2 cannot run as configured — for the ECS hook as for CodeDeploy's:
+    a malformed event and a plan the ECS hook refuses exit 2, naming why; a failing suite
+    exits 1."""
+    from tests.functional.test_cli import greenlight
+
+    _, url = service
+    bad_event = tmp_path / "bad.json"
+    bad_event.write_text(json.dumps({"executionId": "e-1", "lifecycleStage": "NOT_A_STAGE"}))
+    (tmp_path / "refused").mkdir()
+    (tmp_path / "failing").mkdir()
+    refused = suites(tmp_path / "refused", "fast.yaml")
+    (refused / "greenlight.yaml").write_text("version: 1\ndefaults:\n  runner: stepfunctions\n")
+    failing = suites(tmp_path / "failing", "fast.yaml")
+    (failing / "broken.yaml").write_text(
+        "name: broken\nchecks:\n  - name: missing\n    request: {path: /nope}\n"
+        "    assert:\n      - status: 299\n"
+    )
+    good_event = str(EVENTS / "ecs_post_test_traffic_shift.json")
+    cases = {
+        "malformed": (str(bad_event), refused, 2, "unknown lifecycleStage 'NOT_A_STAGE'"),
+        "refused": (good_event, refused, 2, "configuration error"),
+        "failing": (good_event, failing, 1, '"hookStatus": "FAILED"'),
+    }
+    for name, (event, folder, code, said) in cases.items():
+        done = greenlight(
+            "invoke",
+            "EcsHook",
+            "--event",
+            event,
+            "--target-url",
+            url,
+            env={"GREENLIGHT_SUITES_DIR": str(folder)},
+        )
+        output = done.stdout + done.stderr
+        assert (name, done.returncode) == (name, code), output
+        assert said in output, (name, output)

@@ -58,7 +58,7 @@ def conclude_execution(
     event: Mapping[str, Any], context: HasRemainingTime, runtime: Runtime
 ) -> dict[str, Any]:
     """One verdict for a handed-off run, from this process's own plan, reported once."""
-    started = time.monotonic()
+    started = time.monotonic() - _since_hand_off(event)
     redact.reset()
     invocation = HookInvocation.from_ids(event.get("invocation"))
     context_keys = {"function_request_id": getattr(context, "aws_request_id", None) or "local"}
@@ -82,6 +82,21 @@ def conclude_execution(
         logger.exception("the conclusion raised")
         summary.verdict = Verdict.failure(f"the conclusion failed: {type(exc).__name__}: {exc}")
     return finish(summary, runtime, context, started, context_keys)
+
+
+#: The longest a handed-off run can have lasted (the execution's own timeout is shorter).
+_LONGEST_RUN = 3600.0
+
+
+def _since_hand_off(event: Mapping[str, Any]) -> float:
+    """Seconds since the hook handed off (what the summary's duration counts from): only
+    shown, never decided on; 0 when the execution's input does not say, or says nonsense."""
+    details = event.get("summary")
+    at = details.get("handed_off_at") if isinstance(details, Mapping) else None
+    if isinstance(at, bool) or not isinstance(at, int | float):
+        return 0.0
+    elapsed = time.time() - float(at)
+    return elapsed if 0.0 <= elapsed <= _LONGEST_RUN else 0.0
 
 
 def _decide(

@@ -222,6 +222,8 @@ def hand_off(
             "application": summary.application,
             "deployment_group": summary.deployment_group,
             "target": job.target.url if job.target is not None else None,
+            # When the hook handed off: the conclusion's duration is the whole run's.
+            "handed_off_at": round(time.time(), 3),
         },
         # Never a secret's value: execution input is readable in the Step Functions
         # console. Each shard resolves them again.

@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hooks.adapters.conclusion import conclude_execution
@@ -158,8 +158,11 @@ def run_state_machine_here(current: Any, timeout: float, say: Callable[[str], No
     same shard and conclusion handlers the state machine calls (no AWS, no Docker)."""
 
     bucket = LocalBucket()
+    # Shards say nothing as they go (a part of a suite is judged on the whole): the merged
+    # results are shown once the conclusion has them (:func:`concluded`).
+    quiet = replace(current, on_check=None)
     machine = LocalExecutions(
-        lambda item: run_shard(item, LocalContext(timeout, "Greenlight_local-Shard"), current),
+        lambda item: run_shard(item, LocalContext(timeout, "Greenlight_local-Shard"), quiet),
         lambda event: conclude_execution(
             event, LocalContext(300, "Greenlight_local-Conclude"), current
         ),
@@ -168,7 +171,7 @@ def run_state_machine_here(current: Any, timeout: float, say: Callable[[str], No
         ),
     )
     current.stepfunctions = lambda: machine
-    current.s3 = lambda: bucket
+    current.s3 = quiet.s3 = lambda: bucket
     return machine
 
 

@@ -109,14 +109,16 @@ def run_command(args: argparse.Namespace) -> int:
         console.line(console.bold(f"greenlight run {event.value} against {args.url}"))
         handler = import_handler(f"hooks.adapters.handlers.{event.snake_name}")
         with console.live(f"{event.value} running"):
-            result = concluded(
-                machine,
-                handler(
-                    {"DeploymentId": "d-LOCALRUN", "LifecycleEventHookExecutionId": "local"},
-                    LocalContext(args.deadline),
-                ),
+            answer = handler(
+                {"DeploymentId": "d-LOCALRUN", "LifecycleEventHookExecutionId": "local"},
+                LocalContext(args.deadline),
             )
+            result = concluded(machine, answer)
     if capture.summary is not None:
+        if answer.get("execution") and capture.summary.run is not None:  # handed off
+            for suite in capture.summary.run.suites:
+                for check in suite.checks:
+                    console.on_check(suite, check)
         console.failures(capture.summary)
         console.summary(capture.summary)
     configuration_errors("run", result, capture.summary)

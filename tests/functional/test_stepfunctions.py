@@ -575,3 +575,31 @@ def test_a_shard_that_cannot_write_its_results_answers_why_cut_short(
     assert all(len(r["error"]) < shards.MAX_CAUSE + 50 for r in each(results))
     assert all(r["error"].endswith("more characters)") for r in each(results))
     assert all(r["error"].startswith("PermissionError: AccessDenied: yyy") for r in each(results))
+
+
+def test_a_handed_off_run_on_a_laptop_reads_like_a_single_run(tmp_path: Path) -> None:
+    """A load in two parts: the merged checks with their results (no line per part), the
+    whole run's duration, the plan in the JSON."""
+    from tests.functional.test_cli import greenlight
+
+    suites = tmp_path / "suites"
+    suites.mkdir()
+    (suites / "greenlight.yaml").write_text("version: 1\ndefaults:\n  runner: stepfunctions\n")
+    (suites / "shop-load.yaml").write_text(
+        "kind: load\nname: shop-load\nrate: 20\nduration: 2s\nworkers: 2\nrequests:\n"
+        "  - name: health\n    request: {path: /health}\n"
+        "thresholds:\n  http_req_failed: 'rate < 0.01'\n"
+    )
+    report = tmp_path / "report.json"
+    with http_server(service()) as url:
+        done = greenlight(
+            "run", "--url", url, "--suites-dir", str(suites), "--json", str(report), timeout=60
+        )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "SKIP" not in output
+    assert output.count("PASS    shop-load / http_req_failed rate < 0.01") == 1, output
+    data = json.loads(report.read_text())
+    assert data["duration"] >= 2.0  # the load's two seconds at least: the whole run's time
+    assert data["plan"]["runner"] == "stepfunctions"
+    assert "fork server sent something unreadable" not in output

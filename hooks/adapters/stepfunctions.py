@@ -216,7 +216,30 @@ def hand_off(
     # Each shard seals its results for this plan; the conclusion lists the plan again itself
     # and opens only results sealed for the same digest.
     job = replace(job, plan_digest=listing_digest(listed))
-    payload: dict[str, Any] = {
+    payload = _execution_input(summary, job, plan, planned, bucket)
+    if runtime.stepfunctions is None:
+        raise ConfigError("runner: stepfunctions needs a Step Functions client")
+    progress.set("starting the state machine (states:StartExecution)")
+    name = execution_name(summary.invocation.execution_id)
+    arn, started = start_execution(runtime.stepfunctions(), state_machine, name, payload)
+    summary.handed_off = arn
+    how = "started" if started else "already started by an earlier invocation of this hook"
+    summary.verdict = Verdict(
+        VerdictStatus.IN_PROGRESS,
+        f"handed to the state machine: execution {arn} ({how}; {len(planned)} shards): it reports",
+    )
+    log.info(
+        "handed off to Step Functions",
+        extra={"execution": arn, "started": started, "shards": len(planned)},
+    )
+
+
+def _execution_input(
+    summary: RunSummary, job: Job, plan: Plan, planned: list[dict[str, Any]], bucket: str
+) -> dict[str, Any]:
+    """What the execution starts with: the ids, what the evidence needs, the job without
+    its secrets, the shards, the soak, and where results go."""
+    return {
         "invocation": summary.invocation.ids(),
         "summary": {
             "application": summary.application,
@@ -233,21 +256,6 @@ def hand_off(
         "bucket": bucket,
         "prefix": bundle_prefix(summary),
     }
-    if runtime.stepfunctions is None:
-        raise ConfigError("runner: stepfunctions needs a Step Functions client")
-    progress.set("starting the state machine (states:StartExecution)")
-    name = execution_name(summary.invocation.execution_id)
-    arn, started = start_execution(runtime.stepfunctions(), state_machine, name, payload)
-    summary.handed_off = arn
-    how = "started" if started else "already started by an earlier invocation of this hook"
-    summary.verdict = Verdict(
-        VerdictStatus.IN_PROGRESS,
-        f"handed to the state machine: execution {arn} ({how}; {len(planned)} shards): it reports",
-    )
-    log.info(
-        "handed off to Step Functions",
-        extra={"execution": arn, "started": started, "shards": len(planned)},
-    )
 
 
 def run_shard(event: Mapping[str, Any], context: Any, runtime: Runtime) -> dict[str, Any]:

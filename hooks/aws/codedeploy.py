@@ -127,13 +127,7 @@ class CodeDeployCallback:
         while True:
             attempt += 1
             try:
-                answer = self._attempt(invocation, status, budget)
-                headers = answer.get("ResponseMetadata", {}).get("HTTPHeaders", {})
-                if headers.get(RECORDED_HEADER):
-                    log.info("recorded %s; not sent to CodeDeploy", status.value)
-                    return ReportOutcome(ReportState.RECORDED, attempt, "a local run: not sent")
-                log.info("reported %s to CodeDeploy", status.value, extra={"attempts": attempt})
-                return ReportOutcome(ReportState.REPORTED, attempt)
+                return _delivered(self._attempt(invocation, status, budget), status, attempt)
             except ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code", "")
                 message = exc.response.get("Error", {}).get("Message", "")
@@ -209,6 +203,16 @@ class CodeDeployCallback:
         if outcome[0] is not None:
             raise outcome[0]
         return answers[0] if answers and isinstance(answers[0], dict) else {}
+
+
+def _delivered(answer: dict[str, Any], status: VerdictStatus, attempt: int) -> ReportOutcome:
+    """A report that was answered: sent to CodeDeploy, or taken by a local recorder."""
+    headers = answer.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    if headers.get(RECORDED_HEADER):
+        log.info("recorded %s; not sent to CodeDeploy", status.value)
+        return ReportOutcome(ReportState.RECORDED, attempt, "a local run: not sent")
+    log.info("reported %s to CodeDeploy", status.value, extra={"attempts": attempt})
+    return ReportOutcome(ReportState.REPORTED, attempt)
 
 
 class _AttemptTimeoutError(Exception):

@@ -21,6 +21,7 @@ from hooks.adapters.conclusion import conclude_execution
 from hooks.adapters.handlers import ecs_runtime, runtime
 from hooks.adapters.stepfunctions import LocalBucket, LocalExecutions, run_shard
 from hooks.aws.codedeploy import RECORDED_HEADER
+from hooks.cli.common import given_by
 from hooks.core.exceptions import ConfigError
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "patched_env",
     "prepare_aws",
     "run_state_machine_here",
+    "urls_env",
 ]
 
 REPORT_OPERATION = "PutLifecycleEventHookExecutionStatus"
@@ -151,6 +153,19 @@ LOCAL_ENV = {
     "GREENLIGHT_STATE_MACHINE_ARN": LOCAL_STATE_MACHINE,
     "GREENLIGHT_EVIDENCE_BUCKET": "greenlight-local",
 }
+
+
+def urls_env(test_url: str, prod_url: str, green_on_prod: bool) -> dict[str, str]:
+    """The target of one rehearsed call: green, and production (green too once it serves
+    it), each naming the flag that set it."""
+    return given_by(
+        {
+            "GREENLIGHT_TARGET_URL": ("--test-url", test_url),
+            "GREENLIGHT_PROD_URL": (
+                ("--test-url", test_url) if green_on_prod else ("--prod-url", prod_url)
+            ),
+        }
+    )
 
 
 def run_state_machine_here(current: Any, timeout: float, say: Callable[[str], None]) -> Any:

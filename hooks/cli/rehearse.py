@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from hooks.cli.local import (
     patched_env,
     prepare_aws,
     run_state_machine_here,
+    urls_env,
 )
 from hooks.cli.rehearse_ecs import rehearse_ecs
 from hooks.core.lifecycle import LifecycleEvent
@@ -33,7 +33,14 @@ from hooks.gate.evaluate import planned_events
 from hooks.gate.plan import PlanFile
 from hooks.suites.registry import discover
 
-__all__ = ["REHEARSAL_DEPLOYMENT", "Rehearsal", "Step", "register", "rehearse", "rehearse_command"]
+__all__ = [
+    "REHEARSAL_DEPLOYMENT",
+    "Rehearsal",
+    "Step",
+    "register",
+    "rehearse",
+    "rehearse_command",
+]
 
 REHEARSAL_DEPLOYMENT = "d-REHEARSAL"
 
@@ -111,20 +118,7 @@ def rehearse(
                 "DeploymentId": REHEARSAL_DEPLOYMENT,
                 "LifecycleEventHookExecutionId": f"rehearsal-{event.snake_name}",
             }
-            with patched_env(
-                {
-                    "GREENLIGHT_TARGET_URL": test_url,
-                    "GREENLIGHT_PROD_URL": test_url if green_on_prod else prod_url,
-                    "GREENLIGHT_GIVEN_BY": json.dumps(
-                        {
-                            "GREENLIGHT_TARGET_URL": "flag --test-url",
-                            "GREENLIGHT_PROD_URL": "flag --test-url"
-                            if green_on_prod
-                            else "flag --prod-url",
-                        }
-                    ),
-                }
-            ):
+            with patched_env(urls_env(test_url, prod_url, green_on_prod)):
                 handler = import_handler(f"hooks.adapters.handlers.{event.snake_name}")
                 step.result = concluded(machine, handler(event_data, LocalContext(timeout)))
             result = step.result

@@ -19,7 +19,7 @@ from typing import Any
 from hooks.adapters.ecs import PREFERRED_STAGES, handle_ecs
 from hooks.adapters.handlers import ecs_hook, ecs_runtime
 from hooks.cli.console import Console
-from hooks.cli.local import LocalContext, attach, patched_env, prepare_aws
+from hooks.cli.local import LocalContext, attach, patched_env, prepare_aws, urls_env
 from hooks.core.ecs_event import EcsStage
 from hooks.core.settings import Settings
 from hooks.evidence.reports import CaptureReport
@@ -143,20 +143,7 @@ def rehearse_ecs(
             )
             label = f"{stage.value} (production {production:g}% green)"
             details: Any = None
-            with patched_env(
-                {
-                    "GREENLIGHT_TARGET_URL": test_url,
-                    "GREENLIGHT_PROD_URL": test_url if green_on_prod else prod_url,
-                    "GREENLIGHT_GIVEN_BY": json.dumps(
-                        {
-                            "GREENLIGHT_TARGET_URL": "flag --test-url",
-                            "GREENLIGHT_PROD_URL": "flag --test-url"
-                            if green_on_prod
-                            else "flag --prod-url",
-                        }
-                    ),
-                }
-            ):
+            with patched_env(urls_env(test_url, prod_url, green_on_prod)):
                 for number in range(1, MAX_CALLS + 1):
                     console.line(console.bold(label) + f" call {number}...")
                     answer = ecs_hook(

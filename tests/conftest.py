@@ -27,14 +27,21 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         )
 
 
+@pytest.fixture(scope="session")
+def evidence_root(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Where the command line's evidence goes in tests (never the user's own folder)."""
+    return str(tmp_path_factory.mktemp("evidence"))
+
+
 @pytest.fixture(autouse=True)
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def aws_env(monkeypatch: pytest.MonkeyPatch, evidence_root: str) -> None:
     """No real AWS: fake credentials, a fixed region, no endpoint overrides."""
     import os
 
     for name in list(os.environ):
         if name.startswith(("AWS_ENDPOINT_URL", "GREENLIGHT_", "AWS_PROFILE")):
             monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GREENLIGHT_EVIDENCE_DIR", evidence_root)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")

@@ -186,5 +186,6 @@ def user_env(**extra: str) -> dict[str, str]:
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("GREENLIGHT_", "PYTEST_DISABLE_PLUGIN_AUTOLOAD", "PYTEST_ADDOPTS"))
+        or k == "GREENLIGHT_EVIDENCE_DIR"  # the tests' own folder, never the user's
     }
     return {**env, **extra}

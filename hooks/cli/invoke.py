@@ -18,11 +18,21 @@ from hooks.cli.common import (
     pair,
 )
 from hooks.cli.console import Console
-from hooks.cli.local import RECORDER, LocalContext, attach, import_handler, patched_env, prepare_aws
+from hooks.cli.evidence_store import DirectoryBucket, evidence_dir
+from hooks.cli.local import (
+    LOCAL_BUCKET,
+    RECORDER,
+    LocalContext,
+    add_evidence_argument,
+    attach,
+    import_handler,
+    patched_env,
+    prepare_aws,
+)
 from hooks.cli.template import Template
 from hooks.core.ecs_event import parse_ecs_event
 from hooks.core.exceptions import InvalidEventError
-from hooks.evidence.reports import CaptureReport
+from hooks.evidence.reports import CaptureReport, EvidenceBundle
 
 __all__ = ["invoke_command", "register"]
 
@@ -48,6 +58,7 @@ def register(sub: Any) -> None:
         metavar="KEY=VALUE",
         help="template parameters, as sam takes them",
     )
+    add_evidence_argument(invoke)
     invoke.set_defaults(run=invoke_command)
 
 
@@ -67,9 +78,10 @@ def invoke_command(args: argparse.Namespace) -> int:
     )
     malformed = _malformed_ecs_event(spec.handler, event)
     capture = CaptureReport()
+    store = EvidenceBundle(DirectoryBucket(evidence_dir(args.evidence)), LOCAL_BUCKET)
     with patched_env(env):
         prepare_aws(args.report)
-        attach(console.on_check, [capture])
+        attach(console.on_check, [capture, store])
         handler = import_handler(spec.handler)
         before = len(RECORDER.calls)
         try:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from hooks.adapters.conclusion import conclude_execution
@@ -25,15 +26,18 @@ from hooks.cli.common import given_by
 from hooks.core.exceptions import ConfigError
 
 __all__ = [
+    "LOCAL_BUCKET",
     "LOCAL_ENV",
     "LOCAL_STATE_MACHINE",
     "RECORDER",
     "REPORT_OPERATION",
     "LocalContext",
     "ReportRecorder",
+    "add_evidence_argument",
     "attach",
     "concluded",
     "import_handler",
+    "local_deployment_id",
     "patched_env",
     "prepare_aws",
     "run_state_machine_here",
@@ -147,11 +151,30 @@ def attach(on_check: Callable[[Any, Any], None] | None, reporters: list[Any]) ->
     return current
 
 
+#: The bucket name a laptop's evidence is written under (its folder is the store).
+LOCAL_BUCKET = "greenlight-local"
+
+
+def local_deployment_id() -> str:
+    """A deployment id of its own for each laptop run, so its evidence is kept apart."""
+    return "d-LOCAL" + time.strftime("%Y%m%d%H%M%S") + f"{time.time_ns() // 1000 % 1000:03d}"
+
+
+def add_evidence_argument(parser: Any) -> None:
+    parser.add_argument(
+        "--evidence",
+        type=Path,
+        metavar="DIR",
+        help="where the run's evidence bundle goes (default: $GREENLIGHT_EVIDENCE_DIR, "
+        "else ~/.local/state/greenlight/evidence); greenlight report reads it",
+    )
+
+
 #: Where a handed-off plan's state machine and bucket "are" on a laptop.
 LOCAL_STATE_MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:Greenlight_local"
 LOCAL_ENV = {
     "GREENLIGHT_STATE_MACHINE_ARN": LOCAL_STATE_MACHINE,
-    "GREENLIGHT_EVIDENCE_BUCKET": "greenlight-local",
+    "GREENLIGHT_EVIDENCE_BUCKET": LOCAL_BUCKET,
 }
 
 
@@ -168,11 +191,13 @@ def urls_env(test_url: str, prod_url: str, green_on_prod: bool) -> dict[str, str
     )
 
 
-def run_state_machine_here(current: Any, timeout: float, say: Callable[[str], None]) -> Any:
+def run_state_machine_here(
+    current: Any, timeout: float, say: Callable[[str], None], store: Any = None
+) -> Any:
     """Plans with ``runner: stepfunctions`` run their shards in this process, through the
     same shard and conclusion handlers the state machine calls (no AWS, no Docker)."""
 
-    bucket = LocalBucket()
+    bucket = store if store is not None else LocalBucket()
     # Shards say nothing as they go (a part of a suite is judged on the whole): the merged
     # results are shown once the conclusion has them (:func:`concluded`).
     quiet = replace(current, on_check=None)

@@ -13,12 +13,16 @@ from hooks.cli.common import (
     UsageError,
 )
 from hooks.cli.console import Console
+from hooks.cli.evidence_store import DirectoryBucket, evidence_dir
 from hooks.cli.local import (
+    LOCAL_BUCKET,
     LOCAL_ENV,
     LocalContext,
+    add_evidence_argument,
     attach,
     concluded,
     import_handler,
+    local_deployment_id,
     patched_env,
     prepare_aws,
     run_state_machine_here,
@@ -28,7 +32,7 @@ from hooks.cli.rehearse_ecs import rehearse_ecs
 from hooks.core.lifecycle import LifecycleEvent
 from hooks.core.settings import Settings
 from hooks.core.target import Target
-from hooks.evidence.reports import CaptureReport
+from hooks.evidence.reports import CaptureReport, EvidenceBundle
 from hooks.gate.evaluate import planned_events
 from hooks.gate.plan import PlanFile
 from hooks.suites.registry import discover
@@ -88,8 +92,12 @@ def rehearse(
     console: Console,
     timeout: float = 300.0,
     suites_dir: Path | None = None,
+    evidence: Path | None = None,
 ) -> Rehearsal:
-    """Run every planned hook in order through the real handlers; stop at the first failure."""
+    """Run every planned hook in order through the real handlers; stop at the first failure.
+    Each hook's evidence goes to the laptop's evidence folder (``evidence``)."""
+    store = DirectoryBucket(evidence_dir(evidence))
+    deployment = REHEARSAL_DEPLOYMENT + local_deployment_id().removeprefix("d-LOCAL")
     overrides: dict[str, str | None] = dict(LOCAL_ENV)
     if suites_dir:
         overrides["GREENLIGHT_SUITES_DIR"] = str(suites_dir)
@@ -106,16 +114,19 @@ def rehearse(
             step = Step(event)
             rehearsal.steps.append(step)
             if event not in events:
-                console.line(f"{event.value:<22} no suites planned: CodeDeploy goes on")
+                console.line(
+                    f"{event.value:<22} no suite planned: not in the AppSpec, CodeDeploy goes on"
+                )
                 continue
             green_on_prod = event.green_on_prod_listener
             capture = CaptureReport()
+            reporters = [capture, EvidenceBundle(store, LOCAL_BUCKET)]
             machine = run_state_machine_here(
-                attach(console.on_check, [capture]), timeout, console.line
+                attach(console.on_check, reporters), timeout, console.line, store
             )
             console.line(console.bold(f"{event.value:<22}") + " running hook...")
             event_data = {
-                "DeploymentId": REHEARSAL_DEPLOYMENT,
+                "DeploymentId": deployment,
                 "LifecycleEventHookExecutionId": f"rehearsal-{event.snake_name}",
             }
             with patched_env(urls_env(test_url, prod_url, green_on_prod)):
@@ -161,6 +172,7 @@ def register(sub: Any) -> None:
         default="10,50,100",
         help="ECS: production traffic steps in percent (default 10,50,100)",
     )
+    add_evidence_argument(rehearse)
     rehearse.set_defaults(run=rehearse_command)
 
 
@@ -190,5 +202,6 @@ def rehearse_command(args: argparse.Namespace) -> int:
         console=Console(),
         timeout=args.timeout,
         suites_dir=args.suites_dir,
+        evidence=args.evidence,
     )
     return EXIT_OK if result.shifted else EXIT_FAILED

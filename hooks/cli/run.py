@@ -15,12 +15,16 @@ from hooks.cli.common import (
     positive,
 )
 from hooks.cli.console import Console
+from hooks.cli.evidence_store import DirectoryBucket, evidence_dir
 from hooks.cli.local import (
+    LOCAL_BUCKET,
     LOCAL_ENV,
     LocalContext,
+    add_evidence_argument,
     attach,
     concluded,
     import_handler,
+    local_deployment_id,
     patched_env,
     prepare_aws,
     run_state_machine_here,
@@ -28,7 +32,13 @@ from hooks.cli.local import (
 from hooks.core.lifecycle import LifecycleEvent
 from hooks.core.settings import Settings
 from hooks.core.target import Target
-from hooks.evidence.reports import CaptureReport, HtmlReport, JsonReport, JUnitReport
+from hooks.evidence.reports import (
+    CaptureReport,
+    EvidenceBundle,
+    HtmlReport,
+    JsonReport,
+    JUnitReport,
+)
 from hooks.gate.plan import PlanFile
 from hooks.suites.registry import check_suites_dir
 
@@ -69,6 +79,7 @@ def register(sub: Any) -> None:
     run.add_argument(
         "--html", type=Path, metavar="FILE", help="write the HTML report (as the hook's evidence)"
     )
+    add_evidence_argument(run)
     run.set_defaults(run=run_command)
 
 
@@ -102,15 +113,17 @@ def run_command(args: argparse.Namespace) -> int:
         reporters += [JUnitReport(args.junit)] if args.junit else []
         reporters += [JsonReport(args.json)] if args.json else []
         reporters += [HtmlReport(args.html)] if args.html else []
+        store = DirectoryBucket(evidence_dir(args.evidence))
+        reporters.append(EvidenceBundle(store, LOCAL_BUCKET))
         machine = run_state_machine_here(
-            attach(console.on_check, reporters), args.deadline, console.line
+            attach(console.on_check, reporters), args.deadline, console.line, store
         )
         event: LifecycleEvent = args.event
         console.line(console.bold(f"greenlight run {event.value} against {args.url}"))
         handler = import_handler(f"hooks.adapters.handlers.{event.snake_name}")
         with console.live(f"{event.value} running"):
             answer = handler(
-                {"DeploymentId": "d-LOCALRUN", "LifecycleEventHookExecutionId": "local"},
+                {"DeploymentId": local_deployment_id(), "LifecycleEventHookExecutionId": "local"},
                 LocalContext(args.deadline),
             )
             result = concluded(machine, answer)
@@ -121,5 +134,7 @@ def run_command(args: argparse.Namespace) -> int:
                     console.on_check(suite, check)
         console.failures(capture.summary)
         console.summary(capture.summary)
+        if capture.summary.evidence:
+            console.line(f"evidence: {capture.summary.evidence}")
     configuration_errors("run", result, capture.summary)
     return exit_code(result)

@@ -23,7 +23,11 @@ EXAMPLES = SUITES / "examples"
 def greenlight(
     *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("GREENLIGHT_", "AWS_"))}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GREENLIGHT_", "AWS_")) or k == "GREENLIGHT_EVIDENCE_DIR"
+    }
     base.update(
         NO_COLOR="1",
         AWS_ACCESS_KEY_ID="testing",
@@ -270,7 +274,7 @@ def test_rehearse_against_a_good_green_shifts_traffic(blue: str, green: str) -> 
     )
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
-    assert "BeforeInstall          no suites planned" in out
+    assert "BeforeInstall          no suite planned: not in the AppSpec" in out
     assert "AfterAllowTestTraffic  Succeeded (8 checks" in out
     assert "AfterAllowTraffic      Succeeded" in out
     assert "Outcome: traffic shifted to green" in out

@@ -386,3 +386,41 @@ def test_a_laptop_run_says_it_reported_nothing_and_which_flag_set_each_value(
     )
     assert "not reported: a local run (recorded, never sent)" in page.read_text()
     assert "env GREENLIGHT_TARGET_URL" not in page.read_text()
+
+
+def test_a_laptops_evidence_is_kept_listed_and_shown_as_from_s3(tmp_path: Path, green: str) -> None:
+    """``run`` writes the hook's bundle to the folder; ``report --list`` lists the runs, and
+    ``report ID --evidence`` shows one as ``report`` shows S3's, exit status included."""
+    store = tmp_path / "evidence"
+    runs = []
+    for suite in ("smoke", "orders-flow"):
+        done = greenlight(
+            "run",
+            "--url",
+            green,
+            "--suites-dir",
+            str(EXAMPLES),
+            "--suite",
+            suite,
+            "--evidence",
+            str(store),
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        line = next(x for x in done.stdout.splitlines() if x.startswith("evidence: file://"))
+        folder = Path(line.removeprefix("evidence: file://"))
+        assert {p.name for p in folder.iterdir()} == {"result.json", "junit.xml", "report.html"}
+        runs.append(json.loads((folder / "result.json").read_text())["deployment_id"])
+    assert runs[0] != runs[1]
+    listed = greenlight("report", "--evidence", str(store), "--list")
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert [line.split()[3] for line in lines[:2]] == [runs[1], runs[0]]  # newest first
+    assert lines[-1].startswith(f"2 runs in {store}")
+    shown = greenlight("report", runs[0], "--evidence", str(store), "--html", str(tmp_path))
+    assert shown.returncode == 0, shown.stderr
+    assert f"AfterAllowTestTraffic of {runs[0]}" in shown.stdout
+    assert "Succeeded:" in shown.stdout
+    assert (tmp_path / f"greenlight-{runs[0]}-AfterAllowTestTraffic.html").is_file()
+    missing = greenlight("report", "d-NOPE", "--evidence", str(store))
+    assert missing.returncode == 2
+    assert "no evidence for d-NOPE" in missing.stderr

@@ -25,6 +25,8 @@ _MASKS = [
     (re.compile(r'"duration": [\d.]+'), '"duration": N'),
     (re.compile(r"127\.0\.0\.1:\d+"), "127.0.0.1:PORT"),
     (re.compile(r"\S*/test_suites/"), "<root>/test_suites/"),
+    (re.compile(r"file://[^\s\"]+?/(?=_unknown-application/)"), "file://<evidence>/"),
+    (re.compile(r"d-LOCAL\d+"), "d-LOCAL<time>"),
 ]
 
 

@@ -593,10 +593,21 @@ def test_a_handed_off_run_on_a_laptop_reads_like_a_single_run(tmp_path: Path) ->
     report = tmp_path / "report.json"
     with http_server(service()) as url:
         done = greenlight(
-            "run", "--url", url, "--suites-dir", str(suites), "--json", str(report), timeout=60
+            "run",
+            "--url",
+            url,
+            "--suites-dir",
+            str(suites),
+            "--json",
+            str(report),
+            "--evidence",
+            str(tmp_path / "evidence"),
+            timeout=60,
         )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
+    shards = sorted(p.name for p in (tmp_path / "evidence").glob("*/*/*/*/shards/*.json"))
+    assert shards == ["0.json", "1.json", "2.json"]  # reachability, and the load's two parts
     assert "SKIP" not in output
     assert output.count("PASS    shop-load / http_req_failed rate < 0.01") == 1, output
     data = json.loads(report.read_text())

@@ -96,6 +96,7 @@ def rehearse(
 ) -> Rehearsal:
     """Run every planned hook in order through the real handlers; stop at the first failure.
     Each hook's evidence goes to the laptop's evidence folder (``evidence``)."""
+    # Long: the rehearsal reads as the deployment it plays: one event after another.
     store = DirectoryBucket(evidence_dir(evidence))
     deployment = REHEARSAL_DEPLOYMENT + local_deployment_id().removeprefix("d-LOCAL")
     overrides: dict[str, str | None] = dict(LOCAL_ENV)

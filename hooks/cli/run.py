@@ -133,8 +133,8 @@ def run_command(args: argparse.Namespace) -> int:
                 for check in suite.checks:
                     console.on_check(suite, check)
         console.failures(capture.summary)
-        console.summary(capture.summary)
         if capture.summary.evidence:
             console.line(f"evidence: {capture.summary.evidence}")
+        console.summary(capture.summary)
     configuration_errors("run", result, capture.summary)
     return exit_code(result)

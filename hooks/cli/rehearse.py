@@ -32,6 +32,7 @@ from hooks.cli.rehearse_ecs import rehearse_ecs
 from hooks.core.lifecycle import LifecycleEvent
 from hooks.core.settings import Settings
 from hooks.core.target import Target
+from hooks.core.verdict import plural
 from hooks.evidence.reports import CaptureReport, EvidenceBundle
 from hooks.gate.evaluate import planned_events
 from hooks.gate.plan import PlanFile
@@ -141,7 +142,8 @@ def rehearse(
             )
             console.line(
                 f"{event.value:<22} {console.verdict(result['verdict'])} "
-                f"({result['checks']} checks in {result['duration']:.2f}s; suites: {suites or '-'})"
+                f"({plural(result['checks'], 'check')} in {result['duration']:.2f}s; "
+                f"suites: {suites or '-'})"
             )
             if step.failed:
                 if capture.summary is not None:

@@ -184,3 +184,39 @@ def test_latency_is_judged_on_medians_against_the_ratio_or_the_slack(
         assert found is not None
         assert failure in found
         assert f"{slack:g} ms of slack" in found
+
+
+def test_a_comparisons_evidence_is_greens_body_not_the_differences_again(tmp_path: Path) -> None:
+    """The failures list the differences; the evidence's excerpt is what green answered."""
+
+    def blue(handler: Any) -> None:
+        reply(handler, 200, {"price": 10, "name": "tea"})
+
+    def green(handler: Any) -> None:
+        reply(handler, 200, {"price": 12, "name": "tea"})
+
+    with http_server(blue) as prod, http_server(green) as url:
+        suites = tmp_path / "suites"
+        suites.mkdir()
+        (suites / "same.yaml").write_text(
+            "name: same\nchecks:\n  - name: price\n    request: {path: /item}\n"
+            "    compare: {body: true, samples: 1}\n"
+        )
+        report = tmp_path / "r.json"
+        done = greenlight(
+            "run",
+            "--url",
+            url,
+            "--prod-url",
+            prod,
+            "--suites-dir",
+            str(suites),
+            "--suite",
+            "same",
+            "--json",
+            str(report),
+        )
+    assert done.returncode == 1, done.stdout + done.stderr
+    (check,) = json.loads(report.read_text())["suites_detail"][0]["checks"]
+    assert "body /price: blue 10, green 12" in check["failures"]
+    assert json.loads(check["evidence"]["body"]) == {"price": 12, "name": "tea"}

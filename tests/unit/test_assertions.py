@@ -69,7 +69,7 @@ FAILING: list[tuple[dict[str, Any], str]] = [
     ({"jmespath": "count", "equals": "3"}, "expected to equal '3', got 3"),
     ({"jmespath": "count", "in": [1, 2]}, "expected to be one of [1, 2], got 3"),
     ({"jmespath": "items", "contains": 9}, "expected to contain 9, got [1, 2, 3]"),
-    ({"jmespath": "items", "length": 2}, "expected to have length 2, got [1, 2, 3]"),
+    ({"jmespath": "items", "length": 2}, "expected to have length 2, got length 3 (list)"),
     ({"jmespath": "name", "type": "number"}, "expected to be of type 'number', got 'shop'"),
     ({"jmespath": "ready", "equals": 1}, "expected to equal 1, got true"),
     ({"jmespath": "count", "less_than": 3}, "expected to be < 3, got 3"),

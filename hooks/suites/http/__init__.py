@@ -237,7 +237,7 @@ class HttpCheck(Check):
                 f"{'blue' if prod else 'green'}: {line}" for prod, line in sorted(lines.items())
             ),
             first_green[0][0].status_code if first_green else None,
-            cut("\n".join(failures)) if failures else None,
+            cut(first_green[0][0].text) if first_green and failures else None,  # green's body
         )
         duration = time.perf_counter() - started
         if not failures:

@@ -251,8 +251,15 @@ def evaluate(assertion: Mapping[str, Any], response: Response) -> list[str]:
         if ok == negate:
             want = f"{'not ' if negate else ''}{verb}"
             target = "" if key == "exists" else f" {_expected_text(key, expected)}"
-            failures.append(f"{label}: expected to {want}{target}, got {show(actual)}")
+            failures.append(f"{label}: expected to {want}{target}, got {_seen(key, actual)}")
     return failures
+
+
+def _seen(key: str, actual: Any) -> str:
+    """The value seen: for a length, the length (and the type), not the whole value."""
+    if key == "length" and isinstance(actual, str | list | dict):
+        return f"length {len(actual)} ({type(actual).__name__})"
+    return show(actual)
 
 
 def _expected_text(key: str, expected: Any) -> str:

@@ -53,16 +53,26 @@ def plural(count: int, noun: str) -> str:
 
 
 def tally(suites: Sequence[SuiteResult]) -> str:
-    """``N suites, M checks: P passed, F failed, S skipped`` — the parts add up to M."""
+    """``N suites, M checks: P passed, F failed, E errors, T timed out, S skipped`` — the
+    statuses of the JSON report's ``counts``, each named when there is one; they add up to M.
+    Failures a policy tolerates are said after them: ``(T tolerated by policy)``."""
     checks = [c for s in suites for c in s.checks]
-    passed = sum(c.status is Status.PASSED for c in checks)
-    skipped = sum(c.status is Status.SKIPPED for c in checks)
-    failed = len(checks) - passed - skipped
+    counts = {status: sum(c.status is status for c in checks) for status in Status}
     tolerated = sum(len(s.failed_checks) for s in suites if s.passed or s.policy.report_only)
-    parts = [f"{passed} passed"]
-    if failed:
-        note = f" ({tolerated} tolerated by policy)" if tolerated else ""
-        parts.append(f"{failed} failed{note}")
-    if skipped:
-        parts.append(f"{skipped} skipped")
+    parts = [f"{counts[Status.PASSED]} passed"]
+    for status, (one, many) in _NOT_PASSED.items():
+        if counts[status]:
+            parts.append(f"{counts[status]} {one if counts[status] == 1 else many}")
+    if tolerated:
+        parts[-1] += f" ({tolerated} tolerated by policy)"
+    if counts[Status.SKIPPED]:
+        parts.append(f"{counts[Status.SKIPPED]} skipped")
     return f"{plural(len(suites), 'suite')}, {plural(len(checks), 'check')}: {', '.join(parts)}"
+
+
+#: How each status that is neither passed nor skipped is counted in words (one, many).
+_NOT_PASSED = {
+    Status.FAILED: ("failed", "failed"),
+    Status.ERROR: ("error", "errors"),
+    Status.TIMED_OUT: ("timed out", "timed out"),
+}

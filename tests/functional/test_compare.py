@@ -15,7 +15,7 @@ import pytest
 
 from hooks.suites.http.compare import differences, judge_latency, pattern, pointer
 from tests.functional.test_cli import greenlight
-from tests.helpers import http_server, reply
+from tests.helpers import each, http_server, reply
 
 _counter = itertools.count()
 
@@ -115,7 +115,7 @@ def test_a_different_status_fails(tmp_path: Path) -> None:
 def test_text_bodies_are_compared_as_text(tmp_path: Path) -> None:
     check = run(tmp_path, "{}", app(text="hello blue"), app(text="hello green"))
     assert check["status"] == "failed"
-    assert check["failures"] == ['body (not JSON): blue "hello blue", green "hello green"']
+    assert check["failures"] == ['body line 1 (not JSON): blue "hello blue", green "hello green"']
 
 
 @pytest.mark.timing
@@ -220,3 +220,82 @@ def test_a_comparisons_evidence_is_greens_body_not_the_differences_again(tmp_pat
     (check,) = json.loads(report.read_text())["suites_detail"][0]["checks"]
     assert "body /price: blue 10, green 12" in check["failures"]
     assert json.loads(check["evidence"]["body"]) == {"price": 12, "name": "tea"}
+
+
+def varying(
+    body: Callable[[int], Any], headers: Callable[[int], dict[str, str]] | None = None
+) -> Any:
+    """A service whose n-th answer is ``body(n)`` (JSON, or text when a string)."""
+    count = itertools.count()
+
+    def handle(handler: Any) -> None:
+        n = next(count)
+        value = body(n)
+        extra = headers(n) if headers else {}
+        if isinstance(value, str):
+            data = value.encode()
+            handler.send_response(200)
+            handler.send_header("Content-Type", "text/plain")
+            for name, text in extra.items():
+                handler.send_header(name, text)
+            handler.send_header("Content-Length", str(len(data)))
+            handler.end_headers()
+            handler.wfile.write(data)
+            return
+        reply(handler, 200, value, headers=extra)
+
+    return handle
+
+
+ORDERS = [{"id": i, "sku": f"s-{i}"} for i in range(4)]
+
+
+def test_a_named_header_that_varies_on_blue_is_learned_as_noise(tmp_path: Path) -> None:
+    same = varying(lambda n: {"ok": True}, lambda n: {"X-Request-Id": f"req-{n}"})
+    check = run(tmp_path, "{headers: [X-Request-Id]}", same, same)
+    assert check["status"] == "passed", check
+    gone = run(tmp_path, "{headers: [X-Request-Id]}", same, varying(lambda n: {"ok": True}))
+    assert gone["failures"] == ["header X-Request-Id: blue sends it (it varies), green does not"]
+
+
+def test_a_list_whose_order_varies_on_blue_compares_as_a_multiset(tmp_path: Path) -> None:
+    def shuffled(n: int) -> Any:
+        return {"orders": ORDERS[n % 4 :] + ORDERS[: n % 4]}
+
+    check = run(tmp_path, "{}", varying(shuffled), varying(lambda n: {"orders": ORDERS[::-1]}))
+    assert check["status"] == "passed", check
+    changed = [*ORDERS[:3], {"id": 3, "sku": "s-X"}]
+    worse = run(tmp_path, "{}", varying(shuffled), varying(lambda n: {"orders": changed}))
+    assert worse["status"] == "failed"
+    assert any("s-X" in f for f in each(worse["failures"])), worse
+
+
+def test_a_text_body_with_a_timestamp_compares_line_by_line(tmp_path: Path) -> None:
+    def page(version: str) -> Callable[[int], str]:
+        return lambda n: f"shop {version}\ngenerated at 2026-12-02T11:{n:02d}:00Z\nok\n"
+
+    check = run(tmp_path, "{}", varying(page("1.4")), varying(page("1.4")))
+    assert check["status"] == "passed", check
+    newer = run(tmp_path, "{}", varying(page("1.4")), varying(page("1.5")))
+    assert newer["failures"] == ['body line 1 (not JSON): blue "shop 1.4", green "shop 1.5"']
+
+
+def test_a_noisy_field_still_fails_when_it_changes_type_or_vanishes(tmp_path: Path) -> None:
+    blue = varying(lambda n: {"stamp": 1000 + n, "ok": True})
+    typed = run(tmp_path, "{}", blue, varying(lambda n: {"stamp": "soon", "ok": True}))
+    assert typed["failures"] == [
+        "body /stamp: blue's is always a number (its value varies), green's is a string"
+    ]
+    gone = run(tmp_path, "{}", blue, varying(lambda n: {"ok": True}))
+    assert gone["failures"] == [
+        "body /stamp: blue always has it (its value varies), green has none"
+    ]
+
+
+def test_more_blue_samples_learn_what_two_cannot(tmp_path: Path) -> None:
+    """A field that changes on every third answer: two samples see it still, four do not."""
+    blue = varying(lambda n: {"bucket": n // 3, "ok": True})
+    green = varying(lambda n: {"bucket": 99, "ok": True})
+    assert run(tmp_path, "{}", blue, green)["status"] == "failed"  # two answers: 0 and 0
+    blue = varying(lambda n: {"bucket": n // 3, "ok": True})
+    assert run(tmp_path, "{noise_samples: 4}", blue, green)["status"] == "passed"

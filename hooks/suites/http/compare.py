@@ -11,8 +11,10 @@ body (or the text, when it is not JSON) and, optionally, the latency::
       latency_slack: 10   # ...nor than blue's + 10 ms, whichever is more (default 10)
       samples: 5
 
-Noise is learned as Diffy does: blue is asked twice, and the fields that differ between its
-two answers (timestamps, request ids) are not compared — no ignore rule needed for them.
+Noise is learned as Diffy does: blue is asked twice (``noise_samples`` times), and what
+differs between its answers is not compared — a field (timestamps, request ids), a named
+header's value, the order of a list (then compared as a multiset), a token in a line of
+text — no ignore rule needed. A noisy field still fails when it vanishes or changes type.
 Only safe methods (GET, HEAD, OPTIONS) unless ``allow_unsafe: true``: the request reaches
 production too. Each difference is one readable line: ``body /items/0/price: blue 10, green 12``.
 """
@@ -59,6 +61,8 @@ class Compare:
     latency_slack: float = DEFAULT_LATENCY_SLACK_MS
     samples: int = 1
     allow_unsafe: bool = False
+    #: How many times blue is asked to learn what varies (``learn_noise``): 2 by default.
+    noise_samples: int = 2
 
     @classmethod
     def parse(cls, spec: Mapping[str, Any], method: str) -> Compare:
@@ -79,6 +83,7 @@ class Compare:
             latency_slack=float(spec.get("latency_slack", DEFAULT_LATENCY_SLACK_MS)),
             samples=int(spec.get("samples", 3 if latency is not None else 1)),
             allow_unsafe=bool(spec.get("allow_unsafe", False)),
+            noise_samples=int(spec.get("noise_samples", 2)),
         )
 
 
@@ -145,60 +150,198 @@ class Answer:
 
 def compare(spec: Compare, ask: Callable[[bool], Answer]) -> tuple[list[str], str]:
     """Ask blue (``ask(True)``) and green (``ask(False)``) and list the differences, with a
-    one-line summary of what was compared. ``ask`` raises to fail the check."""
+    one-line summary of what was compared. ``ask`` raises to fail the check.
+
+    Blue is asked ``noise_samples`` times (2 by default; 1 with ``learn_noise: false``):
+    what varies between its answers is learned — a header's value, a field, the order of a
+    list, a token in a line of text — and not compared. A noisy field still fails when it
+    vanishes from green or changes its JSON type."""
     green = ask(False)
-    blue = ask(True)
+    blues = [ask(True) for _ in range(spec.noise_samples if spec.learn_noise else 1)]
+    blue = blues[0]
     failures: list[str] = []
     if spec.status and blue.status != green.status:
         failures.append(f"status: blue {blue.status}, green {green.status}")
-    for name in spec.headers:
-        left, right = blue.headers.get(name), green.headers.get(name)
-        if left != right:
-            failures.append(f"header {name}: blue {left!r}, green {right!r}")
+    failures += _header_differences(spec.headers, blues, green)
     noise: set[tuple[str, ...]] = set()
     if spec.body:
-        try:
-            blue_body, green_body = blue.json(), green.json()
-        except ValueError:
-            if blue.text != green.text:
-                failures.append(
-                    f"body (not JSON): blue {_shown(blue.text)}, green {_shown(green.text)}"
-                )
-        else:
-            if spec.learn_noise:
-                again = ask(True)
-                try:
-                    noise = {p for p, _, _ in differences(blue_body, again.json())}
-                except ValueError:
-                    noise = set()
-            found = [
-                (p, b, g)
-                for p, b, g in differences(blue_body, green_body)
-                if p not in noise and not _matches(p, spec.ignore)
-            ]
-            for path, left, right in found[:LISTED]:
-                failures.append(f"body {pointer(path)}: blue {_shown(left)}, green {_shown(right)}")
-            if len(found) > LISTED:
-                failures.append(f"body: {len(found) - LISTED} more differences")
+        found, noise = _body_differences(spec, blues, green)
+        failures += found
     summary = (
         f"blue {blue.status} in {blue.millis:.0f} ms, green {green.status} in {green.millis:.0f} ms"
     )
+    if len(blues) > 1:
+        summary += f"; blue asked {len(blues)} times to learn its noise"
     if noise:
         noisy = ", ".join(sorted(pointer(p) for p in noise)[:5])
         summary += f"; {len(noise)} noisy field(s) ignored: {noisy}"
     if spec.latency is not None:
-        blues, greens = [blue.millis], [green.millis]
-        for _ in range(max(spec.samples, 1) - 1):
-            greens.append(ask(False).millis)
-            blues.append(ask(True).millis)
-        summary += (
-            f"; median latency blue {statistics.median(blues):.0f} ms, "
-            f"green {statistics.median(greens):.0f} ms"
-        )
-        failure = judge_latency(spec.latency, spec.latency_slack, blues, greens)
+        failure, said = _latency(spec, ask, blue, green)
+        summary += said
         if failure is not None:
             failures.append(failure)
     return failures, summary
+
+
+def _header_differences(names: tuple[str, ...], blues: list[Answer], green: Answer) -> list[str]:
+    """A named header that blue answers the same each time must be the same on green; one
+    whose value varies on blue (a date, a request id) must only be there on green too."""
+    found = []
+    for name in names:
+        seen = [b.headers.get(name) for b in blues]
+        left, right = seen[0], green.headers.get(name)
+        if len(set(seen)) > 1:  # noisy on blue: present or absent is what counts
+            if all(v is not None for v in seen) and right is None:
+                found.append(f"header {name}: blue sends it (it varies), green does not")
+        elif left != right:
+            found.append(f"header {name}: blue {left!r}, green {right!r}")
+    return found
+
+
+def _body_differences(
+    spec: Compare, blues: list[Answer], green: Answer
+) -> tuple[list[str], set[tuple[str, ...]]]:
+    try:
+        blue_bodies = [b.json() for b in blues]
+        green_body = green.json()
+    except ValueError:
+        return _text_differences([b.text for b in blues], green.text), set()
+    unordered = set().union(*(_reordered(blue_bodies[0], b) for b in blue_bodies[1:]))
+    blue_bodies = [_canonical(b, unordered) for b in blue_bodies]
+    green_body = _canonical(green_body, unordered)
+    noise: set[tuple[str, ...]] = set()
+    for other in blue_bodies[1:]:
+        noise |= {p for p, _, _ in differences(blue_bodies[0], other)}
+    found = []
+    for path, left, right in differences(blue_bodies[0], green_body):
+        if _matches(path, spec.ignore):
+            continue
+        if path in noise:
+            seen = [_at(b, path) for b in blue_bodies]
+            changed = _type_change(seen, right)
+            if changed is not None:
+                found.append(f"body {pointer(path)}: {changed}")
+            continue
+        found.append(f"body {pointer(path)}: blue {_shown(left)}, green {_shown(right)}")
+    failures = found[:LISTED]
+    if len(found) > LISTED:
+        failures.append(f"body: {len(found) - LISTED} more differences")
+    return failures, noise
+
+
+def _type_change(seen: list[Any], green: Any) -> str | None:
+    """Why a noisy field still fails: it vanished, or its JSON type is not blue's."""
+    if any(v is _MISSING for v in seen):
+        return None  # blue itself sometimes leaves it out
+    if green is _MISSING:
+        return "blue always has it (its value varies), green has none"
+    kinds = {_kind(v) for v in seen}
+    if len(kinds) == 1 and _kind(green) not in kinds:
+        return f"blue's is always a {kinds.pop()} (its value varies), green's is a {_kind(green)}"
+    return None
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    return {str: "string", list: "list", dict: "object", type(None): "null"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _at(document: Any, path: tuple[str, ...]) -> Any:
+    for part in path:
+        if isinstance(document, dict) and part in document:
+            document = document[part]
+        elif isinstance(document, list) and part.isdigit() and int(part) < len(document):
+            document = document[int(part)]
+        else:
+            return _MISSING
+    return document
+
+
+def _reordered(left: Any, right: Any, path: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    """Paths (indices as ``*``) of lists whose items two answers hold in another order."""
+    found: set[tuple[str, ...]] = set()
+    if isinstance(left, dict) and isinstance(right, dict):
+        for key in set(left) & set(right):
+            found |= _reordered(left[key], right[key], (*path, str(key)))
+    elif isinstance(left, list) and isinstance(right, list) and len(left) == len(right):
+        if left != right and sorted(map(_key, left)) == sorted(map(_key, right)):
+            found.add(path)
+        for a, b in zip(left, right, strict=True):
+            found |= _reordered(a, b, (*path, "*"))
+    return found
+
+
+def _canonical(value: Any, unordered: set[tuple[str, ...]], path: tuple[str, ...] = ()) -> Any:
+    """``value`` with the lists at ``unordered`` paths sorted: compared as multisets."""
+    if isinstance(value, dict):
+        return {k: _canonical(v, unordered, (*path, str(k))) for k, v in value.items()}
+    if isinstance(value, list):
+        items = [_canonical(v, unordered, (*path, "*")) for v in value]
+        return sorted(items, key=_key) if path in unordered else items
+    return value
+
+
+def _key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+#: A token of a line of text: what varies between blue's answers is learned per token.
+_TOKEN = re.compile(r"\w+|\W")
+
+
+def _text_differences(blues: list[str], green: str) -> list[str]:
+    """Text bodies line by line: a line blue answers the same each time must be the same on
+    green; in a line that varies on blue, the tokens that vary (a time, an id) match any."""
+    lines = [b.splitlines() for b in blues]
+    green_lines = green.splitlines()
+    if len({len(x) for x in lines}) > 1:  # blue's own line count varies: compare the set
+        common = set(lines[0]).intersection(*map(set, lines[1:]))
+        missing = sorted(common - set(green_lines))
+        return [f"body line (not JSON): green lacks {_shown(line)}" for line in missing[:LISTED]]
+    found = []
+    for number in range(max(len(lines[0]), len(green_lines))):
+        seen = [x[number] if number < len(x) else None for x in lines]
+        mine = green_lines[number] if number < len(green_lines) else None
+        if not _line_matches(seen, mine):
+            found.append(
+                f"body line {number + 1} (not JSON): blue {_shown(seen[0])}, green {_shown(mine)}"
+            )
+    return found[:LISTED] + (
+        [f"body: {len(found) - LISTED} more differences"] if len(found) > LISTED else []
+    )
+
+
+def _line_matches(seen: list[str | None], green: str | None) -> bool:
+    if green is None or any(s is None for s in seen):
+        return green is None and all(s is None for s in seen)
+    if len(set(seen)) == 1:
+        return green == seen[0]
+    tokens = [_TOKEN.findall(s or "") for s in seen]
+    if len({len(t) for t in tokens}) > 1:
+        return True  # blue's own line changes shape: nothing to hold green to
+    mine = _TOKEN.findall(green)
+    if len(mine) != len(tokens[0]):
+        return False
+    return all(len({t[i] for t in tokens}) > 1 or mine[i] == tokens[0][i] for i in range(len(mine)))
+
+
+def _latency(
+    spec: Compare, ask: Callable[[bool], Answer], blue: Answer, green: Answer
+) -> tuple[str | None, str]:
+    blues, greens = [blue.millis], [green.millis]
+    for _ in range(max(spec.samples, 1) - 1):
+        greens.append(ask(False).millis)
+        blues.append(ask(True).millis)
+    said = (
+        f"; median latency blue {statistics.median(blues):.0f} ms, "
+        f"green {statistics.median(greens):.0f} ms"
+    )
+    return judge_latency(spec.latency or 0.0, spec.latency_slack, blues, greens), said
 
 
 def judge_latency(

@@ -188,6 +188,11 @@ class MetricsSuite(DeclaredSuite):
                 f"shorten the window, or plan the suite where it has the time",
             )
             return
+        client = cloudwatch()
+        problem = self._probe(client)
+        if problem is not None:  # now, not once the window has closed
+            self.emit_each(ctx, Status.ERROR, f"cannot read CloudWatch: {problem}")
+            return
         if wait > 0:
             time.sleep(wait)
 
@@ -205,7 +210,6 @@ class MetricsSuite(DeclaredSuite):
             self.emit_each(ctx, Status.FAILED, problem)
             return
         try:
-            client = cloudwatch()
             values = self._query(client, window, dimensions, custom)
             states = self._alarm_states(client) if self.alarms else {}
         except Exception as exc:
@@ -215,6 +219,35 @@ class MetricsSuite(DeclaredSuite):
         duration = time.perf_counter() - started
         for result in self._judge(window, values, states):
             ctx.emit(_timed(result, duration))
+
+    def _probe(self, client: Any) -> str | None:
+        """The calls the suite will make, made once as it starts, cheaply (a past minute of
+        one metric, one alarm): a missing permission or an endpoint out of reach is said at
+        once, naming the permission, instead of after the window."""
+        now = time.time()
+        try:
+            client.get_metric_data(
+                MetricDataQueries=[
+                    {
+                        "Id": "probe",
+                        "MetricStat": {
+                            "Metric": {
+                                "Namespace": "AWS/ApplicationELB",
+                                "MetricName": "RequestCount",
+                            },
+                            "Period": 60,
+                            "Stat": "Sum",
+                        },
+                    }
+                ],
+                StartTime=datetime.fromtimestamp(now - 180, UTC),
+                EndTime=datetime.fromtimestamp(now - 120, UTC),
+            )
+            if self.alarms:
+                client.describe_alarms(AlarmNames=self.alarms[:1], MaxRecords=1)
+        except Exception as exc:
+            return str(explain("cloudwatch", _failing_operation(exc), exc))
+        return None
 
     def _dimensions(self, ctx: SuiteContext) -> tuple[dict[str, str], list[dict[str, str]]]:
         """Green's dimensions (discovered, then the file's), and each query's, rendered."""

@@ -25,6 +25,7 @@ from hooks.process.runner import RunResult, run_suites
 from hooks.suites import metrics
 from hooks.suites.base import DeploymentInfo
 from hooks.suites.metrics import MetricsSuiteKind, Window
+from tests.helpers import each
 
 REGION = "us-east-1"
 DIMENSIONS = {
@@ -264,6 +265,19 @@ def test_without_green_s_dimensions_the_suite_says_what_to_set(
     )
 
 
+def expect_probe(stubber: Stubber, alarms: tuple[str, ...] = ()) -> None:
+    """The suite's first calls: a past minute of one metric (and one alarm), as it starts."""
+    stubber.add_response(
+        "get_metric_data",
+        {"MetricDataResults": []},
+        {"MetricDataQueries": ANY, "StartTime": ANY, "EndTime": ANY},
+    )
+    if alarms:
+        stubber.add_response(
+            "describe_alarms", {"MetricAlarms": []}, {"AlarmNames": list(alarms), "MaxRecords": 1}
+        )
+
+
 def test_percentiles_are_asked_of_cloudwatch_over_the_whole_window(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -272,6 +286,7 @@ def test_percentiles_are_asked_of_cloudwatch_over_the_whole_window(
     stubber = Stubber(client)
     since, window = a_closed_window()
     text = "kind: metrics\nname: p99\nwindow: 5m\nthresholds:\n  http_req_duration: 'p(99) < 300'\n"
+    expect_probe(stubber)
     stubber.add_response(
         "get_metric_data",
         {
@@ -298,7 +313,7 @@ def test_percentiles_are_asked_of_cloudwatch_over_the_whole_window(
     with stubber:
         checks = run(load(tmp_path, text), since)["checks"]
     stubber.assert_no_pending_responses()
-    latency = next(q for q in asked[0] if q["Id"] == "latency_p99")["MetricStat"]
+    latency = next(q for q in asked[1] if q["Id"] == "latency_p99")["MetricStat"]
     assert latency["Stat"] == "p99"
     assert latency["Period"] == 300
     assert latency["Metric"]["MetricName"] == "TargetResponseTime"
@@ -414,6 +429,7 @@ def test_the_shipped_example_judges_a_good_and_a_bad_window(
             "latency_p99": [p99],
             "q0": [orders] if orders else [],
         }
+        expect_probe(stubber, ("shop-5xx",))
         stubber.add_response(
             "get_metric_data",
             {
@@ -442,3 +458,32 @@ def test_the_shipped_example_judges_a_good_and_a_bad_window(
     bad.assert_no_pending_responses()
     failed = {n for n, c in checks.items() if c.status is Status.FAILED}
     assert failed == {"http_req_duration p(99) < 500", "no failed orders"}
+
+
+@pytest.mark.timing
+def test_a_missing_permission_is_said_as_the_suite_starts_not_after_its_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A one-minute window that closes a minute and a half from now, and a role without
+    cloudwatch:GetMetricData: the suite fails at once, naming the permission."""
+    client = boto3.client("cloudwatch", region_name=REGION)
+    stubber = Stubber(client)
+    stubber.add_client_error(
+        "get_metric_data",
+        service_error_code="AccessDenied",
+        service_message="not authorized to perform cloudwatch:GetMetricData",
+        http_status_code=403,
+    )
+    monkeypatch.setattr(metrics, "cloudwatch", lambda: client)
+    text = "kind: metrics\nname: soon\nwindow: 1m\nthresholds:\n  http_req_failed: 'rate < 0.01'\n"
+    seconds = 200.0
+    started = time.monotonic()
+    with stubber:
+        ran = run(load(tmp_path, text), time.time(), seconds=seconds)
+    took = time.monotonic() - started
+    assert took < seconds / 3  # at once: the window would have kept it past 60 s
+    messages = {c.message for c in each(ran["checks"].values())}
+    assert len(messages) == 1
+    (message,) = messages
+    assert "missing the permission cloudwatch:GetMetricData" in message, message
+    assert {c.status for c in ran["checks"].values()} == {Status.ERROR}

@@ -8,6 +8,8 @@ __all__ = [
     "appspec",
     "console",
     "demo",
+    "doctor",
+    "evidence_store",
     "local",
     "main",
     "rehearse",

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from hooks.cli import (
     appspec,
     demo,
+    doctor,
     ecs_hooks,
     invoke,
     rehearse,
@@ -41,6 +42,7 @@ COMMANDS = (
     appspec,
     ecs_hooks,
     report,
+    doctor,
     demo,
     sample_service,
 )

@@ -1,0 +1,338 @@
+"""``greenlight doctor``: what would break a real deployment, found before it runs.
+
+Read-only, against the account the credentials reach. Given the stack (``--stack-name``)
+and a CodeDeploy application and deployment group (and optionally the AppSpec that names
+the hooks), it checks the wiring (the stack's hooks and their names, the AppSpec, the
+deployment group's target groups and test listener, that the test listener forwards to a
+group of the pair, the service role's right to invoke each hook), the network path from the
+hook to the load balancer (an internal one needs the hook in a VPC, and its security groups
+must let the hook in on the test listener's port), that each secret the suites name exists,
+and the suites themselves. Each finding is ✔ or ✘, and each ✘ comes with the fix in one
+line. Exit 0 when all pass, 1 when a ✘ would break a deployment, 2 when it
+cannot check (no credentials: it says what it needs).
+
+Its own permissions, all reads: cloudformation:DescribeStacks, codedeploy:GetDeploymentGroup,
+elasticloadbalancing:DescribeListeners, DescribeLoadBalancers, DescribeTargetGroups,
+lambda:GetFunctionConfiguration, ec2:DescribeSecurityGroups, iam:SimulatePrincipalPolicy,
+secretsmanager:DescribeSecret, ssm:GetParameter (the parameter's metadata only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hooks.aws import secrets
+from hooks.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
+from hooks.cli.validate import validate_dir
+from hooks.core.lifecycle import LifecycleEvent
+from hooks.core.settings import Settings
+
+__all__ = ["Doctor", "Finding", "doctor_command", "register"]
+
+#: The hooks a CodeDeploy service role with AWSCodeDeployRoleForECSLimited may invoke.
+HOOK_PREFIX = "CodeDeployHook_"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One check: whether it holds, what was seen, and the fix when it does not."""
+
+    check: str
+    ok: bool
+    detail: str = ""
+    fix: str = ""
+
+
+class Doctor:
+    """The checks, over clients built by ``client(service)`` (boto3's, or a test's)."""
+
+    def __init__(
+        self,
+        client: Callable[[str], Any],
+        stack: str,
+        application: str,
+        group: str,
+        suites_dir: Path,
+        appspec: Path | None = None,
+    ) -> None:
+        self.client, self.stack_name = client, stack
+        self.application, self.group = application, group
+        self.suites_dir, self.appspec = suites_dir, appspec
+        self.hooks: dict[LifecycleEvent, str] = {}
+
+    def run(self) -> list[Finding]:
+        found = list(self._stack())
+        if self.appspec is not None:
+            found += self._appspec()
+        group = self._group()
+        found += group
+        found += self._suites()
+        return found
+
+    # ---- wiring ----
+
+    def _stack(self) -> Iterator[Finding]:
+        stacks = self.client("cloudformation").describe_stacks(StackName=self.stack_name)
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks["Stacks"][0].get("Outputs", [])}
+        for event in LifecycleEvent:
+            arn = outputs.get(f"{event.logical_id}Arn")
+            if arn:
+                self.hooks[event] = arn
+        if not self.hooks:
+            yield Finding(
+                f"stack {self.stack_name} has the hooks",
+                False,
+                "no <Event>HookArn output",
+                f"deploy Greenlight's template.yaml as {self.stack_name} (sam deploy)",
+            )
+            return
+        yield Finding(f"stack {self.stack_name} has the hooks", True, f"{len(self.hooks)} hooks")
+        for event, arn in self.hooks.items():
+            name = arn.rsplit(":", 1)[-1]
+            yield Finding(
+                f"{event.value} hook is named {HOOK_PREFIX}*",
+                name.startswith(HOOK_PREFIX),
+                name,
+                f"name the function {HOOK_PREFIX}<name>-{event.value}: "
+                "AWSCodeDeployRoleForECSLimited may invoke no other",
+            )
+
+    def _appspec(self) -> Iterator[Finding]:
+        assert self.appspec is not None
+        document = yaml.safe_load(self.appspec.read_text()) or {}
+        named: dict[str, str] = {}
+        for entry in document.get("Hooks") or []:
+            named.update({str(k): str(v) for k, v in (entry or {}).items()})
+        by_arn = {arn: event for event, arn in self.hooks.items()}
+        for event_name, arn in named.items():
+            owner = by_arn.get(arn)
+            right = next((e for e in LifecycleEvent if e.value == event_name), None)
+            wanted = self.hooks.get(right) if right is not None else None
+            yield Finding(
+                f"AppSpec {event_name} names this stack's {event_name} hook",
+                owner is not None and owner is right,
+                arn if owner is None else f"{arn} is the {owner.value} hook",
+                f'- {event_name}: "{wanted}"' if wanted else f"remove the {event_name} hook",
+            )
+
+    def _group(self) -> list[Finding]:
+        info = self.client("codedeploy").get_deployment_group(
+            applicationName=self.application, deploymentGroupName=self.group
+        )["deploymentGroupInfo"]
+        found = [self._may_invoke(info.get("serviceRoleArn"))]
+        pairs = (info.get("loadBalancerInfo") or {}).get("targetGroupPairInfoList") or []
+        where = f"deployment group {self.application}/{self.group}"
+        if not pairs:
+            found.append(
+                Finding(
+                    f"{where} has a target group pair",
+                    False,
+                    "no loadBalancerInfo.targetGroupPairInfoList",
+                    "give the group two target groups and a production and a test listener",
+                )
+            )
+            return found
+        pair = pairs[0]
+        groups = [g["name"] for g in pair.get("targetGroups") or []]
+        test = (pair.get("testTrafficRoute") or {}).get("listenerArns") or []
+        found.append(
+            Finding(
+                f"{where} has two target groups",
+                len(groups) == 2,
+                ", ".join(groups) or "none",
+                "name the blue and the green target group in the deployment group",
+            )
+        )
+        found.append(
+            Finding(
+                f"{where} has a test listener",
+                bool(test),
+                test[0] if test else "no testTrafficRoute",
+                "add testTrafficRoute.listenerArns: Greenlight tests green through it",
+            )
+        )
+        if test and len(groups) == 2:
+            found += self._listener(test[0], groups)
+        return found
+
+    def _may_invoke(self, role: str | None) -> Finding:
+        check = "the service role may invoke every hook"
+        if not role:
+            return Finding(check, False, "no serviceRoleArn", "give the group a service role")
+        answer = self.client("iam").simulate_principal_policy(
+            PolicySourceArn=role,
+            ActionNames=["lambda:InvokeFunction"],
+            ResourceArns=list(self.hooks.values()),
+        )
+        denied = [
+            r["EvalResourceName"]
+            for r in answer["EvaluationResults"]
+            if r["EvalDecision"] != "allowed"
+        ]
+        return Finding(
+            check,
+            not denied,
+            "denied: " + ", ".join(denied) if denied else role,
+            f"allow lambda:InvokeFunction on {', '.join(denied)} in {role} "
+            "(AWSCodeDeployRoleForECSLimited allows CodeDeployHook_* only)",
+        )
+
+    def _listener(self, arn: str, groups: list[str]) -> list[Finding]:
+        elbv2 = self.client("elbv2")
+        (listener,) = elbv2.describe_listeners(ListenerArns=[arn])["Listeners"]
+        arns = {
+            g["TargetGroupArn"]: g["TargetGroupName"]
+            for g in elbv2.describe_target_groups(Names=groups)["TargetGroups"]
+        }
+        forwards = {
+            t["TargetGroupArn"]
+            for action in listener.get("DefaultActions") or []
+            for t in (
+                [{"TargetGroupArn": action["TargetGroupArn"]}]
+                if action.get("TargetGroupArn")
+                else []
+            )
+            + ((action.get("ForwardConfig") or {}).get("TargetGroups") or [])
+        }
+        found = [
+            Finding(
+                f"the test listener (port {listener['Port']}) forwards to a group of the pair",
+                bool(forwards & set(arns)),
+                ", ".join(sorted(arns.get(a, a) for a in forwards)) or "no forward action",
+                f"forward the test listener to {groups[0]} or {groups[1]}",
+            )
+        ]
+        (balancer,) = elbv2.describe_load_balancers(LoadBalancerArns=[listener["LoadBalancerArn"]])[
+            "LoadBalancers"
+        ]
+        return found + list(self._network(balancer, listener))
+
+    # ---- network ----
+
+    def _network(self, balancer: dict[str, Any], listener: dict[str, Any]) -> Iterator[Finding]:
+        lam = self.client("lambda")
+        hook = self.hooks.get(LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC) or next(
+            iter(self.hooks.values())
+        )
+        config = lam.get_function_configuration(FunctionName=hook)
+        vpc = config.get("VpcConfig") or {}
+        in_vpc = bool(vpc.get("SubnetIds"))
+        internal = balancer.get("Scheme") == "internal"
+        yield Finding(
+            "the hook can reach the load balancer",
+            in_vpc or not internal,
+            f"{balancer['Scheme']} load balancer; hook {'in' if in_vpc else 'not in'} a VPC",
+            "deploy the stack with SubnetIds and SecurityGroupIds of the load balancer's VPC",
+        )
+        if not in_vpc:
+            return
+        port = int(listener["Port"])
+        ec2 = self.client("ec2")
+        mine = set(vpc.get("SecurityGroupIds") or [])
+        theirs = balancer.get("SecurityGroups") or []
+        groups = ec2.describe_security_groups(GroupIds=theirs)["SecurityGroups"] if theirs else []
+        allowed = any(
+            _covers(rule, port) and _from(rule, mine)
+            for g in groups
+            for rule in g.get("IpPermissions", [])
+        )
+        yield Finding(
+            f"the load balancer's security groups let the hook in on port {port}",
+            allowed or not theirs,
+            ", ".join(theirs) or "no security group",
+            f"add to {theirs[0] if theirs else 'its group'} an inbound rule: TCP {port} from "
+            f"{', '.join(sorted(mine)) or 'the hook'}",
+        )
+
+    # ---- the suites ----
+
+    def _suites(self) -> list[Finding]:
+        problems, _, _ = validate_dir(self.suites_dir)
+        found = [
+            Finding(
+                f"the suites in {self.suites_dir} are valid",
+                not problems,
+                problems[0].splitlines()[0] if problems else "",
+                "greenlight validate " + str(self.suites_dir),
+            )
+        ]
+        for reference in sorted(secrets.scan(self.suites_dir)):
+            found.append(self._secret(reference))
+        return found
+
+    def _secret(self, reference: str) -> Finding:
+        kind, _, name = reference.partition(":")
+        check = f"${{{reference}}} exists"
+        try:
+            if kind == "secret":
+                self.client("secretsmanager").describe_secret(SecretId=name.partition("#")[0])
+            else:
+                self.client("ssm").get_parameter(Name=name, WithDecryption=False)
+        except Exception as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+            return Finding(check, False, code, "create it, or fix the reference in the suite")
+        return Finding(check, True)
+
+
+def _covers(rule: dict[str, Any], port: int) -> bool:
+    if rule.get("IpProtocol") == "-1":
+        return True
+    return int(rule.get("FromPort", -1)) <= port <= int(rule.get("ToPort", -1))
+
+
+def _from(rule: dict[str, Any], groups: set[str]) -> bool:
+    peers = {p.get("GroupId") for p in rule.get("UserIdGroupPairs", [])}
+    cidrs = {r.get("CidrIp") for r in rule.get("IpRanges", [])}
+    return bool(peers & groups) or "0.0.0.0/0" in cidrs
+
+
+def register(sub: Any) -> None:
+    """The ``doctor`` command's arguments."""
+    doctor = sub.add_parser("doctor", help="find what would break a real deployment (read-only)")
+    doctor.add_argument("--stack-name", required=True, help="the Greenlight stack")
+    doctor.add_argument("--application", required=True, help="the CodeDeploy application")
+    doctor.add_argument("--deployment-group", required=True, help="its deployment group")
+    doctor.add_argument("--appspec", type=Path, help="an AppSpec file to check the Hooks of")
+    doctor.add_argument("--suites-dir", type=Path, help="the suites (default test_suites)")
+    doctor.add_argument("--json", action="store_true", help="the findings as JSON")
+    doctor.set_defaults(run=doctor_command)
+
+
+def doctor_command(args: argparse.Namespace) -> int:
+    import boto3  # on use: only the command that reads AWS needs it
+    from botocore.exceptions import NoCredentialsError, NoRegionError
+
+    suites = args.suites_dir or Settings.from_env().suites_dir
+    def client(service: str) -> Any:
+        return boto3.client(service)  # type: ignore[call-overload]
+
+    doctor = Doctor(
+        client, args.stack_name, args.application, args.deployment_group, suites, args.appspec
+    )
+    try:
+        findings = doctor.run()
+    except (NoCredentialsError, NoRegionError) as exc:
+        raise UsageError(
+            f"cannot check: {exc} (doctor reads the account: give it credentials and a region, "
+            "e.g. AWS_PROFILE and AWS_REGION)"
+        ) from None
+    if args.json:
+        print(json.dumps([asdict(f) for f in findings], indent=2))
+    else:
+        for finding in findings:
+            mark = "✔" if finding.ok else "✘"
+            detail = f" ({finding.detail})" if finding.detail else ""
+            print(f"{mark} {finding.check}{detail}")
+            if not finding.ok:
+                print(f"    fix: {finding.fix}")
+    failed = sum(not f.ok for f in findings)
+    print(f"{len(findings) - failed} passed, {failed} would break a deployment", file=sys.stderr)
+    return EXIT_FAILED if failed else EXIT_OK if findings else EXIT_USAGE

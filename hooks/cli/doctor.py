@@ -6,14 +6,17 @@ the hooks), it checks the wiring (the stack's hooks and their names, the AppSpec
 deployment group's target groups and test listener, that the test listener forwards to a
 group of the pair, the service role's right to invoke each hook), the network path from the
 hook to the load balancer (an internal one needs the hook in a VPC, and its security groups
-must let the hook in on the test listener's port), that each secret the suites name exists,
-and the suites themselves. Each finding is ✔ or ✘, and each ✘ comes with the fix in one
+must let the hook in on the test listener's port) and from the hook to CodeDeploy's API (a
+NAT gateway or an interface endpoint), that each secret the suites name exists and that the
+hook's role may read it, the hook's timeout against the plan's readiness wait and a
+handed-off plan's soak, and the suites themselves. Each finding is ✔ or ✘, and each ✘ comes with the fix in one
 line. Exit 0 when all pass, 1 when a ✘ would break a deployment, 2 when it
 cannot check (no credentials: it says what it needs).
 
 Its own permissions, all reads: cloudformation:DescribeStacks, codedeploy:GetDeploymentGroup,
 elasticloadbalancing:DescribeListeners, DescribeLoadBalancers, DescribeTargetGroups,
-lambda:GetFunctionConfiguration, ec2:DescribeSecurityGroups, iam:SimulatePrincipalPolicy,
+lambda:GetFunctionConfiguration, ec2:DescribeSecurityGroups, DescribeRouteTables,
+DescribeVpcEndpoints, iam:SimulatePrincipalPolicy,
 secretsmanager:DescribeSecret, ssm:GetParameter (the parameter's metadata only).
 """
 
@@ -34,11 +37,16 @@ from hooks.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 from hooks.cli.validate import validate_dir
 from hooks.core.lifecycle import LifecycleEvent
 from hooks.core.settings import Settings
+from hooks.gate.plan import PlanFile, plans_by_event
 
 __all__ = ["Doctor", "Finding", "doctor_command", "register"]
 
 #: The hooks a CodeDeploy service role with AWSCodeDeployRoleForECSLimited may invoke.
 HOOK_PREFIX = "CodeDeployHook_"
+#: The least time the suites should have once the targets are ready.
+MIN_SUITE_SECONDS = 30.0
+#: The longest soak a handed-off plan may ask for (the execution's own limit is 55 minutes).
+MAX_SOAK = 2700
 
 
 @dataclass(frozen=True)
@@ -67,14 +75,22 @@ class Doctor:
         self.application, self.group = application, group
         self.suites_dir, self.appspec = suites_dir, appspec
         self.hooks: dict[LifecycleEvent, str] = {}
+        #: The configuration of the hook the suites run in most (AfterAllowTestTraffic).
+        self.config: dict[str, Any] = {}
 
     def run(self) -> list[Finding]:
         found = list(self._stack())
+        if self.hooks:
+            hook = self.hooks.get(LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC)
+            self.config = self.client("lambda").get_function_configuration(
+                FunctionName=hook or next(iter(self.hooks.values()))
+            )
         if self.appspec is not None:
             found += self._appspec()
-        group = self._group()
-        found += group
+        found += self._group()
+        found += self._routes()
         found += self._suites()
+        found += self._budget()
         return found
 
     # ---- wiring ----
@@ -143,12 +159,21 @@ class Doctor:
         pair = pairs[0]
         groups = [g["name"] for g in pair.get("targetGroups") or []]
         test = (pair.get("testTrafficRoute") or {}).get("listenerArns") or []
+        prod = (pair.get("prodTrafficRoute") or {}).get("listenerArns") or []
         found.append(
             Finding(
                 f"{where} has two target groups",
                 len(groups) == 2,
                 ", ".join(groups) or "none",
                 "name the blue and the green target group in the deployment group",
+            )
+        )
+        found.append(
+            Finding(
+                f"{where} has a production listener",
+                bool(prod),
+                prod[0] if prod else "no prodTrafficRoute",
+                "add prodTrafficRoute.listenerArns: traffic shifts to green through it",
             )
         )
         found.append(
@@ -218,12 +243,7 @@ class Doctor:
     # ---- network ----
 
     def _network(self, balancer: dict[str, Any], listener: dict[str, Any]) -> Iterator[Finding]:
-        lam = self.client("lambda")
-        hook = self.hooks.get(LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC) or next(
-            iter(self.hooks.values())
-        )
-        config = lam.get_function_configuration(FunctionName=hook)
-        vpc = config.get("VpcConfig") or {}
+        vpc = self.config.get("VpcConfig") or {}
         in_vpc = bool(vpc.get("SubnetIds"))
         internal = balancer.get("Scheme") == "internal"
         yield Finding(
@@ -252,6 +272,37 @@ class Doctor:
             f"{', '.join(sorted(mine)) or 'the hook'}",
         )
 
+    def _routes(self) -> list[Finding]:
+        """A hook in a VPC reaches CodeDeploy's API (to report) through a NAT gateway or an
+        interface endpoint; without either the verdict never arrives."""
+        vpc = self.config.get("VpcConfig") or {}
+        subnets = vpc.get("SubnetIds") or []
+        if not subnets:
+            return []
+        ec2 = self.client("ec2")
+        tables = ec2.describe_route_tables(
+            Filters=[{"Name": "association.subnet-id", "Values": list(subnets)}]
+        )["RouteTables"]
+        nat = any(
+            route.get("DestinationCidrBlock") == "0.0.0.0/0" and route.get("NatGatewayId")
+            for table in tables
+            for route in table.get("Routes", [])
+        )
+        endpoints = ec2.describe_vpc_endpoints(
+            Filters=[{"Name": "vpc-id", "Values": [vpc.get("VpcId", "")]}]
+        )["VpcEndpoints"]
+        codedeploy = any(e.get("ServiceName", "").endswith(".codedeploy") for e in endpoints)
+        seen = "a NAT gateway route" if nat else "an interface endpoint" if codedeploy else ""
+        return [
+            Finding(
+                "the hook's subnets reach the CodeDeploy API (to report)",
+                nat or codedeploy,
+                seen or f"no 0.0.0.0/0 route through a NAT gateway in {', '.join(subnets)}",
+                "route 0.0.0.0/0 through a NAT gateway, or add an interface endpoint "
+                "com.amazonaws.<region>.codedeploy",
+            )
+        ]
+
     # ---- the suites ----
 
     def _suites(self) -> list[Finding]:
@@ -265,21 +316,78 @@ class Doctor:
             )
         ]
         for reference in sorted(secrets.scan(self.suites_dir)):
-            found.append(self._secret(reference))
+            found += self._secret(reference)
         return found
 
-    def _secret(self, reference: str) -> Finding:
+    def _secret(self, reference: str) -> list[Finding]:
         kind, _, name = reference.partition(":")
         check = f"${{{reference}}} exists"
         try:
             if kind == "secret":
-                self.client("secretsmanager").describe_secret(SecretId=name.partition("#")[0])
+                arn = self.client("secretsmanager").describe_secret(
+                    SecretId=name.partition("#")[0]
+                )["ARN"]
+                action = "secretsmanager:GetSecretValue"
             else:
-                self.client("ssm").get_parameter(Name=name, WithDecryption=False)
+                found = self.client("ssm").get_parameter(Name=name, WithDecryption=False)
+                arn, action = found["Parameter"]["ARN"], "ssm:GetParameter"
         except Exception as exc:
             code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
-            return Finding(check, False, code, "create it, or fix the reference in the suite")
-        return Finding(check, True)
+            return [Finding(check, False, code, "create it, or fix the reference in the suite")]
+        role = self.config.get("Role")
+        if not role:
+            return [Finding(check, True)]
+        answer = self.client("iam").simulate_principal_policy(
+            PolicySourceArn=role, ActionNames=[action], ResourceArns=[arn]
+        )
+        allowed = all(r["EvalDecision"] == "allowed" for r in answer["EvaluationResults"])
+        parameter = "SecretArns" if kind == "secret" else "ParameterPathPrefix"
+        return [
+            Finding(check, True),
+            Finding(
+                f"the hook's role may read ${{{reference}}}",
+                allowed,
+                role,
+                f"deploy the stack with {parameter} covering {arn}",
+            ),
+        ]
+
+    def _budget(self) -> list[Finding]:
+        """The hook's time against the plan: its readiness wait must leave the suites time,
+        and a handed-off plan's soak must fit CodeDeploy's hour."""
+        timeout = float(self.config.get("Timeout") or 0)
+        if not timeout:
+            return []
+        settings = Settings.from_env(
+            {
+                "GREENLIGHT_SUITES_DIR": str(self.suites_dir),
+                "GREENLIGHT_APPLICATION": self.application,
+                "GREENLIGHT_DEPLOYMENT_GROUP": self.group,
+            }
+        )
+        plans = plans_by_event(settings, PlanFile.load(settings.plan_file))
+        plan = plans[LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC]
+        room = timeout - settings.safety_margin - plan.readiness_timeout
+        most = max(timeout - settings.safety_margin - MIN_SUITE_SECONDS, 0)
+        found = [
+            Finding(
+                "the hook's timeout leaves the suites time after the readiness wait",
+                room >= MIN_SUITE_SECONDS,
+                f"timeout {timeout:g}s, readiness_timeout {plan.readiness_timeout:g}s "
+                f"({plan.sources.get('readiness_timeout', 'default')})",
+                f"raise FunctionTimeout, or lower readiness_timeout to at most {most:g}s",
+            )
+        ]
+        if plan.runner == "stepfunctions":
+            found.append(
+                Finding(
+                    "a handed-off plan's soak fits CodeDeploy's hour",
+                    plan.soak <= MAX_SOAK,
+                    f"soak {plan.soak:g}s",
+                    f"soak at most {MAX_SOAK}s: the execution ends within 55 minutes",
+                )
+            )
+        return found
 
 
 def _covers(rule: dict[str, Any], port: int) -> bool:
@@ -311,6 +419,7 @@ def doctor_command(args: argparse.Namespace) -> int:
     from botocore.exceptions import NoCredentialsError, NoRegionError
 
     suites = args.suites_dir or Settings.from_env().suites_dir
+
     def client(service: str) -> Any:
         return boto3.client(service)  # type: ignore[call-overload]
 

@@ -37,6 +37,12 @@ class Account:
     hooks: dict[str, str] = field(default_factory=dict)
     #: The service role may not invoke the hooks.
     deny: bool = False
+    #: The hook's role may not read the suites' secret.
+    deny_secret: bool = False
+    #: The hook's subnets route 0.0.0.0/0 through a NAT gateway.
+    nat: bool = True
+    readiness_timeout: int | None = None
+    iam_calls: int = 0
     internal: bool = False
     in_vpc: bool = False
     open_port: bool = True
@@ -52,18 +58,22 @@ class Account:
             return CLIENT(service, region_name=REGION)  # type: ignore[call-overload]
         iam = CLIENT("iam", region_name=REGION)
         stubber = Stubber(iam)
+        self.iam_calls += 1
+        first = self.iam_calls == 1  # the invoke right first, then each secret's read
+        action = "lambda:InvokeFunction" if first else "secretsmanager:GetSecretValue"
+        denied = self.deny if first else self.deny_secret
         results = [
             {
-                "EvalActionName": "lambda:InvokeFunction",
+                "EvalActionName": action,
                 "EvalResourceName": arn,
-                "EvalDecision": "implicitDeny" if self.deny else "allowed",
+                "EvalDecision": "implicitDeny" if denied else "allowed",
             }
-            for arn in self.hooks.values()
+            for arn in (self.hooks.values() if first else ["the secret"])
         ]
         stubber.add_response(
             "simulate_principal_policy",
             {"EvaluationResults": results},
-            {"PolicySourceArn": ANY, "ActionNames": ["lambda:InvokeFunction"], "ResourceArns": ANY},
+            {"PolicySourceArn": ANY, "ActionNames": [action], "ResourceArns": ANY},
         )
         stubber.activate()
         return iam
@@ -150,9 +160,20 @@ def build(account: Account) -> None:
         RoleName="hooks", AssumeRolePolicyDocument="{}"
     )["Role"]["Arn"]
     name = f"{account.hook_prefix}shop-AfterAllowTestTraffic"
-    config: dict[str, Any] = {}
+    config: dict[str, Any] = {"Timeout": 600}
     if account.in_vpc:
         config["VpcConfig"] = {"SubnetIds": subnets, "SecurityGroupIds": [hook_sg]}
+        table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+        for subnet in subnets:
+            ec2.associate_route_table(RouteTableId=table, SubnetId=subnet)
+        if account.nat:
+            address = ec2.allocate_address(Domain="vpc")["AllocationId"]
+            nat = ec2.create_nat_gateway(SubnetId=subnets[0], AllocationId=address)
+            ec2.create_route(
+                RouteTableId=table,
+                DestinationCidrBlock="0.0.0.0/0",
+                NatGatewayId=nat["NatGateway"]["NatGatewayId"],
+            )
     arn = boto3.client("lambda", region_name=REGION).create_function(
         FunctionName=name,
         Runtime="python3.13",
@@ -182,6 +203,10 @@ def build(account: Account) -> None:
         )
     account.suites.mkdir(exist_ok=True)
     (account.suites / "smoke.yaml").write_text(SUITE)
+    if account.readiness_timeout is not None:
+        (account.suites / "greenlight.yaml").write_text(
+            f"version: 1\ndefaults:\n  readiness_timeout: {account.readiness_timeout}\n"
+        )
 
 
 @pytest.fixture
@@ -237,6 +262,21 @@ BROKEN: dict[str, tuple[dict[str, Any], str, str]] = {
         {"internal": True, "in_vpc": True, "open_port": False},
         "the load balancer's security groups let the hook in on port 8443",
         "an inbound rule: TCP 8443 from",
+    ),
+    "a hook in a VPC with no way to CodeDeploy's API": (
+        {"in_vpc": True, "nat": False},
+        "the hook's subnets reach the CodeDeploy API (to report)",
+        "com.amazonaws.<region>.codedeploy",
+    ),
+    "a secret the hook's role may not read": (
+        {"deny_secret": True},
+        "the hook's role may read ${secret:shop/api}",
+        "deploy the stack with SecretArns covering",
+    ),
+    "a readiness wait that leaves the suites no time": (
+        {"readiness_timeout": 590},
+        "the hook's timeout leaves the suites time after the readiness wait",
+        "lower readiness_timeout to at most 560s",
     ),
     "a secret that does not exist": (
         {"secret": False},
@@ -300,6 +340,7 @@ def test_the_command_prints_a_checklist_and_exits_1_on_a_finding(
     assert "✔ stack greenlight has the hooks" in out.out
     assert "✘ ${secret:shop/api} exists" in out.out
     assert "    fix: create it, or fix the reference in the suite" in out.out
+    account.iam_calls = 0  # a second run asks IAM again, from the start
     code = main(
         [
             "doctor",

@@ -9,9 +9,9 @@ hook to the load balancer (an internal one needs the hook in a VPC, and its secu
 must let the hook in on the test listener's port) and from the hook to CodeDeploy's API (a
 NAT gateway or an interface endpoint), that each secret the suites name exists and that the
 hook's role may read it, the hook's timeout against the plan's readiness wait and a
-handed-off plan's soak, and the suites themselves. Each finding is ✔ or ✘, and each ✘ comes with the fix in one
-line. Exit 0 when all pass, 1 when a ✘ would break a deployment, 2 when it
-cannot check (no credentials: it says what it needs).
+handed-off plan's soak, and the suites themselves. Each finding is ✔ or ✘, and each ✘ comes
+with the fix in one line. Exit 0 when all pass, 1 when a ✘ would break a deployment, 2 when
+it cannot check (no credentials: it says what it needs).
 
 Its own permissions, all reads: cloudformation:DescribeStacks, codedeploy:GetDeploymentGroup,
 elasticloadbalancing:DescribeListeners, DescribeLoadBalancers, DescribeTargetGroups,

@@ -9,14 +9,16 @@ hook to the load balancer (an internal one needs the hook in a VPC, and its secu
 must let the hook in on the test listener's port) and from the hook to CodeDeploy's API (a
 NAT gateway or an interface endpoint), that each secret the suites name exists and that the
 hook's role may read it, the hook's timeout against the plan's readiness wait and a
-handed-off plan's soak, and the suites themselves. Each finding is ✔ or ✘, and each ✘ comes
-with the fix in one line. Exit 0 when all pass, 1 when a ✘ would break a deployment, 2 when
-it cannot check (no credentials: it says what it needs).
+handed-off plan's soak, the suites and the plan for the group (a metrics suite needs
+CloudWatch reads), and an Amazon ECS native service's lifecycle hooks (``--ecs-service``).
+Each finding is ✔ or ✘, and each ✘ comes with the fix in one line. Exit 0 when all pass,
+1 when a ✘ would break a deployment, 2 when it cannot check (no credentials: it says what
+it needs).
 
 Its own permissions, all reads: cloudformation:DescribeStacks, codedeploy:GetDeploymentGroup,
 elasticloadbalancing:DescribeListeners, DescribeLoadBalancers, DescribeTargetGroups,
 lambda:GetFunctionConfiguration, ec2:DescribeSecurityGroups, DescribeRouteTables,
-DescribeVpcEndpoints, iam:SimulatePrincipalPolicy,
+DescribeVpcEndpoints, ecs:DescribeServices, iam:SimulatePrincipalPolicy,
 secretsmanager:DescribeSecret, ssm:GetParameter (the parameter's metadata only).
 """
 
@@ -32,12 +34,15 @@ from typing import Any
 
 import yaml
 
+from hooks.adapters.ecs import PREFERRED_STAGES
 from hooks.aws import secrets
 from hooks.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 from hooks.cli.validate import validate_dir
 from hooks.core.lifecycle import LifecycleEvent
 from hooks.core.settings import Settings
+from hooks.gate.evaluate import planned_events
 from hooks.gate.plan import PlanFile, plans_by_event
+from hooks.suites.registry import BrokenSuite, Catalog, discover, select_suites
 
 __all__ = ["Doctor", "Finding", "doctor_command", "register"]
 
@@ -70,10 +75,14 @@ class Doctor:
         group: str,
         suites_dir: Path,
         appspec: Path | None = None,
+        service: tuple[str, str] | None = None,
     ) -> None:
         self.client, self.stack_name = client, stack
         self.application, self.group = application, group
         self.suites_dir, self.appspec = suites_dir, appspec
+        #: An Amazon ECS native blue/green service (cluster, service) to check the hooks of.
+        self.service = service
+        self.ecs_hook: str | None = None
         self.hooks: dict[LifecycleEvent, str] = {}
         #: The configuration of the hook the suites run in most (AfterAllowTestTraffic).
         self.config: dict[str, Any] = {}
@@ -91,6 +100,8 @@ class Doctor:
         found += self._routes()
         found += self._suites()
         found += self._budget()
+        if self.service is not None:
+            found += self._ecs()
         return found
 
     # ---- wiring ----
@@ -98,6 +109,7 @@ class Doctor:
     def _stack(self) -> Iterator[Finding]:
         stacks = self.client("cloudformation").describe_stacks(StackName=self.stack_name)
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks["Stacks"][0].get("Outputs", [])}
+        self.ecs_hook = outputs.get("EcsHookArn")
         for event in LifecycleEvent:
             arn = outputs.get(f"{event.logical_id}Arn")
             if arn:
@@ -303,20 +315,126 @@ class Doctor:
             )
         ]
 
+    def _ecs(self) -> list[Finding]:
+        """An Amazon ECS native service: its lifecycle hooks call this stack's EcsHook, with a
+        role, at the stages whose events have suites, and wait at least the gate's budget."""
+        assert self.service is not None
+        cluster, name = self.service
+        (service,) = self.client("ecs").describe_services(cluster=cluster, services=[name])[
+            "services"
+        ]
+        hooks = (service.get("deploymentConfiguration") or {}).get("lifecycleHooks") or []
+        ours = [h for h in hooks if h.get("hookTargetArn") == self.ecs_hook]
+        block = f"greenlight ecs-hooks --stack-name {self.stack_name}"
+        where = f"service {cluster}/{name}"
+        found = [
+            Finding(
+                f"{where}'s lifecycle hooks call this stack's EcsHook",
+                bool(ours),
+                ", ".join(h.get("hookTargetArn", "?") for h in hooks) or "no lifecycle hook",
+                f"set deploymentConfiguration.lifecycleHooks from `{block}`",
+            )
+        ]
+        if not ours:
+            return found
+        hook = ours[0]
+        settings = self._settings()
+        catalog = discover(settings.suites_dir)
+        wanted = {
+            PREFERRED_STAGES[e].value
+            for e in planned_events(catalog, PlanFile.load(settings.plan_file), settings)
+        }
+        stages = set(hook.get("lifecycleStages") or [])
+        minutes = (hook.get("timeoutConfiguration") or {}).get("timeoutInMinutes")
+        config = self.client("lambda").get_function_configuration(FunctionName=self.ecs_hook)
+        variables = (config.get("Environment") or {}).get("Variables") or {}
+        budget = float(variables.get("GREENLIGHT_ECS_BUDGET") or 3600)
+        found += [
+            Finding(
+                f"{where}'s EcsHook has a role ECS invokes it with",
+                bool(hook.get("roleArn")),
+                hook.get("roleArn", "no roleArn"),
+                "set roleArn to the stack's EcsHookInvokeRoleArn output",
+            ),
+            Finding(
+                f"{where}'s EcsHook is called at the stages with suites",
+                wanted <= stages,
+                ", ".join(sorted(stages)) or "no stage",
+                f"add {', '.join(sorted(wanted - stages))} to lifecycleStages ({block})",
+            ),
+            Finding(
+                f"{where}'s EcsHook waits at least the gate's budget",
+                minutes is None or minutes * 60 >= budget,
+                f"timeoutInMinutes {minutes}, GREENLIGHT_ECS_BUDGET {budget:g}s",
+                f"timeoutInMinutes at least {int(budget // 60)}, or a lower GREENLIGHT_ECS_BUDGET",
+            ),
+        ]
+        return found
+
     # ---- the suites ----
 
     def _suites(self) -> list[Finding]:
-        problems, _, _ = validate_dir(self.suites_dir)
+        problems, catalog, plan_file = validate_dir(self.suites_dir)
         found = [
             Finding(
-                f"the suites in {self.suites_dir} are valid",
+                "the suites and the plan are valid",
                 not problems,
-                problems[0].splitlines()[0] if problems else "",
-                "greenlight validate " + str(self.suites_dir),
+                problems[0].splitlines()[0] if problems else str(self.suites_dir),
+                f"greenlight validate --plan --application {self.application} "
+                f"--deployment-group {self.group} {self.suites_dir}",
             )
         ]
+        if not problems:
+            found += self._planned(catalog, plan_file)
         for reference in sorted(secrets.scan(self.suites_dir)):
             found += self._secret(reference)
+        return found
+
+    def _settings(self) -> Settings:
+        """The settings the hook resolves its plan with, for this deployment group."""
+        return Settings.from_env(
+            {
+                "GREENLIGHT_SUITES_DIR": str(self.suites_dir),
+                "GREENLIGHT_APPLICATION": self.application,
+                "GREENLIGHT_DEPLOYMENT_GROUP": self.group,
+            }
+        )
+
+    def _planned(self, catalog: Catalog, plan_file: PlanFile | None) -> list[Finding]:
+        """The suites the plan gives this group, as the hook resolves it: a metrics suite
+        among them needs the hook's role to read CloudWatch."""
+        settings = self._settings()
+        kinds: set[str] = set()
+        for event, plan in plans_by_event(settings, plan_file).items():
+            chosen = select_suites(
+                catalog,
+                event,
+                plan.suites,
+                plan.policies,
+                planned_source=plan.sources["suites"],
+                suites_dir=settings.suites_dir,
+            )
+            kinds |= {s.kind for s in chosen if not isinstance(s, BrokenSuite)}
+        found: list[Finding] = []
+        role = self.config.get("Role")
+        if "metrics" in kinds and role:
+            actions = ["cloudwatch:GetMetricData", "cloudwatch:DescribeAlarms"]
+            answer = self.client("iam").simulate_principal_policy(
+                PolicySourceArn=role, ActionNames=actions
+            )
+            denied = sorted(
+                r["EvalActionName"]
+                for r in answer["EvaluationResults"]
+                if r["EvalDecision"] != "allowed"
+            )
+            found.append(
+                Finding(
+                    "the hook's role may read CloudWatch for the metrics suites",
+                    not denied,
+                    ", ".join(denied) or role,
+                    f"allow {', '.join(denied)} in {role} (template.yaml's roles have them)",
+                )
+            )
         return found
 
     def _secret(self, reference: str) -> list[Finding]:
@@ -358,13 +476,7 @@ class Doctor:
         timeout = float(self.config.get("Timeout") or 0)
         if not timeout:
             return []
-        settings = Settings.from_env(
-            {
-                "GREENLIGHT_SUITES_DIR": str(self.suites_dir),
-                "GREENLIGHT_APPLICATION": self.application,
-                "GREENLIGHT_DEPLOYMENT_GROUP": self.group,
-            }
-        )
+        settings = self._settings()
         plans = plans_by_event(settings, PlanFile.load(settings.plan_file))
         plan = plans[LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC]
         room = timeout - settings.safety_margin - plan.readiness_timeout
@@ -409,6 +521,11 @@ def register(sub: Any) -> None:
     doctor.add_argument("--application", required=True, help="the CodeDeploy application")
     doctor.add_argument("--deployment-group", required=True, help="its deployment group")
     doctor.add_argument("--appspec", type=Path, help="an AppSpec file to check the Hooks of")
+    doctor.add_argument(
+        "--ecs-service",
+        metavar="CLUSTER/SERVICE",
+        help="an Amazon ECS native blue/green service to check the lifecycle hooks of",
+    )
     doctor.add_argument("--suites-dir", type=Path, help="the suites (default test_suites)")
     doctor.add_argument("--json", action="store_true", help="the findings as JSON")
     doctor.set_defaults(run=doctor_command)
@@ -423,8 +540,20 @@ def doctor_command(args: argparse.Namespace) -> int:
     def client(service: str) -> Any:
         return boto3.client(service)  # type: ignore[call-overload]
 
+    service = None
+    if args.ecs_service:
+        cluster, sep, name = args.ecs_service.partition("/")
+        if not sep or not cluster or not name:
+            raise UsageError(f"--ecs-service {args.ecs_service!r}: CLUSTER/SERVICE")
+        service = (cluster, name)
     doctor = Doctor(
-        client, args.stack_name, args.application, args.deployment_group, suites, args.appspec
+        client,
+        args.stack_name,
+        args.application,
+        args.deployment_group,
+        suites,
+        args.appspec,
+        service,
     )
     try:
         findings = doctor.run()

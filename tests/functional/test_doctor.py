@@ -24,7 +24,8 @@ REGION = "us-east-1"
 #: boto3's own client, kept: the command's test puts the account's in its place.
 CLIENT = boto3.client
 SUITE = (
-    "name: smoke\nchecks:\n  - name: up\n    request:\n      path: /health\n"
+    "name: smoke\nevents: [AfterAllowTestTraffic]\nchecks:\n  - name: up\n"
+    "    request:\n      path: /health\n"
     "      headers: {Authorization: 'Bearer ${secret:shop/api}'}\n"
 )
 
@@ -42,6 +43,16 @@ class Account:
     #: The hook's subnets route 0.0.0.0/0 through a NAT gateway.
     nat: bool = True
     readiness_timeout: int | None = None
+    #: A metrics suite in the suites, and whether the hook's role may not read CloudWatch.
+    metrics: bool = False
+    deny_metrics: bool = False
+    #: A suite the plan names for this group and no file defines.
+    plan_missing: bool = False
+    #: ECS native: the service's hook (its target, stages and timeout), or None for none.
+    ecs_target: str | None = None
+    ecs_stages: tuple[str, ...] = ("POST_TEST_TRAFFIC_SHIFT",)
+    ecs_minutes: int = 60
+    ecs_hook: str = ""
     iam_calls: int = 0
     internal: bool = False
     in_vpc: bool = False
@@ -54,27 +65,34 @@ class Account:
     def client(self, service: str) -> Any:
         if service == "cloudformation":
             return self._stack()
+        if service == "ecs":
+            return self._service()
         if service != "iam":
             return CLIENT(service, region_name=REGION)  # type: ignore[call-overload]
         iam = CLIENT("iam", region_name=REGION)
         stubber = Stubber(iam)
+        # The doctor asks, in order: the invoke right, CloudWatch's reads (with a metrics
+        # suite), then each secret's read.
+        asked = [(["lambda:InvokeFunction"], self.deny, list(self.hooks.values()))]
+        if self.metrics:
+            actions = ["cloudwatch:GetMetricData", "cloudwatch:DescribeAlarms"]
+            asked.append((actions, self.deny_metrics, ["*"]))
+        asked.append((["secretsmanager:GetSecretValue"], self.deny_secret, ["the secret"]))
+        actions, denied, resources = asked[min(self.iam_calls, len(asked) - 1)]
         self.iam_calls += 1
-        first = self.iam_calls == 1  # the invoke right first, then each secret's read
-        action = "lambda:InvokeFunction" if first else "secretsmanager:GetSecretValue"
-        denied = self.deny if first else self.deny_secret
         results = [
             {
                 "EvalActionName": action,
-                "EvalResourceName": arn,
+                "EvalResourceName": resource,
                 "EvalDecision": "implicitDeny" if denied else "allowed",
             }
-            for arn in (self.hooks.values() if first else ["the secret"])
+            for action in actions
+            for resource in resources
         ]
-        stubber.add_response(
-            "simulate_principal_policy",
-            {"EvaluationResults": results},
-            {"PolicySourceArn": ANY, "ActionNames": [action], "ResourceArns": ANY},
-        )
+        expected: dict[str, Any] = {"PolicySourceArn": ANY, "ActionNames": actions}
+        if actions != asked[1][0] or not self.metrics:
+            expected["ResourceArns"] = ANY
+        stubber.add_response("simulate_principal_policy", {"EvaluationResults": results}, expected)
         stubber.activate()
         return iam
 
@@ -87,6 +105,8 @@ class Account:
             {"OutputKey": f"{event}HookArn", "OutputValue": arn}
             for event, arn in self.hooks.items()
         ]
+        if self.ecs_hook:
+            outputs.append({"OutputKey": "EcsHookArn", "OutputValue": self.ecs_hook})
         stubber.add_response(
             "describe_stacks",
             {
@@ -103,6 +123,32 @@ class Account:
         )
         stubber.activate()
         return cloudformation
+
+    def _service(self) -> Any:
+        """The ECS service (moto keeps no lifecycle hooks): a Stubber, on ECS's model."""
+        ecs = CLIENT("ecs", region_name=REGION)
+        stubber = Stubber(ecs)
+        hooks = []
+        if self.ecs_target is not None:
+            hooks.append(
+                {
+                    "hookTargetArn": self.ecs_target or self.ecs_hook,
+                    "roleArn": "arn:aws:iam::123456789012:role/ecs-invokes",
+                    "lifecycleStages": list(self.ecs_stages),
+                    "timeoutConfiguration": {"timeoutInMinutes": self.ecs_minutes},
+                }
+            )
+        service = {
+            "serviceName": "shop",
+            "deploymentConfiguration": {"strategy": "BLUE_GREEN", "lifecycleHooks": hooks},
+        }
+        stubber.add_response(
+            "describe_services",
+            {"services": [service]},
+            {"cluster": "prod", "services": ["shop"]},
+        )
+        stubber.activate()
+        return ecs
 
 
 def _zip() -> bytes:
@@ -183,6 +229,14 @@ def build(account: Account) -> None:
         **config,
     )["FunctionArn"]
     account.hooks["AfterAllowTestTraffic"] = arn
+    account.ecs_hook = boto3.client("lambda", region_name=REGION).create_function(
+        FunctionName="Greenlight_shop-EcsHook",
+        Runtime="python3.13",
+        Role=role,
+        Handler="index.handler",
+        Code={"ZipFile": _zip()},
+        Environment={"Variables": {"GREENLIGHT_ECS_BUDGET": "1800"}},
+    )["FunctionArn"]
     codedeploy = boto3.client("codedeploy", region_name=REGION)
     codedeploy.create_application(applicationName="shop", computePlatform="ECS")
     route = {"listenerArns": [listeners[8443]]} if account.test_listener else {}
@@ -203,9 +257,19 @@ def build(account: Account) -> None:
         )
     account.suites.mkdir(exist_ok=True)
     (account.suites / "smoke.yaml").write_text(SUITE)
+    plan = "version: 1\n"
     if account.readiness_timeout is not None:
-        (account.suites / "greenlight.yaml").write_text(
-            f"version: 1\ndefaults:\n  readiness_timeout: {account.readiness_timeout}\n"
+        plan += f"defaults:\n  readiness_timeout: {account.readiness_timeout}\n"
+    if account.plan_missing:
+        plan += (
+            "groups:\n  - match: {deployment_group: shop-dg}\n"
+            "    suites:\n      AfterAllowTestTraffic: [smoke, checkout]\n"
+        )
+    (account.suites / "greenlight.yaml").write_text(plan)
+    if account.metrics:
+        (account.suites / "signals.yaml").write_text(
+            "kind: metrics\nname: signals\nwindow: 1m\n"
+            "thresholds:\n  http_req_failed: 'rate < 0.01'\n"
         )
 
 
@@ -215,9 +279,12 @@ def aws() -> Iterator[None]:
         yield
 
 
-def diagnose(account: Account, appspec: Path | None = None) -> list[Finding]:
+def diagnose(account: Account, appspec: Path | None = None, ecs: bool = False) -> list[Finding]:
     build(account)
-    return Doctor(account.client, "greenlight", "shop", "shop-dg", account.suites, appspec).run()
+    service = ("prod", "shop") if ecs else None
+    return Doctor(
+        account.client, "greenlight", "shop", "shop-dg", account.suites, appspec, service
+    ).run()
 
 
 def failed(findings: list[Finding]) -> dict[str, Finding]:
@@ -277,6 +344,16 @@ BROKEN: dict[str, tuple[dict[str, Any], str, str]] = {
         {"readiness_timeout": 590},
         "the hook's timeout leaves the suites time after the readiness wait",
         "lower readiness_timeout to at most 560s",
+    ),
+    "a plan that names a suite no file defines": (
+        {"plan_missing": True},
+        "the suites and the plan are valid",
+        "greenlight validate --plan --application shop --deployment-group shop-dg",
+    ),
+    "a metrics suite the hook's role may not read CloudWatch for": (
+        {"metrics": True, "deny_metrics": True},
+        "the hook's role may read CloudWatch for the metrics suites",
+        "allow cloudwatch:DescribeAlarms, cloudwatch:GetMetricData in",
     ),
     "a secret that does not exist": (
         {"secret": False},
@@ -357,3 +434,39 @@ def test_the_command_prints_a_checklist_and_exits_1_on_a_finding(
     )
     listed = json.loads(capsys.readouterr().out)
     assert {f["check"]: f["ok"] for f in listed}["${secret:shop/api} exists"] is False
+
+
+ECS_BROKEN: dict[str, tuple[dict[str, Any], str, str]] = {
+    "no hook of this stack": (
+        {"ecs_target": "arn:aws:lambda:us-east-1:123456789012:function:other"},
+        "service prod/shop's lifecycle hooks call this stack's EcsHook",
+        "greenlight ecs-hooks --stack-name greenlight",
+    ),
+    "a stage with suites left out": (
+        {"ecs_stages": ("PRE_SCALE_UP",)},
+        "service prod/shop's EcsHook is called at the stages with suites",
+        "add POST_TEST_TRAFFIC_SHIFT to lifecycleStages",
+    ),
+    "a hook timeout shorter than the gate's budget": (
+        {"ecs_minutes": 10},
+        "service prod/shop's EcsHook waits at least the gate's budget",
+        "timeoutInMinutes at least 30",
+    ),
+}
+
+
+def test_an_ecs_service_whose_hooks_call_this_stack_passes(aws: None, tmp_path: Path) -> None:
+    findings = diagnose(Account(tmp_path / "suites", ecs_target=""), ecs=True)
+    assert failed(findings) == {}
+    assert sum("service prod/shop" in f.check for f in each(findings)) == 4
+
+
+@pytest.mark.parametrize("case", sorted(ECS_BROKEN))
+def test_each_broken_ecs_hook_is_one_finding_with_its_fix(
+    case: str, aws: None, tmp_path: Path
+) -> None:
+    settings, check, fix = ECS_BROKEN[case]
+    account = Account(tmp_path / "suites", **{"ecs_target": "", **settings})
+    found = failed(diagnose(account, ecs=True))
+    assert list(found) == [check], found
+    assert fix in found[check].fix

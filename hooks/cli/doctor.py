@@ -40,6 +40,7 @@ from hooks.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 from hooks.cli.validate import validate_dir
 from hooks.core.lifecycle import LifecycleEvent
 from hooks.core.settings import Settings
+from hooks.core.verdict import plural
 from hooks.gate.evaluate import planned_events
 from hooks.gate.plan import PlanFile, plans_by_event
 from hooks.suites.registry import BrokenSuite, Catalog, discover, select_suites
@@ -122,7 +123,9 @@ class Doctor:
                 f"deploy Greenlight's template.yaml as {self.stack_name} (sam deploy)",
             )
             return
-        yield Finding(f"stack {self.stack_name} has the hooks", True, f"{len(self.hooks)} hooks")
+        yield Finding(
+            f"stack {self.stack_name} has the hooks", True, plural(len(self.hooks), "hook")
+        )
         for event, arn in self.hooks.items():
             name = arn.rsplit(":", 1)[-1]
             yield Finding(

@@ -394,8 +394,12 @@ def test_an_appspec_hook_of_another_stack_or_event_is_named_with_the_right_line(
 def test_the_command_prints_a_checklist_and_exits_1_on_a_finding(
     aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from hooks.cli.main import main
+    from hooks.cli import main as cli
 
+    # The command line's logging writes to the streams it starts with: here capsys's,
+    # closed after this test, which later tests in this process would still log to.
+    monkeypatch.setattr(cli, "configure_for_cli", lambda verbose: None)
+    main = cli.main
     account = Account(tmp_path / "suites", secret=False)
     build(account)
     monkeypatch.setattr(boto3, "client", lambda service, **_: account.client(service))

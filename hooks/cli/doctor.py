@@ -8,9 +8,11 @@ group of the pair, the service role's right to invoke each hook), the network pa
 hook to the load balancer (an internal one needs the hook in a VPC, and its security groups
 must let the hook in on the test listener's port) and from the hook to CodeDeploy's API (a
 NAT gateway or an interface endpoint), that each secret the suites name exists and that the
-hook's role may read it, the hook's timeout against the plan's readiness wait and a
-handed-off plan's soak, the suites and the plan for the group (a metrics suite needs
-CloudWatch reads), and an Amazon ECS native service's lifecycle hooks (``--ecs-service``).
+hook's role may read it, the hook's timeout against the plan's readiness wait, the longest
+load and a handed-off plan's soak, its memory against the plan's concurrency, an HTTPS test
+listener's certificate against the host name, the suites and the plan for the group (a
+metrics suite needs CloudWatch reads), and an Amazon ECS native service's lifecycle hooks
+(``--ecs-service``).
 Each finding is ✔ or ✘, and each ✘ comes with the fix in one line. Exit 0 when all pass,
 1 when a ✘ would break a deployment, 2 when it cannot check (no credentials: it says what
 it needs).
@@ -18,7 +20,8 @@ it needs).
 Its own permissions, all reads: cloudformation:DescribeStacks, codedeploy:GetDeploymentGroup,
 elasticloadbalancing:DescribeListeners, DescribeLoadBalancers, DescribeTargetGroups,
 lambda:GetFunctionConfiguration, ec2:DescribeSecurityGroups, DescribeRouteTables,
-DescribeVpcEndpoints, ecs:DescribeServices, iam:SimulatePrincipalPolicy,
+DescribeVpcEndpoints, ecs:DescribeServices, acm:DescribeCertificate,
+iam:SimulatePrincipalPolicy,
 secretsmanager:DescribeSecret, ssm:GetParameter (the parameter's metadata only).
 """
 
@@ -43,6 +46,8 @@ from hooks.core.settings import Settings
 from hooks.core.verdict import plural
 from hooks.gate.evaluate import planned_events
 from hooks.gate.plan import PlanFile, plans_by_event
+from hooks.process.supervisor import MIN_WORKER_MB, SUPERVISOR_RESERVE_MB
+from hooks.process.worker import THREAD_STACK_BYTES
 from hooks.suites.registry import BrokenSuite, Catalog, discover, select_suites
 
 __all__ = ["Doctor", "Finding", "doctor_command", "register"]
@@ -84,6 +89,7 @@ class Doctor:
         #: An Amazon ECS native blue/green service (cluster, service) to check the hooks of.
         self.service = service
         self.ecs_hook: str | None = None
+        self.catalog = Catalog()
         self.hooks: dict[LifecycleEvent, str] = {}
         #: The configuration of the hook the suites run in most (AfterAllowTestTraffic).
         self.config: dict[str, Any] = {}
@@ -253,7 +259,42 @@ class Doctor:
         (balancer,) = elbv2.describe_load_balancers(LoadBalancerArns=[listener["LoadBalancerArn"]])[
             "LoadBalancers"
         ]
+        found += self._certificate(listener)
         return found + list(self._network(balancer, listener))
+
+    def _certificate(self, listener: dict[str, Any]) -> list[Finding]:
+        """An HTTPS test listener's certificate covers the host name the hook will use (the
+        plan's, or the one it derives from the certificate): else TLS fails on green."""
+        if listener.get("Protocol") not in ("HTTPS", "TLS") or not listener.get("Certificates"):
+            return []
+        arn = listener["Certificates"][0]["CertificateArn"]
+        info = self.client("acm").describe_certificate(CertificateArn=arn)["Certificate"]
+        names = {info.get("DomainName", ""), *info.get("SubjectAlternativeNames", [])} - {""}
+        plan = self._plan()
+        host = plan.host or next((n for n in sorted(names) if not n.startswith("*.")), None)
+        check = "the test listener's certificate covers the host name the hook uses"
+        if host is None:
+            return [
+                Finding(
+                    check,
+                    False,
+                    f"no host set, and the certificate names only {', '.join(sorted(names))}",
+                    "set host in the plan (or the greenlight:host tag) to a name it covers",
+                )
+            ]
+        return [
+            Finding(
+                check,
+                any(_covers_name(name, host) for name in names),
+                f"{host}; the certificate names {', '.join(sorted(names))}",
+                f"set host to a name the certificate covers, or add {host} to it",
+            )
+        ]
+
+    def _plan(self) -> Any:
+        settings = self._settings()
+        plans = plans_by_event(settings, PlanFile.load(settings.plan_file))
+        return plans[LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC]
 
     # ---- network ----
 
@@ -378,6 +419,7 @@ class Doctor:
 
     def _suites(self) -> list[Finding]:
         problems, catalog, plan_file = validate_dir(self.suites_dir)
+        self.catalog = catalog
         found = [
             Finding(
                 "the suites and the plan are valid",
@@ -473,6 +515,35 @@ class Doctor:
             ),
         ]
 
+    def _capacity(self, plan: Any, room: float) -> list[Finding]:
+        """The function's memory against the plan's concurrency (a worker's threads, the
+        supervisor's reserve), and the longest planned load against the time it has."""
+        memory = int(self.config.get("MemorySize") or 0)
+        stacks = plan.concurrency * THREAD_STACK_BYTES // (1024 * 1024)
+        need = SUPERVISOR_RESERVE_MB + MIN_WORKER_MB + stacks
+        found = [
+            Finding(
+                "the hook's memory holds the plan's concurrency",
+                memory >= need,
+                f"{memory} MB for concurrency {plan.concurrency} (needs {need} MB)",
+                f"FunctionMemory at least {need}, or a lower concurrency in the plan",
+            )
+        ]
+        loads = [
+            s.judge.profile for s in self.catalog.suites if s.kind == "load" and hasattr(s, "judge")
+        ]
+        if loads and plan.runner != "stepfunctions":
+            longest = max(p.ramp + p.duration for p in loads)
+            found.append(
+                Finding(
+                    "the longest load fits the hook's time after the readiness wait",
+                    longest <= room,
+                    f"{longest:g}s of load, {room:g}s left",
+                    "plan runner: stepfunctions for it, or a shorter duration",
+                )
+            )
+        return found
+
     def _budget(self) -> list[Finding]:
         """The hook's time against the plan: its readiness wait must leave the suites time,
         and a handed-off plan's soak must fit CodeDeploy's hour."""
@@ -493,6 +564,7 @@ class Doctor:
                 f"raise FunctionTimeout, or lower readiness_timeout to at most {most:g}s",
             )
         ]
+        found += self._capacity(plan, room)
         if plan.runner == "stepfunctions":
             found.append(
                 Finding(
@@ -503,6 +575,14 @@ class Doctor:
                 )
             )
         return found
+
+
+def _covers_name(name: str, host: str) -> bool:
+    """Whether a certificate's name covers ``host`` (a wildcard covers one label)."""
+    name, host = name.lower(), host.lower()
+    if name.startswith("*."):
+        return host.count(".") == name.count(".") and host.endswith(name[1:])
+    return name == host
 
 
 def _covers(rule: dict[str, Any], port: int) -> bool:

@@ -53,6 +53,12 @@ class Account:
     ecs_stages: tuple[str, ...] = ("POST_TEST_TRAFFIC_SHIFT",)
     ecs_minutes: int = 60
     ecs_hook: str = ""
+    #: The hook's memory (MB); a load suite of this many seconds; an HTTPS test listener
+    #: whose certificate names ``cert_name``, with the plan's host ``host``.
+    memory: int = 512
+    load_seconds: int = 0
+    cert_name: str = ""
+    host: str = ""
     iam_calls: int = 0
     internal: bool = False
     in_vpc: bool = False
@@ -195,18 +201,24 @@ def build(account: Account) -> None:
         for name in ("shop-blue", "shop-green", "elsewhere")
     ]
     listeners = {}
+    tls: dict[str, Any] = {}
+    if account.cert_name:
+        certificate = boto3.client("acm", region_name=REGION).request_certificate(
+            DomainName=account.cert_name
+        )["CertificateArn"]
+        tls = {"Protocol": "HTTPS", "Certificates": [{"CertificateArn": certificate}]}
     for port, target in ((80, groups[0]), (8443, groups[1 if account.forward_to_pair else 2])):
         listeners[port] = elbv2.create_listener(
             LoadBalancerArn=balancer,
-            Protocol="HTTP",
             Port=port,
             DefaultActions=[{"Type": "forward", "TargetGroupArn": target["TargetGroupArn"]}],
+            **({"Protocol": "HTTP"} if port == 80 or not tls else tls),
         )["Listeners"][0]["ListenerArn"]
     role = boto3.client("iam", region_name=REGION).create_role(
         RoleName="hooks", AssumeRolePolicyDocument="{}"
     )["Role"]["Arn"]
     name = f"{account.hook_prefix}shop-AfterAllowTestTraffic"
-    config: dict[str, Any] = {"Timeout": 600}
+    config: dict[str, Any] = {"Timeout": 600, "MemorySize": account.memory}
     if account.in_vpc:
         config["VpcConfig"] = {"SubnetIds": subnets, "SecurityGroupIds": [hook_sg]}
         table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
@@ -258,8 +270,19 @@ def build(account: Account) -> None:
     account.suites.mkdir(exist_ok=True)
     (account.suites / "smoke.yaml").write_text(SUITE)
     plan = "version: 1\n"
+    defaults = []
     if account.readiness_timeout is not None:
-        plan += f"defaults:\n  readiness_timeout: {account.readiness_timeout}\n"
+        defaults.append(f"  readiness_timeout: {account.readiness_timeout}\n")
+    if account.host:
+        defaults.append(f"  host: {account.host}\n")
+    if defaults:
+        plan += "defaults:\n" + "".join(defaults)
+    if account.load_seconds:
+        (account.suites / "load.yaml").write_text(
+            f"kind: load\nname: load\nrate: 5\nduration: {account.load_seconds}s\n"
+            "requests:\n  - name: up\n    request: {path: /health}\n"
+            "thresholds:\n  http_req_failed: 'rate < 0.01'\n"
+        )
     if account.plan_missing:
         plan += (
             "groups:\n  - match: {deployment_group: shop-dg}\n"
@@ -289,6 +312,17 @@ def diagnose(account: Account, appspec: Path | None = None, ecs: bool = False) -
 
 def failed(findings: list[Finding]) -> dict[str, Finding]:
     return {f.check: f for f in findings if not f.ok}
+
+
+def test_a_certificate_that_covers_the_plans_host_passes(aws: None, tmp_path: Path) -> None:
+    account = Account(
+        tmp_path / "suites", cert_name="*.shop.example.com", host="api.shop.example.com"
+    )
+    findings = diagnose(account)
+    assert failed(findings) == {}
+    assert "the test listener's certificate covers the host name the hook uses" in {
+        f.check for f in each(findings)
+    }
 
 
 def test_a_healthy_account_passes_every_check(aws: None, tmp_path: Path) -> None:
@@ -354,6 +388,26 @@ BROKEN: dict[str, tuple[dict[str, Any], str, str]] = {
         {"metrics": True, "deny_metrics": True},
         "the hook's role may read CloudWatch for the metrics suites",
         "allow cloudwatch:DescribeAlarms, cloudwatch:GetMetricData in",
+    ),
+    "too little memory for the plan's concurrency": (
+        {"memory": 256},
+        "the hook's memory holds the plan's concurrency",
+        "FunctionMemory at least 288",
+    ),
+    "a load longer than the hook has": (
+        {"load_seconds": 580},
+        "the longest load fits the hook's time after the readiness wait",
+        "plan runner: stepfunctions for it",
+    ),
+    "a certificate that does not cover the plan's host": (
+        {"cert_name": "*.shop.example.com", "host": "api.example.com"},
+        "the test listener's certificate covers the host name the hook uses",
+        "add api.example.com to it",
+    ),
+    "a wildcard certificate and no host": (
+        {"cert_name": "*.shop.example.com"},
+        "the test listener's certificate covers the host name the hook uses",
+        "set host in the plan",
     ),
     "a secret that does not exist": (
         {"secret": False},

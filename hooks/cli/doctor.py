@@ -18,9 +18,9 @@ Each finding is ✔ or ✘, and each ✘ comes with the fix in one line. Exit 0 
 it needs).
 
 Its own permissions, all reads: cloudformation:DescribeStacks, codedeploy:GetDeploymentGroup,
-elasticloadbalancing:DescribeListeners, DescribeLoadBalancers, DescribeTargetGroups,
-lambda:GetFunctionConfiguration, ec2:DescribeSecurityGroups, DescribeRouteTables,
-DescribeVpcEndpoints, ecs:DescribeServices, acm:DescribeCertificate,
+elasticloadbalancing:DescribeListeners, DescribeRules, DescribeLoadBalancers,
+DescribeTargetGroups, lambda:GetFunctionConfiguration, ec2:DescribeSecurityGroups,
+DescribeRouteTables, DescribeVpcEndpoints, ecs:DescribeServices, acm:DescribeCertificate,
 iam:SimulatePrincipalPolicy,
 secretsmanager:DescribeSecret, ssm:GetParameter (the parameter's metadata only).
 """
@@ -248,6 +248,12 @@ class Doctor:
             )
             + ((action.get("ForwardConfig") or {}).get("TargetGroups") or [])
         }
+        for rule in elbv2.describe_rules(ListenerArn=arn)["Rules"]:  # a rule may forward too
+            for action in rule.get("Actions") or []:
+                if action.get("TargetGroupArn"):
+                    forwards.add(action["TargetGroupArn"])
+                for target in (action.get("ForwardConfig") or {}).get("TargetGroups") or []:
+                    forwards.add(target["TargetGroupArn"])
         found = [
             Finding(
                 f"the test listener (port {listener['Port']}) forwards to a group of the pair",
@@ -392,6 +398,15 @@ class Doctor:
         minutes = (hook.get("timeoutConfiguration") or {}).get("timeoutInMinutes")
         config = self.client("lambda").get_function_configuration(FunctionName=self.ecs_hook)
         variables = (config.get("Environment") or {}).get("Variables") or {}
+        reads = ["ecs:DescribeServiceDeployments", "ecs:DescribeServiceRevisions"]
+        answer = self.client("iam").simulate_principal_policy(
+            PolicySourceArn=config["Role"], ActionNames=reads
+        )
+        denied = sorted(
+            r["EvalActionName"]
+            for r in answer["EvaluationResults"]
+            if r["EvalDecision"] != "allowed"
+        )
         budget = float(variables.get("GREENLIGHT_ECS_BUDGET") or 3600)
         found += [
             Finding(
@@ -405,6 +420,12 @@ class Doctor:
                 wanted <= stages,
                 ", ".join(sorted(stages)) or "no stage",
                 f"add {', '.join(sorted(wanted - stages))} to lifecycleStages ({block})",
+            ),
+            Finding(
+                f"{where}'s EcsHook may read the service revision",
+                not denied,
+                ", ".join(denied) + " denied" if denied else config["Role"],
+                f"allow {', '.join(denied)} in {config['Role']} (the stack's EcsHookRole has them)",
             ),
             Finding(
                 f"{where}'s EcsHook waits at least the gate's budget",
@@ -486,11 +507,13 @@ class Doctor:
         kind, _, name = reference.partition(":")
         check = f"${{{reference}}} exists"
         try:
+            key = None
             if kind == "secret":
-                arn = self.client("secretsmanager").describe_secret(
+                described = self.client("secretsmanager").describe_secret(
                     SecretId=name.partition("#")[0]
-                )["ARN"]
-                action = "secretsmanager:GetSecretValue"
+                )
+                arn, action = described["ARN"], "secretsmanager:GetSecretValue"
+                key = described.get("KmsKeyId")  # a key of its own: the role must decrypt
             else:
                 found = self.client("ssm").get_parameter(Name=name, WithDecryption=False)
                 arn, action = found["Parameter"]["ARN"], "ssm:GetParameter"
@@ -500,18 +523,28 @@ class Doctor:
         role = self.config.get("Role")
         if not role:
             return [Finding(check, True)]
+        wanted = {(action, arn)} | ({("kms:Decrypt", key)} if key else set())
         answer = self.client("iam").simulate_principal_policy(
-            PolicySourceArn=role, ActionNames=[action], ResourceArns=[arn]
+            PolicySourceArn=role,
+            ActionNames=sorted({a for a, _ in wanted}),
+            ResourceArns=sorted({r for _, r in wanted}),
         )
-        allowed = all(r["EvalDecision"] == "allowed" for r in answer["EvaluationResults"])
+        decided = {
+            (r["EvalActionName"], r["EvalResourceName"]): r["EvalDecision"] == "allowed"
+            for r in answer["EvaluationResults"]
+        }
+        denied = sorted(a for a, r in wanted if not decided.get((a, r), False))
         parameter = "SecretArns" if kind == "secret" else "ParameterPathPrefix"
+        fix = f"deploy the stack with {parameter} covering {arn}"
+        if "kms:Decrypt" in denied:
+            fix = f"allow kms:Decrypt on {key} in {role} (the secret's own key)"
         return [
             Finding(check, True),
             Finding(
                 f"the hook's role may read ${{{reference}}}",
-                allowed,
-                role,
-                f"deploy the stack with {parameter} covering {arn}",
+                not denied,
+                ", ".join(denied) + " denied" if denied else role,
+                fix,
             ),
         ]
 

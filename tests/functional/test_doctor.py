@@ -59,6 +59,14 @@ class Account:
     load_seconds: int = 0
     cert_name: str = ""
     host: str = ""
+    #: The secret under a KMS key of its own, and the role's rights to it and to ECS's reads.
+    cmk: bool = False
+    #: The test listener forwards to the pair by a rule, its default action elsewhere.
+    by_rule: bool = False
+    deny_decrypt: bool = False
+    deny_ecs_reads: bool = False
+    secret_arn: str = ""
+    key_arn: str = ""
     iam_calls: int = 0
     internal: bool = False
     in_vpc: bool = False
@@ -83,9 +91,23 @@ class Account:
         if self.metrics:
             actions = ["cloudwatch:GetMetricData", "cloudwatch:DescribeAlarms"]
             asked.append((actions, self.deny_metrics, ["*"]))
-        asked.append((["secretsmanager:GetSecretValue"], self.deny_secret, ["the secret"]))
+        secret = (["secretsmanager:GetSecretValue"], self.deny_secret, [self.secret_arn])
+        asked.append(secret)
+        if self.ecs_target is not None:
+            reads = ["ecs:DescribeServiceDeployments", "ecs:DescribeServiceRevisions"]
+            asked.append((reads, self.deny_ecs_reads, ["*"]))
         actions, denied, resources = asked[min(self.iam_calls, len(asked) - 1)]
         self.iam_calls += 1
+        results_extra: list[dict[str, Any]] = []
+        if actions == secret[0] and self.cmk:
+            actions = ["kms:Decrypt", "secretsmanager:GetSecretValue"]
+            results_extra.append(
+                {
+                    "EvalActionName": "kms:Decrypt",
+                    "EvalResourceName": self.key_arn,
+                    "EvalDecision": "implicitDeny" if self.deny_decrypt else "allowed",
+                }
+            )
         results = [
             {
                 "EvalActionName": action,
@@ -94,9 +116,10 @@ class Account:
             }
             for action in actions
             for resource in resources
-        ]
+            if action != "kms:Decrypt"
+        ] + results_extra
         expected: dict[str, Any] = {"PolicySourceArn": ANY, "ActionNames": actions}
-        if actions != asked[1][0] or not self.metrics:
+        if actions[0].startswith(("lambda:", "kms:", "secretsmanager:")):
             expected["ResourceArns"] = ANY
         stubber.add_response("simulate_principal_policy", {"EvaluationResults": results}, expected)
         stubber.activate()
@@ -214,6 +237,13 @@ def build(account: Account) -> None:
             DefaultActions=[{"Type": "forward", "TargetGroupArn": target["TargetGroupArn"]}],
             **({"Protocol": "HTTP"} if port == 80 or not tls else tls),
         )["Listeners"][0]["ListenerArn"]
+    if account.by_rule:
+        elbv2.create_rule(
+            ListenerArn=listeners[8443],
+            Priority=1,
+            Conditions=[{"Field": "host-header", "Values": ["shop.example.com"]}],
+            Actions=[{"Type": "forward", "TargetGroupArn": groups[1]["TargetGroupArn"]}],
+        )
     role = boto3.client("iam", region_name=REGION).create_role(
         RoleName="hooks", AssumeRolePolicyDocument="{}"
     )["Role"]["Arn"]
@@ -264,9 +294,15 @@ def build(account: Account) -> None:
         loadBalancerInfo={"targetGroupPairInfoList": [pair]},
     )
     if account.secret:
-        boto3.client("secretsmanager", region_name=REGION).create_secret(
-            Name="shop/api", SecretString="{}"
-        )
+        extra: dict[str, Any] = {}
+        if account.cmk:
+            account.key_arn = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"][
+                "Arn"
+            ]
+            extra["KmsKeyId"] = account.key_arn
+        account.secret_arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
+            Name="shop/api", SecretString="{}", **extra
+        )["ARN"]
     account.suites.mkdir(exist_ok=True)
     (account.suites / "smoke.yaml").write_text(SUITE)
     plan = "version: 1\n"
@@ -323,6 +359,13 @@ def test_a_certificate_that_covers_the_plans_host_passes(aws: None, tmp_path: Pa
     assert "the test listener's certificate covers the host name the hook uses" in {
         f.check for f in each(findings)
     }
+
+
+def test_a_test_listener_that_forwards_to_the_pair_by_a_rule_passes(
+    aws: None, tmp_path: Path
+) -> None:
+    account = Account(tmp_path / "suites", forward_to_pair=False, by_rule=True)
+    assert failed(diagnose(account)) == {}
 
 
 def test_a_healthy_account_passes_every_check(aws: None, tmp_path: Path) -> None:
@@ -408,6 +451,11 @@ BROKEN: dict[str, tuple[dict[str, Any], str, str]] = {
         {"cert_name": "*.shop.example.com"},
         "the test listener's certificate covers the host name the hook uses",
         "set host in the plan",
+    ),
+    "a secret whose own key the hook's role may not use": (
+        {"cmk": True, "deny_decrypt": True},
+        "the hook's role may read ${secret:shop/api}",
+        "allow kms:Decrypt on",
     ),
     "a secret that does not exist": (
         {"secret": False},
@@ -505,6 +553,11 @@ ECS_BROKEN: dict[str, tuple[dict[str, Any], str, str]] = {
         "service prod/shop's EcsHook is called at the stages with suites",
         "add POST_TEST_TRAFFIC_SHIFT to lifecycleStages",
     ),
+    "an EcsHook role that may not read the service revision": (
+        {"deny_ecs_reads": True},
+        "service prod/shop's EcsHook may read the service revision",
+        "allow ecs:DescribeServiceDeployments, ecs:DescribeServiceRevisions in",
+    ),
     "a hook timeout shorter than the gate's budget": (
         {"ecs_minutes": 10},
         "service prod/shop's EcsHook waits at least the gate's budget",
@@ -516,7 +569,7 @@ ECS_BROKEN: dict[str, tuple[dict[str, Any], str, str]] = {
 def test_an_ecs_service_whose_hooks_call_this_stack_passes(aws: None, tmp_path: Path) -> None:
     findings = diagnose(Account(tmp_path / "suites", ecs_target=""), ecs=True)
     assert failed(findings) == {}
-    assert sum("service prod/shop" in f.check for f in each(findings)) == 4
+    assert sum("service prod/shop" in f.check for f in each(findings)) == 5
 
 
 @pytest.mark.parametrize("case", sorted(ECS_BROKEN))

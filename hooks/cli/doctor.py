@@ -398,15 +398,6 @@ class Doctor:
         minutes = (hook.get("timeoutConfiguration") or {}).get("timeoutInMinutes")
         config = self.client("lambda").get_function_configuration(FunctionName=self.ecs_hook)
         variables = (config.get("Environment") or {}).get("Variables") or {}
-        reads = ["ecs:DescribeServiceDeployments", "ecs:DescribeServiceRevisions"]
-        answer = self.client("iam").simulate_principal_policy(
-            PolicySourceArn=config["Role"], ActionNames=reads
-        )
-        denied = sorted(
-            r["EvalActionName"]
-            for r in answer["EvaluationResults"]
-            if r["EvalDecision"] != "allowed"
-        )
         budget = float(variables.get("GREENLIGHT_ECS_BUDGET") or 3600)
         found += [
             Finding(
@@ -421,12 +412,7 @@ class Doctor:
                 ", ".join(sorted(stages)) or "no stage",
                 f"add {', '.join(sorted(wanted - stages))} to lifecycleStages ({block})",
             ),
-            Finding(
-                f"{where}'s EcsHook may read the service revision",
-                not denied,
-                ", ".join(denied) + " denied" if denied else config["Role"],
-                f"allow {', '.join(denied)} in {config['Role']} (the stack's EcsHookRole has them)",
-            ),
+            self._ecs_reads(where, config["Role"]),
             Finding(
                 f"{where}'s EcsHook waits at least the gate's budget",
                 minutes is None or minutes * 60 >= budget,
@@ -435,6 +421,24 @@ class Doctor:
             ),
         ]
         return found
+
+    def _ecs_reads(self, where: str, role: str) -> Finding:
+        """The ECS hook finds green through the service deployment and its revision."""
+        reads = ["ecs:DescribeServiceDeployments", "ecs:DescribeServiceRevisions"]
+        answer = self.client("iam").simulate_principal_policy(
+            PolicySourceArn=role, ActionNames=reads
+        )
+        denied = sorted(
+            r["EvalActionName"]
+            for r in answer["EvaluationResults"]
+            if r["EvalDecision"] != "allowed"
+        )
+        return Finding(
+            f"{where}'s EcsHook may read the service revision",
+            not denied,
+            ", ".join(denied) + " denied" if denied else role,
+            f"allow {', '.join(denied)} in {role} (the stack's EcsHookRole has them)",
+        )
 
     # ---- the suites ----
 

@@ -635,7 +635,10 @@ class Supervisor:
                     running.append(worker)
                 if self.deadline.expired():
                     break
-                self._wait(_any_ended([*running, catalog]))
+                # Wait for one that is still going: one that has ended would end every wait
+                # at once, and the loop would spin a core for as long as the suites run.
+                going = [w for w in [*running, catalog] if not w.eof.is_set()]
+                self._wait(_any_ended(going) if going else lambda: True)
                 if catalog.eof.is_set() and not queue and all(w.eof.is_set() for w in running):
                     break
         finally:

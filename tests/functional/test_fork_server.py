@@ -239,6 +239,31 @@ def test_no_forked_worker_outlives_the_run(tmp_path: Path) -> None:
             os.kill(pid, 0)
 
 
+@pytest.mark.timing
+def test_the_supervisor_sleeps_while_its_workers_run(tmp_path: Path) -> None:
+    """The catalog worker has ended and a suite runs for a while in a worker of its own: the
+    supervisor waits for the worker, and spends next to no CPU doing it (a wait that an
+    ended worker satisfies at once would spin a core for the whole run)."""
+    hold = 2.0
+    sleeping = f"import time\n\ndef test_sleeps():\n    time.sleep({hold})\n"
+    suites = _suites(tmp_path / "suites", tmp_path / "record", [], extra=sleeping)
+    run = Supervisor(SupervisedRun(Setup(str(suites), log_plain=True), 512))
+    job = Job(
+        deployment=DeploymentInfo("d-FORK", "e", LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC),
+        target=Target("http://127.0.0.1:9"),
+        planned=("extra",),
+        concurrency=8,
+        request_timeout=10,
+    )
+    started = time.thread_time()
+    results, _ = run.start().execute(job, Deadline.in_seconds(DEADLINE))
+    spent = time.thread_time() - started
+    assert results[0].passed, results
+    # A spinning wait costs about a core for the 2 s hold (still over a second on a busy
+    # machine); starting the workers and reading their records costs a small part of that.
+    assert spent < hold / 4, f"the supervisor spent {spent:.2f}s of CPU waiting"
+
+
 def test_a_run_takes_the_spare_fork_server(tmp_path: Path) -> None:
     from hooks.process import spawn
 

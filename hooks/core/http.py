@@ -38,6 +38,7 @@ from urllib3.util.retry import Retry
 from hooks.core import redact
 from hooks.core.deadline import Deadline
 from hooks.core.target import Target, origin
+from hooks.core.wire import CERT_HINT, DEFAULT_MAX_BODY_BYTES, credential_refusal
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -54,8 +55,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 10.0
-#: Largest response body read by default (decompressed), in bytes.
-DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_REDIRECTS = 10
 _CHUNK = 64 * 1024
 #: Headers kept on a redirect to another origin; every other one is dropped.
@@ -74,11 +73,7 @@ class CredentialScopeError(requests.exceptions.RequestException):
     """A request to an origin the gate does not target would carry a bound credential."""
 
     def __init__(self, destination: str) -> None:
-        super().__init__(
-            f"not sent: the request to {destination} would carry a secret or a plan header "
-            f"value, and {destination} is not the target; a suite that must send credentials "
-            f"there names it (secrets_to: [{destination}])"
-        )
+        super().__init__(credential_refusal(destination))
 
 
 # ---- the watchdog: one thread that shuts sockets whose request ran out of time ----
@@ -532,12 +527,6 @@ def make_session(
     return session
 
 
-_CERT_HINT = (
-    " (set the service's host name with host in the plan, the greenlight:host tag or "
-    "GREENLIGHT_TARGET_HOST, or a CA bundle with tls.ca_bundle / GREENLIGHT_CA_BUNDLE)"
-)
-
-
 def describe_error(exc: BaseException) -> str:
     """A short, specific message for a failed request (certificate, timeout, refused...)."""
     import ssl
@@ -549,10 +538,10 @@ def describe_error(exc: BaseException) -> str:
     while cause is not None:
         if isinstance(cause, ssl.SSLCertVerificationError):
             reason = cause.verify_message or cause
-            return f"TLS certificate verification failed: {reason}{_CERT_HINT}"
+            return f"TLS certificate verification failed: {reason}{CERT_HINT}"
         cause = cause.__cause__ or cause.__context__
     if "CERTIFICATE_VERIFY_FAILED" in text or "doesn't match" in text:
-        return f"TLS certificate verification failed: {text}{_CERT_HINT}"
+        return f"TLS certificate verification failed: {text}{CERT_HINT}"
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return "connection timed out"
     if isinstance(exc, requests.exceptions.ReadTimeout):

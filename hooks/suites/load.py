@@ -15,19 +15,24 @@ A YAML file that says ``kind: load``::
       http_req_failed: ["rate < 0.01"]
 
 Each threshold is one check; one more, ``arrival rate``, fails when fewer requests were sent
-than planned (the service could not take them, or the function could not send them), so a
-load that never happened cannot pass. See :mod:`hooks.suites.loadgen` for how it is measured.
+than planned, so a load that never happened cannot pass — and says whose doing it was: the
+service's (every allowed request outstanding) or the load generator's (it fell behind; the
+check is then an error naming what to change, never a failure of the service). See
+:mod:`hooks.suites.loadgen` for how it is measured.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Mapping, Sequence
+import asyncio
+import math
+import zlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from hooks.core.results import CheckResult, Evidence, Policy, Status, SuiteResult, cut
+from hooks.core.wire import DEFAULT_MAX_BODY_BYTES, Answer, Client, prepare
 from hooks.core.yamlfile import located
 from hooks.suites.base import DeclaredKind, DeclaredSuite, SuiteContext
 from hooks.suites.http.template import UnknownVariableError, render
@@ -45,11 +50,13 @@ __all__ = [
     "DEFAULT_MAX_IN_FLIGHT",
     "DEFAULT_MIN_RATE",
     "DEFAULT_TIMEOUT",
+    "LAG_LIMIT_MS",
     "PART_KEY",
     "SCHEMA_PATH",
     "Judge",
     "LoadSuite",
     "LoadSuiteKind",
+    "default_max_in_flight",
     "describe",
     "judge_parts",
 ]
@@ -58,9 +65,21 @@ SCHEMA_PATH = Path(__file__).with_name("load_schema.json")
 ARRIVAL_RATE = "arrival rate"
 #: The key of a load part's figures in its first check's ``data``.
 PART_KEY = "load_part"
+#: The least and most ``max_in_flight`` a load gets by default: two seconds of arrivals
+#: within these bounds, so a service that stalls for a second still meets every request.
 DEFAULT_MAX_IN_FLIGHT = 100
+MOST_IN_FLIGHT = 1000
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MIN_RATE = 0.95
+#: The sender's p99 lateness past which its own delay may show in the latencies it measured.
+LAG_LIMIT_MS = 50.0
+#: Open files kept free for everything but the load's connections.
+_FILES_KEPT = 64
+
+
+def default_max_in_flight(rate: float) -> int:
+    """Two seconds of arrivals, at least 100 and at most 1000 requests outstanding."""
+    return min(MOST_IN_FLIGHT, max(DEFAULT_MAX_IN_FLIGHT, math.ceil(2 * rate)))
 
 
 class LoadSuite(DeclaredSuite):
@@ -85,7 +104,7 @@ class LoadSuite(DeclaredSuite):
             tuple(thresholds),
             profile,
             float(data.get("min_rate", DEFAULT_MIN_RATE)),
-            int(data.get("max_in_flight", DEFAULT_MAX_IN_FLIGHT)),
+            int(data.get("max_in_flight") or default_max_in_flight(profile.rate)),
             self.source,
         )
 
@@ -106,9 +125,6 @@ class LoadSuite(DeclaredSuite):
 
     def run(self, ctx: SuiteContext) -> None:
         # Long: one load, from its schedule to its measurements, in the order it happens.
-        # on use: requests loads in the workers that send requests, never in the hook's process
-        from hooks.core.http import make_session
-
         part = ctx.deployment.part
         count = part[1] if part else 1
         # One of several parts (a state machine's shards): its share of the rate; a threshold
@@ -126,37 +142,24 @@ class LoadSuite(DeclaredSuite):
             return
         try:
             requests = render(self.requests, {**ctx.variables(), **self.variables})
-        except UnknownVariableError as exc:
+            prepared = {spec["name"]: _Prepared(spec, ctx) for spec in requests}
+        except (UnknownVariableError, ValueError) as exc:
             self.emit_each(ctx, Status.FAILED, f"cannot prepare the requests: {exc}")
             return
-        session = make_session(
-            ctx.target,
-            deployment_id=ctx.deployment.deployment_id,
-            deadline=ctx.deadline,
-            timeout=self.timeout,
-            pool_size=self.max_in_flight,
-            max_body_bytes=ctx.max_body_bytes,
-            secret_origins=ctx.secret_origins,
-        )
-        prepared = {spec["name"]: _Prepared(spec, ctx) for spec in requests}
-
-        def send(name: str, due: float) -> Outcome:
-            return prepared[name].send(session, due)
-
+        allowed = min(self.max_in_flight, _open_files_left())
         generator = Generator(
             profile,
             [(spec["name"], int(spec.get("weight", 1))) for spec in requests],
-            send,
-            max_in_flight=self.max_in_flight,
+            lambda name, due, done: None,  # replaced on the loop, once the client exists
+            max_in_flight=allowed,
             thresholds=self.thresholds,
             abort_on_fail=self.abort_on_fail,
             stop_at=lambda: ctx.deadline.remaining() < self.timeout + 0.5,
             whole=count,
         )
-        try:
-            result = generator.run()
-        finally:
-            session.close()
+        result = asyncio.run(self._send(generator, prepared, ctx.max_body_bytes))
+        if allowed < self.max_in_flight:
+            result.connection_limit = allowed
         if part is None:
             for check in self.judge.checks(result):
                 ctx.emit(check)
@@ -176,6 +179,31 @@ class LoadSuite(DeclaredSuite):
         for index, name in enumerate(self.check_names()):
             check = CheckResult(name, Status.SKIPPED, result.elapsed, message, location=self.source)
             ctx.emit(replace(check, data=data) if index == 0 else check)
+
+    async def _send(
+        self, generator: Generator, prepared: Mapping[str, _Prepared], max_body: int | None
+    ) -> LoadResult:
+        client = Client(timeout=self.timeout, max_body_bytes=max_body or DEFAULT_MAX_BODY_BYTES)
+
+        def send(name: str, due: float, done: Callable[[Outcome], None]) -> None:
+            prepared[name].send(client, due, done)
+
+        generator.send = send
+        try:
+            return await generator.run()
+        finally:
+            client.close()
+            generator.result.connections = client.opened
+
+
+def _open_files_left() -> int:
+    """Connections this process may open: its open-file limit, less a reserve."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MOST_IN_FLIGHT
+    return max(1, soft - _FILES_KEPT)
 
 
 @dataclass(frozen=True)
@@ -220,6 +248,8 @@ class Judge:
             shown = show(threshold, measured)
             series = result.series(threshold.request)
             where = f"over {series.count} responses"
+            if threshold.metric == "dropped_iterations":
+                where = f"of {series.count + result.dropped_of(threshold.request)} due"
             if threshold in lost_ones:
                 planned = (
                     result.planned
@@ -243,6 +273,14 @@ class Judge:
             else:
                 status = Status.FAILED
                 message = f"{shown} {where}" if measured is not None else "no responses measured"
+            slow_sender = _slow_sender(result)
+            if status is Status.FAILED and threshold.metric == "http_req_duration" and slow_sender:
+                # Its own lateness may be in what it measured: not the service's failure.
+                status = Status.ERROR
+                message = (
+                    f"not judged: the load generator fell behind ({slow_sender}), so its own "
+                    f"delay may be in these latencies: {_MORE_CPU}; {message}"
+                )
             evidence = None
             if status is Status.FAILED and threshold.metric == "http_req_failed":
                 evidence = _example(result, threshold.request)
@@ -262,75 +300,108 @@ class Judge:
     def _rate_check(self, result: LoadResult, summary: str, deadline_stop: bool) -> CheckResult:
         achieved = result.achieved_rate()
         target = self.profile.rate
+        sent = f"{achieved:.1f}/s" if achieved is not None else "too few to measure"
+        sent = f"sent {sent} of {target:g}/s planned (at least {self.min_rate:.0%} needed)"
+        cap = result.connection_limit or self.max_in_flight
         if result.stopped is not None:
             status = Status.TIMED_OUT if deadline_stop else Status.SKIPPED
             message = f"stopped early ({result.stopped}): {summary}"
-        elif achieved is None or achieved < self.min_rate * target:
+        elif achieved is not None and achieved >= self.min_rate * target:
+            status, message = Status.PASSED, summary
+        elif result.dropped_busy and result.dropped_busy >= result.dropped_late:
             status = Status.FAILED
-            cap = min(self.max_in_flight, result.sender_limit or self.max_in_flight)
-            if result.peak_in_flight >= cap and cap < self.max_in_flight:
+            why = "the service answered too slowly for this rate"
+            if cap < self.max_in_flight:
                 why = (
-                    f"the process allowed only {cap} sending threads (of max_in_flight "
-                    f"{self.max_in_flight}), all busy: give the function more memory"
+                    f"the process allows only {cap} open connections (of max_in_flight "
+                    f"{self.max_in_flight}): raise its open-file limit, or split the load"
                 )
-            elif result.peak_in_flight >= cap:
-                why = (
-                    f"all {cap} allowed requests were outstanding: the service answered too "
-                    f"slowly for this rate"
-                )
-            else:
-                why = (
-                    "the generator could not keep up: give the function more memory (CPU), "
-                    "lower the rate, or split the load"
-                )
-            sent = f"{achieved:.1f}/s" if achieved is not None else "too few to measure"
+                status = Status.ERROR
             message = (
-                f"sent {sent} of {target:g}/s planned (at least {self.min_rate:.0%} needed): "
-                f"{why}; {summary}"
+                f"{sent}: {result.dropped_busy} requests fell due while all {cap} allowed were "
+                f"outstanding, and were dropped — {why}; {summary}"
             )
         else:
-            status, message = Status.PASSED, summary
+            # Nothing held the requests back but the sender itself: not the service's doing.
+            status = Status.ERROR
+            behind = _slow_sender(result) or "it could not send at this rate"
+            parts = "split the load with workers: N (runner stepfunctions)"
+            if achieved:
+                parts = parts.replace("N", str(max(2, math.ceil(target / achieved))))
+            message = (
+                f"{sent}: the load generator fell behind, not the service ({behind}): "
+                f"{_MORE_CPU}, {parts}, or lower the rate; {summary}"
+            )
         failures = (message,) if status.is_failure else ()
         return CheckResult(
             ARRIVAL_RATE, status, result.elapsed, message, failures, location=self.source
         )
 
 
+#: What gives a load generator that fell behind the CPU it lacked.
+_MORE_CPU = "give the function more memory (Lambda's CPU grows with it)"
+
+
+def _slow_sender(result: LoadResult) -> str | None:
+    """How the sender fell behind, if it did: requests left unsent at the end, or sent
+    later than ``LAG_LIMIT_MS`` after they were due (p99)."""
+    lag = result.lag.duration("p(99)")
+    if result.dropped_late:
+        return f"{result.dropped_late} requests were still unsent when the load ended"
+    if lag is not None and lag > LAG_LIMIT_MS:
+        return f"it sent requests p99 {lag:.0f} ms after they were due"
+    return None
+
+
 class _Prepared:
-    """One request of the load, rendered once: sent many times."""
+    """One request of the load, rendered and encoded once: sent many times."""
 
     def __init__(self, spec: Mapping[str, Any], ctx: SuiteContext) -> None:
         request = spec["request"]
         self.name = str(spec["name"])
-        self.method = request.get("method", "GET")
-        self.url = ctx.target.resolve(request.get("url") or request.get("path") or "/")
-        self.kwargs: dict[str, Any] = {
-            "params": request.get("query"),
-            "headers": {k: str(v) for k, v in request.get("headers", {}).items()} or None,
-            "json": request.get("json"),
-            "data": request.get("body"),
-            "allow_redirects": False,
-        }
+        method = request.get("method", "GET")
+        url = ctx.target.resolve(request.get("url") or request.get("path") or "/")
+        self.request = prepare(
+            ctx.target,
+            method,
+            url,
+            deployment_id=ctx.deployment.deployment_id,
+            headers={k: str(v) for k, v in request.get("headers", {}).items()},
+            query=request.get("query"),
+            json_body=request.get("json"),
+            body=request.get("body"),
+            secret_origins=ctx.secret_origins,
+        )
         self.status = spec.get("status")
-        self.line = f"{self.method} {self.url}"
+        self.line = self.request.line
 
-    def send(self, session: Any, due: float) -> Outcome:
-        # on use: requests loads in the workers that send requests, never in the hook's process
-        from hooks.core.http import describe_error
+    def send(self, client: Client, due: float, done: Callable[[Outcome], None]) -> None:
+        def answered(answer: Answer) -> None:
+            latency = (answer.finished - answer.sent) * 1000
+            if answer.status is None:
+                outcome = Outcome(
+                    self.name, due, answer.sent, latency, False, self.line, None, answer.error or ""
+                )
+            else:
+                ok = _status_ok(answer.status, self.status)
+                detail = "" if ok else cut(_text(answer), 200)
+                outcome = Outcome(
+                    self.name, due, answer.sent, latency, ok, self.line, answer.status, detail
+                )
+            done(outcome)
 
-        sent = time.perf_counter()
+        client.send(self.request, answered)
+
+
+def _text(answer: Answer) -> str:
+    """The start of a failed answer's body, decoded when the suite asked for compression."""
+    body = answer.body
+    if answer.encoding in ("gzip", "deflate"):
         try:
-            response = session.request(self.method, self.url, **self.kwargs)
-        except Exception as exc:
-            latency = (time.perf_counter() - due) * 1000
-            return Outcome(
-                self.name, due, sent, latency, False, self.line, None, describe_error(exc)
-            )
-        latency = (time.perf_counter() - due) * 1000
-        code = response.status_code
-        ok = _status_ok(code, self.status)
-        detail = "" if ok else cut(response.text, 200)
-        return Outcome(self.name, due, sent, latency, ok, self.line, code, detail)
+            body = zlib.decompressobj(47).decompress(body, 4096)
+        except zlib.error:
+            return f"({answer.encoding} body that does not decode)"
+    return body[:4096].decode("utf-8", "replace")
 
 
 def _status_ok(code: int, expected: Any) -> bool:
@@ -361,13 +432,28 @@ def describe(result: LoadResult, profile: Profile) -> str:
             for name, agg in (("p50", "p(50)"), ("p95", "p(95)"), ("p99", "p(99)"), ("max", "max"))
         )
         parts.append(quantiles)
-    parts.append(f"peak {result.peak_in_flight} in flight ({result.senders} senders)")
-    if result.not_sent:
-        parts.append(f"{result.not_sent} not sent")
+    lag = result.lag
+    if lag.count:
+        parts.append(f"sender lag p99 {lag.duration('p(99)') or 0:.1f} ms, max {lag.max_ms:.1f} ms")
+    parts.append(f"peak {result.peak_in_flight} in flight ({result.connections} connections)")
+    if result.dropped:
+        why = [
+            f"{n} {what}"
+            for n, what in (
+                (result.dropped_busy, "while all allowed were outstanding"),
+                (result.dropped_late, "unsent at the end"),
+            )
+            if n
+        ]
+        parts.append(f"{result.dropped} dropped ({', '.join(why)})")
+    if result.not_sent > result.dropped:
+        parts.append(f"{result.not_sent - result.dropped} not sent (stopped early)")
     return "; ".join(parts)
 
 
 def _why_lost(threshold: Threshold, count: int, planned: int) -> str:
+    if threshold.metric == "dropped_iterations":
+        return f"{count} of the {planned} planned requests had been dropped"
     if threshold.metric == "http_req_failed":
         return f"{count} of the {planned} planned requests had failed"
     than = "≥" if threshold.op == "<" else ">"

@@ -1,11 +1,19 @@
 """An open-model load generator: requests arrive on a schedule, whatever the service does.
 
 Arrivals follow a constant rate (after an optional linear ramp from zero); the next request
-is due at its scheduled time even when earlier ones have not answered. A request's latency is
-measured **from the time it was due**, not from when a free connection sent it, so a
-service that stalls is charged for the whole stall (no coordinated omission). At most
-``max_in_flight`` requests are outstanding; requests due while all are busy wait their turn,
-and their wait counts in their latency.
+is sent when it is due even when earlier ones have not answered, so a service that stalls
+meets every request it would have met (no coordinated omission). Requests go out from one
+event loop (:mod:`hooks.core.wire`): no thread per request, so the sender keeps its
+schedule at thousands of requests a second.
+
+Three things are measured apart, as k6 and Gatling do:
+
+- a request's **latency**, from the moment it was actually sent to its last byte;
+- the **sender's lag**, from the moment a request was due to the moment it was sent — the
+  generator's own lateness, never charged to the service;
+- **dropped** requests (k6's ``dropped_iterations``): due while ``max_in_flight`` were
+  outstanding (the service held them all), or reached by the sender only after the load's
+  end (it fell behind). A load ends on time; what it could not send is counted.
 
 Latencies go into DDSketch (relative accuracy 1 %, mergeable, bounded memory), not a sorted
 list. Exact counters beside it let a threshold be called lost the moment no remaining
@@ -15,9 +23,8 @@ planned have taken 300 ms or more), so a run stops early only when the outcome i
 
 from __future__ import annotations
 
+import asyncio
 import math
-import queue
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,13 +36,16 @@ from hooks.suites.thresholds import HTTP_METRICS, Threshold
 
 __all__ = [
     "AGGREGATIONS",
+    "BURST",
+    "BURST_SECONDS",
     "EXAMPLES_KEPT",
+    "LATE_GRACE",
     "RELATIVE_ACCURACY",
-    "SENDER_STACK_BYTES",
     "Generator",
     "LoadResult",
     "Outcome",
     "Profile",
+    "Send",
     "Series",
     "lost",
     "weighted_order",
@@ -43,13 +53,17 @@ __all__ = [
 
 #: DDSketch's relative accuracy: a percentile is within 1 % of the true value.
 RELATIVE_ACCURACY = 0.01
-#: Aggregations each load metric has (the thresholds' vocabulary).
-AGGREGATIONS = HTTP_METRICS
+#: Aggregations each load metric has (the thresholds' vocabulary): the HTTP metrics, and
+#: k6's ``dropped_iterations`` (one iteration is one request here).
+AGGREGATIONS = {**HTTP_METRICS, "dropped_iterations": frozenset({"count", "rate"})}
 #: Failed responses kept as examples for the report.
 EXAMPLES_KEPT = 5
-#: Stack of each sending thread: a request needs little, and a worker's memory limit
-#: counts every thread's stack (the worker's default is 4 MiB).
-SENDER_STACK_BYTES = 512 * 1024
+#: Seconds past the load's end a late sender may still send a request due before it.
+LATE_GRACE = 0.05
+#: Most requests sent back to back, and most seconds spent sending, when behind schedule,
+#: before the answers that arrived meanwhile are let in (and timed).
+BURST = 32
+BURST_SECONDS = 0.002
 
 
 @dataclass(frozen=True)
@@ -218,11 +232,18 @@ class LoadResult:
     lost_after: float | None = None
     lost_by: dict[Threshold, int] = field(default_factory=dict)
     not_sent: int = 0
+    #: Requests due while ``max_in_flight`` were outstanding, and requests the sender
+    #: reached only after the load's end; by request name, both together.
+    dropped_busy: int = 0
+    dropped_late: int = 0
+    dropped_by_request: dict[str, int] = field(default_factory=dict)
+    #: The sender's lateness: milliseconds from each request's due time to its sending.
+    lag: Series = field(default_factory=Series)
     peak_in_flight: int = 0
-    #: Sending threads started (as many as the load needed, up to ``max_in_flight``), and
-    #: the most the process allowed when that was fewer.
-    senders: int = 0
-    sender_limit: int | None = None
+    #: Connections opened, and the most the process allowed when that capped
+    #: ``max_in_flight`` (its open-file limit).
+    connections: int = 0
+    connection_limit: int | None = None
     examples: list[Outcome] = field(default_factory=list)
     #: The achieved rate when known otherwise than from ``steady_sent`` (merged parts).
     achieved: float | None = None
@@ -241,9 +262,13 @@ class LoadResult:
             "lost_after": self.lost_after,
             "lost_by": [[t.label, n] for t, n in self.lost_by.items()],
             "not_sent": self.not_sent,
+            "dropped_busy": self.dropped_busy,
+            "dropped_late": self.dropped_late,
+            "dropped_by_request": dict(self.dropped_by_request),
+            "lag": self.lag.to_dict(),
             "peak_in_flight": self.peak_in_flight,
-            "senders": self.senders,
-            "sender_limit": self.sender_limit,
+            "connections": self.connections,
+            "connection_limit": self.connection_limit,
             "examples": [vars(o) for o in self.examples],
         }
 
@@ -261,9 +286,15 @@ class LoadResult:
             lost_after=data.get("lost_after"),
             lost_by={by_label[k]: int(n) for k, n in data.get("lost_by", []) if k in by_label},
             not_sent=int(data.get("not_sent") or 0),
+            dropped_busy=int(data.get("dropped_busy") or 0),
+            dropped_late=int(data.get("dropped_late") or 0),
+            dropped_by_request={
+                k: int(v) for k, v in (data.get("dropped_by_request") or {}).items()
+            },
+            lag=Series.from_dict(data["lag"]) if data.get("lag") else Series(),
             peak_in_flight=int(data.get("peak_in_flight") or 0),
-            senders=int(data.get("senders") or 0),
-            sender_limit=data.get("sender_limit"),
+            connections=int(data.get("connections") or 0),
+            connection_limit=data.get("connection_limit"),
             examples=[Outcome(**o) for o in data.get("examples", [])],
             achieved=data.get("achieved"),
         )
@@ -299,15 +330,27 @@ class LoadResult:
             if part.lost_after is not None:
                 merged.lost_after = min(merged.lost_after or part.lost_after, part.lost_after)
             merged.not_sent += part.not_sent
+            merged.dropped_busy += part.dropped_busy
+            merged.dropped_late += part.dropped_late
+            for name, n in part.dropped_by_request.items():
+                merged.dropped_by_request[name] = merged.dropped_by_request.get(name, 0) + n
+            merged.lag.merge(part.lag)
             merged.peak_in_flight += part.peak_in_flight
-            merged.senders += part.senders
-            if part.sender_limit is not None:
-                merged.sender_limit = (merged.sender_limit or 0) + part.sender_limit
+            merged.connections += part.connections
+            if part.connection_limit is not None:
+                merged.connection_limit = (merged.connection_limit or 0) + part.connection_limit
             merged.examples += part.examples[: EXAMPLES_KEPT - len(merged.examples)]
         return merged
 
     def series(self, request: str | None) -> Series:
         return self.overall if request is None else self.by_request[request]
+
+    @property
+    def dropped(self) -> int:
+        return self.dropped_busy + self.dropped_late
+
+    def dropped_of(self, request: str | None) -> int:
+        return self.dropped if request is None else self.dropped_by_request.get(request, 0)
 
     def achieved_rate(self) -> float | None:
         """Requests sent per second at full rate (after the ramp), or None if too few."""
@@ -326,17 +369,25 @@ class LoadResult:
             if threshold.aggregation == "count":
                 return float(series.failed)
             return series.failed / series.count if series.count else None
-        if threshold.aggregation == "count":  # http_reqs
-            return float(series.count)
-        return series.count / self.elapsed if self.elapsed > 0 else None
+        count = (
+            self.dropped_of(threshold.request)
+            if threshold.metric == "dropped_iterations"
+            else series.count
+        )
+        if threshold.aggregation == "count":
+            return float(count)
+        return count / self.elapsed if self.elapsed > 0 else None
 
 
-def lost(threshold: Threshold, series: Series, planned: int) -> bool:
+def lost(threshold: Threshold, series: Series, planned: int, dropped: int = 0) -> bool:
     """True when ``threshold`` cannot hold however the ``planned - series.count`` requests
-    still to come answer (latencies are never negative). Only upper bounds can be lost."""
+    still to come answer (latencies are never negative; drops only add up). Only upper
+    bounds can be lost."""
     if threshold.op not in ("<", "<="):
         return False
     limit, strict = threshold.value, threshold.op == "<"
+    if threshold.metric == "dropped_iterations" and threshold.aggregation == "count":
+        return dropped >= limit if strict else dropped > limit
     if threshold.metric == "http_req_duration":
         worst = series.at_least.get(limit, 0) if strict else series.above.get(limit, 0)
         quantile = threshold.quantile
@@ -358,8 +409,10 @@ def lost(threshold: Threshold, series: Series, planned: int) -> bool:
     return False
 
 
-def _against(threshold: Threshold, series: Series) -> int:
-    """The count that decides an upper bound: failures, or responses over the limit."""
+def _against(threshold: Threshold, series: Series, dropped: int) -> int:
+    """The count that decides an upper bound: failures, drops, or responses over the limit."""
+    if threshold.metric == "dropped_iterations":
+        return dropped
     if threshold.metric == "http_req_failed":
         return series.failed
     limits = series.at_least if threshold.op == "<" else series.above
@@ -379,21 +432,28 @@ def weighted_order(weights: Sequence[tuple[str, int]]) -> Iterator[str]:
         yield chosen
 
 
+Send = Callable[[str, float, Callable[["Outcome"], None]], None]
+
+
 class Generator:
-    """Runs one load: schedules arrivals, sends them on a bounded set of threads, records
-    each outcome and stops early when a threshold is lost (``abort_on_fail``)."""
+    """Runs one load on the running event loop: sends each request when it is due, records
+    each outcome, and stops early when a threshold is lost (``abort_on_fail``).
+
+    ``send(name, due, done)`` sends the request named ``name`` at once and calls ``done``
+    with its outcome, exactly once. A request due while ``max_in_flight`` are outstanding is
+    dropped (the service holds them all); one the sender reaches only after the load's end
+    is dropped too (the sender fell behind): a load ends on time, its drops counted."""
 
     def __init__(
         self,
         profile: Profile,
         weights: Sequence[tuple[str, int]],
-        send: Callable[[str, float], Outcome],
+        send: Send,
         *,
         max_in_flight: int,
         thresholds: Sequence[Threshold] = (),
         abort_on_fail: bool = True,
         stop_at: Callable[[], bool] = lambda: False,
-        clock: Callable[[], float] = time.perf_counter,
         whole: int = 1,
     ) -> None:
         self.profile = profile
@@ -402,7 +462,6 @@ class Generator:
         self.thresholds = list(thresholds)
         self.abort_on_fail = abort_on_fail
         self.stop_at = stop_at
-        self.clock = clock
         #: This run is one of ``whole`` equal parts: a threshold is lost only when it is
         #: lost against every part's planned requests together.
         self.whole = whole
@@ -417,117 +476,107 @@ class Generator:
             Series(),
             {name: Series() for name, _ in weights},
         )
+        self.result.dropped_by_request = dict.fromkeys(planned_by, 0)
         for series in [self.result.overall, *self.result.by_request.values()]:
             for t in self.thresholds:
                 if t.metric == "http_req_duration":
                     (series.at_least if t.op == "<" else series.above).setdefault(t.value, 0)
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self._judges_drops = any(t.metric == "dropped_iterations" for t in self.thresholds)
         self._in_flight = 0
-        self._idle = 0
-        self._senders: list[threading.Thread] = []
+        self._stopped = False
+        self._drained: asyncio.Future[None] | None = None
         self._started = 0.0
+        self._ramp_end = 0.0
+        self._clock: Callable[[], float] = time.monotonic
 
-    def run(self) -> LoadResult:
-        """Send the load; return what was measured. Senders start as the load needs them:
-        one more whenever a request falls due and none is idle, up to ``max_in_flight``."""
-        work: queue.SimpleQueue[tuple[str, float, bool] | None] = queue.SimpleQueue()
-        start = self._started = self.clock()
-        ramp_end = self.profile.ramp
-        for offset, name in zip(self.profile.offsets(), self.sequence, strict=True):
+    async def run(self) -> LoadResult:
+        """Send the load; return what was measured once the last answer is in (each is
+        bounded by its request's timeout), or at once when the run stops early."""
+        loop = asyncio.get_running_loop()
+        clock = self._clock = loop.time
+        result = self.result
+        start = self._started = clock()
+        self._ramp_end = start + self.profile.ramp
+        # The sender may run late (a busy CPU); past the end a request is not sent at all.
+        closes = start + self.profile.length + LATE_GRACE
+        in_a_row, since = 0, start
+        for index, (offset, name) in enumerate(
+            zip(self.profile.offsets(), self.sequence, strict=True)
+        ):
             due = start + offset
-            wait = due - self.clock()
-            while wait > 0 and not self._stop.is_set():
-                if wait > 0.002:
-                    self._stop.wait(min(wait, 0.05))
-                else:
-                    time.sleep(wait)
-                wait = due - self.clock()
-            if self._stop.is_set():
+            now = clock()
+            while due > now and not self._stopped:
+                await asyncio.sleep(min(due - now, 0.05))
+                in_a_row, now = 0, clock()
+                since = now
+            if in_a_row >= BURST or now - since > BURST_SECONDS:
+                await asyncio.sleep(0)  # behind schedule: let answers in between sends
+                in_a_row, now = 0, clock()
+                since = now
+            in_a_row += 1
+            if self._stopped:
                 break
             if self.stop_at():
                 self._halt("the deadline is near")
                 break
-            with self._lock:
-                busy = self._idle == 0
-            if busy:
-                self._add_sender(work)
-            work.put((name, due, offset >= ramp_end))
-        for _ in self._senders:
-            work.put(None)
-        for thread in self._senders:
-            # A sender ends after its current request (bounded by the request timeout).
-            thread.join()
-        result = self.result
-        result.elapsed = self.clock() - start
+            if now > closes:
+                for late in self.sequence[index:]:
+                    result.dropped_late += 1
+                    result.dropped_by_request[late] += 1
+                break
+            if self._in_flight >= self.max_in_flight:
+                result.dropped_busy += 1
+                result.dropped_by_request[name] += 1
+                if self.abort_on_fail and self._judges_drops:
+                    self._judge()
+                continue
+            self._in_flight += 1
+            if self._in_flight > result.peak_in_flight:
+                result.peak_in_flight = self._in_flight
+            result.lag.add((now - due) * 1000, True)
+            self.send(name, due, self._record)
+        if self._in_flight and not self._stopped:
+            self._drained = loop.create_future()
+            await self._drained
+        result.elapsed = clock() - start
         result.not_sent = result.planned - result.overall.count
-        result.senders = len(self._senders)
         return result
 
-    def _add_sender(self, work: queue.SimpleQueue[tuple[str, float, bool] | None]) -> None:
-        if len(self._senders) >= self.max_in_flight or self.result.sender_limit is not None:
-            return
-        thread = threading.Thread(
-            target=self._work, args=(work,), name=f"load-{len(self._senders)}", daemon=True
-        )
-        previous = threading.stack_size(SENDER_STACK_BYTES)
-        try:
-            thread.start()
-        except RuntimeError:  # the process allows no more threads: go on with these
-            self.result.sender_limit = len(self._senders)
-            return
-        finally:
-            threading.stack_size(previous)
-        self._senders.append(thread)
-
-    def _work(self, work: queue.SimpleQueue[tuple[str, float, bool] | None]) -> None:
-        while True:
-            with self._lock:
-                self._idle += 1
-            item = work.get()
-            with self._lock:
-                self._idle -= 1
-            if item is None:
-                return
-            name, due, steady = item
-            if self._stop.is_set():
-                continue  # stopped early: what is still queued is not sent
-            with self._lock:
-                self._in_flight += 1
-                self.result.peak_in_flight = max(self.result.peak_in_flight, self._in_flight)
-            try:
-                outcome = self.send(name, due)
-            finally:
-                with self._lock:
-                    self._in_flight -= 1
-            self._record(outcome, steady=steady)
-
-    def _record(self, outcome: Outcome, *, steady: bool) -> None:
+    def _record(self, outcome: Outcome) -> None:
+        self._in_flight -= 1
+        if self._drained is not None and not self._in_flight and not self._drained.done():
+            self._drained.set_result(None)
+        if self._stopped:
+            return  # stopped early: what still answers is not judged
         result = self.result
-        with self._lock:
-            result.overall.add(outcome.latency_ms, outcome.ok)
-            result.by_request[outcome.request].add(outcome.latency_ms, outcome.ok)
-            if steady:
-                result.steady_sent.append(outcome.sent)
-            if not outcome.ok and len(result.examples) < EXAMPLES_KEPT:
-                result.examples.append(outcome)
-            if not self.abort_on_fail or self._stop.is_set():
-                return
-            for threshold in self.thresholds:
-                series = result.series(threshold.request)
-                planned = self.whole * (
-                    result.planned
-                    if threshold.request is None
-                    else result.planned_by_request[threshold.request]
-                )
-                if lost(threshold, series, planned):
-                    result.lost.append(threshold)
-                    result.lost_by[threshold] = _against(threshold, series)
-            if result.lost:
-                result.lost_after = self.clock() - self._started
-                self._halt(f"{result.lost[0].label} can no longer hold")
+        result.overall.add(outcome.latency_ms, outcome.ok)
+        result.by_request[outcome.request].add(outcome.latency_ms, outcome.ok)
+        if outcome.due >= self._ramp_end:
+            result.steady_sent.append(outcome.sent)
+        if not outcome.ok and len(result.examples) < EXAMPLES_KEPT:
+            result.examples.append(outcome)
+        if self.abort_on_fail:
+            self._judge()
+
+    def _judge(self) -> None:
+        """Stop the run once a threshold can no longer hold."""
+        result = self.result
+        for threshold in self.thresholds:
+            series = result.series(threshold.request)
+            planned = self.whole * (
+                result.planned
+                if threshold.request is None
+                else result.planned_by_request[threshold.request]
+            )
+            dropped = result.dropped_of(threshold.request)
+            if lost(threshold, series, planned, dropped):
+                result.lost.append(threshold)
+                result.lost_by[threshold] = _against(threshold, series, dropped)
+        if result.lost:
+            result.lost_after = self._clock() - self._started
+            self._halt(f"{result.lost[0].label} can no longer hold")
 
     def _halt(self, why: str) -> None:
         if self.result.stopped is None:
             self.result.stopped = why
-        self._stop.set()
+        self._stopped = True

@@ -138,6 +138,7 @@ def test_the_load_example_holds_its_thresholds_against_a_good_release(
         "http_req_duration p(50) < 150": Status.PASSED,
         "http_req_failed rate < 0.01": Status.PASSED,
         "http_reqs count >= 100": Status.PASSED,
+        "dropped_iterations count == 0": Status.PASSED,
     }, [(c.name, c.message) for c in suite.checks]
 
 

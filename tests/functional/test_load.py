@@ -156,7 +156,11 @@ def test_a_service_too_slow_for_the_rate_fails_the_arrival_rate(tmp_path: Path) 
     check = result["checks"]["arrival rate"]
     assert result["exit"] == 1
     assert check["status"] == "failed"
-    assert "all 2 allowed requests were outstanding" in check["message"]
+    assert (
+        "requests fell due while all 2 allowed were outstanding, and were dropped"
+        in (check["message"])
+    )
+    assert "the service answered too slowly for this rate" in check["message"]
 
 
 def test_a_load_longer_than_the_deadline_is_not_started(tmp_path: Path) -> None:
@@ -212,9 +216,8 @@ def test_a_wrong_load_file_fails_the_gate_naming_the_line(
 
 
 def test_a_slow_service_at_a_high_rate_inside_a_worker_s_memory_limit(tmp_path: Path) -> None:
-    """Little's law: 200/s x 200 ms is 40 requests outstanding. Senders start as needed, with
-    small stacks, inside the worker's memory limit (a 256 MB function) — not one per
-    max_in_flight up front."""
+    """Little's law: 200/s x 200 ms is 40 requests outstanding: connections open as needed,
+    inside the worker's memory limit (a 256 MB function), with max_in_flight at 1000."""
     thresholds = '  http_req_failed: "rate < 0.01"\n  http_req_duration: "p(50) < 400"\n'
     text = LOAD.format(rate=200, duration="2s", thresholds=thresholds).replace(
         "max_in_flight: 20", "max_in_flight: 1000"
@@ -232,3 +235,38 @@ def test_a_slow_service_at_a_high_rate_inside_a_worker_s_memory_limit(tmp_path: 
     assert done.returncode == 0, done.stdout + done.stderr
     assert checks["arrival rate"]["status"] == "passed"
     assert "400 of 400 requests" in checks["arrival rate"]["message"]
+
+
+def test_a_stall_meets_every_request_it_would_have_met(tmp_path: Path) -> None:
+    """The open model against a service that stalls for a second: requests keep arriving
+    on schedule through the stall (the server records each arrival), none is dropped, and
+    the stall is in the latencies of the requests it held."""
+    arrivals: list[float] = []
+    lock = threading.Lock()
+    stall = (0.5, 1.5)  # seconds after the first arrival
+
+    def handle(handler: Any) -> None:
+        now = time.monotonic()
+        with lock:
+            arrivals.append(now)
+            since = now - arrivals[0]
+        if stall[0] <= since < stall[1]:
+            time.sleep(stall[1] - since)
+        reply(handler, 200, {"items": []})
+
+    thresholds = '  http_req_duration: "max < 500"\n  dropped_iterations: "count == 0"\n'
+    text = LOAD.format(rate=100, duration="2s", thresholds=thresholds)
+    text = text.replace("max_in_flight: 20\n", "").replace("timeout: 2", "timeout: 5")
+    text = "\n".join(line for line in text.splitlines() if "name: order" not in line) + "\n"
+    suites = write(tmp_path, text + "abort_on_fail: false\n")
+    result = run(tmp_path, suites, handle)
+    checks = result["checks"]
+    assert len(arrivals) == 200
+    during = [t - arrivals[0] for t in arrivals if stall[0] <= t - arrivals[0] < stall[1]]
+    # a closed model would have sent nothing more until answers came back
+    assert len(during) > 50, len(during)
+    assert checks["dropped_iterations count == 0"]["status"] == "passed"
+    latency = checks["http_req_duration max < 500"]
+    assert latency["status"] == "failed"
+    assert latency["message"].startswith("max = ")
+    assert float(latency["message"].split()[2]) > 800  # the stall, in full, on its first

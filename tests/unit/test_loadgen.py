@@ -1,20 +1,23 @@
 """The load generator's arithmetic: thresholds, the schedule, the mix, the early verdict, and
-latency measured from the time a request was due (no coordinated omission)."""
+the open model's drops, and the sender's lag measured apart from the service's latency."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import math
-import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hooks.suites.loadgen import (
     AGGREGATIONS,
     Generator,
+    LoadResult,
     Outcome,
     Profile,
     Series,
@@ -165,50 +168,83 @@ def test_series_merge_adds_up_shards() -> None:
     assert one.duration("p(50)") == pytest.approx(3, rel=0.02)
 
 
-def fake_send(latency: float, answers: list[Outcome], busy: threading.Semaphore | None = None):  # type: ignore[no-untyped-def]
-    def send(name: str, due: float) -> Outcome:
-        sent = time.perf_counter()
-        time.sleep(latency)
-        outcome = Outcome(name, due, sent, (time.perf_counter() - due) * 1000, True)
-        answers.append(outcome)
-        return outcome
+def fake_send(latency: float, answers: list[Outcome], busy: float = 0.0):  # type: ignore[no-untyped-def]
+    """A service answering in ``latency`` seconds; each send holds the sender ``busy``
+    seconds first (a sender short of CPU)."""
+
+    def send(name: str, due: float, done: Callable[[Outcome], None]) -> None:
+        loop = asyncio.get_running_loop()
+        if busy:
+            time.sleep(busy)
+        sent = loop.time()
+
+        def answer() -> None:
+            outcome = Outcome(name, due, sent, (loop.time() - sent) * 1000, True)
+            answers.append(outcome)
+            done(outcome)
+
+        loop.call_later(latency, answer)
 
     return send
 
 
-def test_latency_counts_from_the_time_a_request_was_due() -> None:
-    """One connection, 40 ms answers, 100 requests a second: requests queue, and each one's
-    latency includes its wait. A closed-loop tool would report 40 ms throughout."""
+def run(generator: Generator) -> LoadResult:
+    return asyncio.run(generator.run())
+
+
+def test_a_request_due_while_all_allowed_are_outstanding_is_dropped_not_queued() -> None:
+    """One request allowed in flight, 40 ms answers, 100 due a second: a request that falls
+    due while the one allowed is outstanding is dropped and counted; none waits in a queue,
+    so no answer is charged a wait that was not the service's."""
     answers: list[Outcome] = []
     generator = Generator(
-        Profile(rate=100, duration=0.5),
-        [("a", 1)],
-        fake_send(0.04, answers),
-        max_in_flight=1,
+        Profile(rate=100, duration=0.5), [("a", 1)], fake_send(0.04, answers), max_in_flight=1
     )
-    result = generator.run()
-    assert result.overall.count == 50
+    result = run(generator)
     assert result.peak_in_flight == 1
-    # the last was due at 0.49 s and sent after 49 answers of 40 ms: ~1.5 s late
-    assert result.overall.duration("max") > 1200
-    assert result.overall.duration("p(50)") > 400
-    # one connection of 40 ms answers cannot carry more than 25 a second (the bench measures
-    # how close to a rate the generator comes; a test on a busy machine cannot)
+    assert result.dropped_busy > 0
+    assert result.overall.count + result.dropped_busy == 50
+    assert result.dropped_late == 0
+    assert result.measure(threshold("dropped_iterations", "count < 1")) == result.dropped_busy
+    # each answer took 40 ms from its send, with nothing queued before it
+    assert result.overall.duration("max") < 40 * 3
+    # one request at a time of 40 ms carries at most 25 a second
     assert result.achieved_rate() <= 25 * 1.01
 
 
+def test_a_sender_short_of_cpu_is_measured_apart_and_the_load_ends_on_time() -> None:
+    """Each send holds the sender 50 ms (a starved CPU) at 100 due a second: it falls behind.
+    Its lateness goes to the lag, not to the latencies (the service answers in 1 ms), and
+    what it could not send by the end is dropped, not sent after it."""
+    answers: list[Outcome] = []
+    profile = Profile(rate=100, duration=1)
+    generator = Generator(
+        profile, [("a", 1)], fake_send(0.001, answers, busy=0.05), max_in_flight=50
+    )
+    started = time.monotonic()
+    result = run(generator)
+    elapsed = time.monotonic() - started
+    # sending all 100 at 50 ms each would take 5 s; the load ends with its schedule
+    assert elapsed < 3 * profile.length, elapsed
+    assert result.dropped_late > 0
+    assert result.overall.count + result.dropped_late == profile.total
+    assert result.lag.duration("p(99)") > 100  # ms: far behind by the end
+    assert result.overall.duration("p(99)") < result.lag.duration("p(99)")
+
+
 def test_every_planned_request_is_sent_when_connections_suffice() -> None:
-    """The count is exact; the rate achieved and its latencies are the bench's (section 7):
-    sleeps on a busy machine say nothing about the generator."""
+    """The count is exact; the rate achieved and its latencies are the bench's: sleeps on a
+    busy machine say nothing about the generator."""
     answers: list[Outcome] = []
     generator = Generator(
         Profile(rate=200, duration=1), [("a", 1)], fake_send(0.02, answers), max_in_flight=20
     )
-    result = generator.run()
+    result = run(generator)
     assert result.overall.count == 200
     assert len(answers) == 200
     assert result.peak_in_flight <= 20
     assert result.stopped is None
+    assert result.dropped == 0
 
 
 def test_a_lost_threshold_stops_the_run_early() -> None:
@@ -221,13 +257,29 @@ def test_a_lost_threshold_stops_the_run_early() -> None:
         max_in_flight=10,
         thresholds=[p99],
     )
-    started = time.perf_counter()
-    result = generator.run()
-    assert time.perf_counter() - started < 5  # before the profile's 5 s were up
+    started = time.monotonic()
+    result = run(generator)
+    assert time.monotonic() - started < 5  # before the profile's 5 s were up
     assert result.lost == [p99]
     assert result.stopped == "http_req_duration p(99) < 10 can no longer hold"
     # 500 planned: lost at the 6th answer over 10 ms; a few more were in flight
     assert 6 <= result.overall.count < 30
+
+
+def test_drops_past_a_threshold_stop_the_run_early() -> None:
+    answers: list[Outcome] = []
+    drops = threshold("dropped_iterations", "count < 5")
+    generator = Generator(
+        Profile(rate=100, duration=5),
+        [("a", 1)],
+        fake_send(0.5, answers),
+        max_in_flight=2,
+        thresholds=[drops],
+    )
+    result = run(generator)
+    assert result.lost == [drops]
+    assert result.lost_by[drops] == 5
+    assert result.elapsed < 5
 
 
 def test_without_abort_on_fail_the_run_goes_to_its_end() -> None:
@@ -240,22 +292,22 @@ def test_without_abort_on_fail_the_run_goes_to_its_end() -> None:
         thresholds=[threshold("http_req_duration", "p(99) < 1")],
         abort_on_fail=False,
     )
-    result = generator.run()
+    result = run(generator)
     assert result.overall.count == 30
     assert result.stopped is None
 
 
 def test_the_deadline_stops_the_schedule() -> None:
     answers: list[Outcome] = []
-    stop_after = time.perf_counter() + 0.2
+    stop_after = time.monotonic() + 0.2
     generator = Generator(
         Profile(rate=100, duration=5),
         [("a", 1)],
         fake_send(0.001, answers),
         max_in_flight=10,
-        stop_at=lambda: time.perf_counter() > stop_after,
+        stop_at=lambda: time.monotonic() > stop_after,
     )
-    result = generator.run()
+    result = run(generator)
     assert result.stopped == "the deadline is near"
     assert 10 <= result.overall.count <= 30
     assert result.not_sent == result.planned - result.overall.count
@@ -283,6 +335,7 @@ def test_the_load_kind_claims_only_files_that_declare_it(tmp_path: Path) -> None
         "http_req_duration p(50) < 150",
         "http_req_failed rate < 0.01",
         "http_reqs count >= 100",
+        "dropped_iterations count == 0",
     ]
 
 
@@ -346,3 +399,54 @@ def test_parts_of_a_load_are_judged_on_the_merged_histogram() -> None:
     crashed = judge_parts("load", [part(0, [10.0] * 100)], ["the shard that ran it failed: x"])
     assert not crashed.passed
     assert crashed.error == "1 of the load's 2 parts did not run: the shard that ran it failed: x"
+
+
+def judged(
+    result: LoadResult, *expressions: tuple[str, str], max_in_flight: int = 50
+) -> dict[str, Any]:
+    from hooks.suites.load import Judge
+
+    limits = tuple(threshold(metric, expression) for metric, expression in expressions)
+    judge = Judge(limits, Profile(rate=100, duration=1), 0.95, max_in_flight, "load.yaml")
+    return {check.name: check for check in judge.checks(result)}
+
+
+def test_a_generator_that_fell_behind_is_an_error_that_never_blames_the_service() -> None:
+    """The sender starved of CPU: the arrival rate is an error naming the generator and what
+    to change, and a latency threshold it failed is not judged against the service."""
+    answers: list[Outcome] = []
+    generator = Generator(
+        Profile(rate=100, duration=1),
+        [("a", 1)],
+        fake_send(0.001, answers, busy=0.05),
+        max_in_flight=50,
+    )
+    checks = judged(run(generator), ("http_req_duration", "p(99) < 1"))
+    rate = checks["arrival rate"]
+    assert rate.status == "error", rate
+    assert "the load generator fell behind, not the service" in rate.message
+    assert "requests were still unsent when the load ended" in rate.message
+    assert "give the function more memory" in rate.message
+    assert "workers: " in rate.message
+    assert "answered too slowly" not in rate.message
+    latency = checks["http_req_duration p(99) < 1"]
+    assert latency.status == "error", latency
+    assert latency.message.startswith("not judged: the load generator fell behind")
+
+
+def test_a_service_that_holds_every_allowed_request_fails_the_rate_by_its_drops() -> None:
+    answers: list[Outcome] = []
+    generator = Generator(
+        Profile(rate=100, duration=0.5), [("a", 1)], fake_send(0.2, answers), max_in_flight=2
+    )
+    result = run(generator)
+    checks = judged(result, ("dropped_iterations", "count == 0"), max_in_flight=2)
+    rate = checks["arrival rate"]
+    assert rate.status == "failed", rate
+    assert (
+        f"{result.dropped_busy} requests fell due while all 2 allowed were outstanding, "
+        "and were dropped — the service answered too slowly for this rate"
+    ) in rate.message
+    dropped = checks["dropped_iterations count == 0"]
+    assert dropped.status == "failed"
+    assert dropped.message.startswith("count = ")

@@ -1,0 +1,516 @@
+"""HTTP/1.1 on asyncio, near the metal: the engine the load generator sends with.
+
+A request is prepared once — its bytes, where it goes, its TLS settings — and sent many
+times. :meth:`Client.send` writes it at once on an idle keep-alive connection (or opens one)
+and calls back when the whole response has arrived, failed or run out of time: no thread,
+task or future per request, so a request costs a write, a read and a parse.
+
+- **Time.** A request's time runs from the moment it is handed to :meth:`Client.send`
+  (connecting included, when no connection is idle) to its last byte; its timeout bounds
+  the whole response, connect, headers and body.
+- **Size.** A body is kept up to a cap; a larger one fails the request (and closes the
+  connection) instead of growing the process.
+- **Connections** are reused while the server keeps them alive; a reused connection that
+  the server had closed before the request reached it is replaced once, as browsers do.
+- **Credentials and names** follow the rules of :mod:`hooks.core.http`: the plan's headers
+  and the ``Host`` override go to the target's own origins only, and a request elsewhere
+  that would carry a bound credential is refused before anything is sent.
+
+Proxies and ``~/.netrc`` do not apply here: the engine connects to the target directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import ssl
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from hooks.core import redact
+from hooks.core.target import Target, origin
+
+__all__ = [
+    "CERT_HINT",
+    "DEFAULT_MAX_BODY_BYTES",
+    "MAX_HEAD_BYTES",
+    "Answer",
+    "Client",
+    "Endpoint",
+    "Prepared",
+    "credential_refusal",
+    "describe_failure",
+    "prepare",
+    "tls_context",
+]
+
+#: What to set when a certificate does not match: the service's name, or a CA bundle.
+CERT_HINT = (
+    " (set the service's host name with host in the plan, the greenlight:host tag or "
+    "GREENLIGHT_TARGET_HOST, or a CA bundle with tls.ca_bundle / GREENLIGHT_CA_BUNDLE)"
+)
+#: Largest response body read by default (decompressed, where a client decompresses).
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+#: Largest status line and headers read before the response is called malformed.
+MAX_HEAD_BYTES = 64 * 1024
+
+
+def credential_refusal(destination: str) -> str:
+    """Why a request to ``destination`` was not sent: it would carry a bound credential."""
+    return (
+        f"not sent: the request to {destination} would carry a secret or a plan header "
+        f"value, and {destination} is not the target; a suite that must send credentials "
+        f"there names it (secrets_to: [{destination}])"
+    )
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a connection goes: address, port and, for HTTPS, the TLS context and name."""
+
+    host: str
+    port: int
+    tls: ssl.SSLContext | None = None
+    server_hostname: str | None = None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A request ready to be written as it is, any number of times."""
+
+    endpoint: Endpoint
+    data: bytes
+    #: A HEAD request: its answer has no body, whatever its headers say.
+    head: bool
+    #: ``METHOD URL``, for messages and reports.
+    line: str
+
+
+@dataclass
+class Answer:
+    """What came back: a status and body, or the reason there is none."""
+
+    status: int | None
+    body: bytes
+    error: str | None
+    #: When the request was handed over and when its answer ended (the loop's clock).
+    sent: float
+    finished: float
+    #: The ``Content-Encoding`` of ``body`` (lowercase), if any.
+    encoding: str = ""
+
+
+@cache
+def tls_context(verify: bool, ca_bundle: str | None) -> ssl.SSLContext:
+    """A client context: the bundle given, else ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``,
+    else certifi's (as :mod:`hooks.core.http` verifies), else the system's."""
+    context = ssl.create_default_context()
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    else:
+        bundle = (
+            ca_bundle
+            or os.environ.get("REQUESTS_CA_BUNDLE")
+            or os.environ.get("CURL_CA_BUNDLE")
+            or _certifi()
+        )
+        if bundle and os.path.isdir(bundle):
+            context.load_verify_locations(capath=bundle)
+        elif bundle:
+            context.load_verify_locations(cafile=bundle)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+def _certifi() -> str | None:
+    try:
+        import certifi
+    except ImportError:  # pragma: no cover - requests brings it
+        return None
+    return str(certifi.where())
+
+
+def prepare(
+    target: Target,
+    method: str,
+    url: str,
+    *,
+    deployment_id: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    query: Mapping[str, Any] | None = None,
+    json_body: Any = None,
+    body: str | bytes | None = None,
+    secret_origins: Iterable[str] = (),
+) -> Prepared:
+    """``method url`` for ``target``, ready to write.
+
+    Raises ValueError naming what is wrong: a URL that is not http(s), a header that cannot
+    be sent, or a bound credential bound for an origin that is not the target's."""
+    # Long: one request from its URL to its bytes, each rule beside the line it shapes.
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    here = origin(url)
+    target_origins = {origin(u) for u in (target.url, target.prod_url) if u}
+    defaults = target.default_headers(deployment_id)
+    own = {name: defaults.pop(name) for name in target.headers if name in defaults}
+    given = {k: str(v) for k, v in (headers or {}).items()}
+    merged = {**defaults, "Accept": "*/*", **given}
+    named = {k.lower() for k in merged}
+    if here in target_origins:
+        merged.update({k: v for k, v in own.items() if k.lower() not in named})
+    path = parts.path or "/"
+    extra = urlencode({k: str(v) for k, v in (query or {}).items()}) if query else ""
+    target_query = "&".join(q for q in (parts.query, extra) if q)
+    path = f"{path}?{target_query}" if target_query else path
+    payload: bytes | None
+    if json_body is not None:
+        payload = json.dumps(json_body, allow_nan=False).encode()
+        if "content-type" not in named:
+            merged["Content-Type"] = "application/json"
+    elif body is not None:
+        payload = body.encode() if isinstance(body, str) else body
+    else:
+        payload = None
+    if here not in target_origins and here not in {origin(o) for o in secret_origins}:
+        text = payload.decode("utf-8", "replace") if payload else ""
+        # Greenlight's own headers (User-Agent, the deployment id) carry no credential.
+        if redact.carried(url, path, text, *given.values()):
+            raise ValueError(credential_refusal(here))
+    redact.bind(*own.values(), *target.headers.values())
+    redact.register_headers(merged)
+    port = parts.port or (443 if scheme == "https" else 80)
+    named_host = target.host if here in target_origins and target.host else None
+    host_header = named_host or parts.netloc.rpartition("@")[2]
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host_header}"]
+    lines += [f"{k}: {v}" for k, v in merged.items() if k.lower() != "host"]
+    if payload is not None or method in ("POST", "PUT", "PATCH"):
+        lines.append(f"Content-Length: {len(payload or b'')}")
+    if any("\r" in line or "\n" in line for line in lines):
+        raise ValueError(f"a header of {method} {url} holds a line break")
+    try:
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"a header of {method} {url} cannot be sent as HTTP/1.1: {exc}") from None
+    tls = tls_context(target.verify, target.ca_bundle) if scheme == "https" else None
+    endpoint = Endpoint(
+        parts.hostname,
+        port,
+        tls,
+        (named_host or parts.hostname) if tls else None,
+    )
+    return Prepared(endpoint, head + (payload or b""), method == "HEAD", f"{method} {url}")
+
+
+def describe_failure(exc: BaseException) -> str:
+    """A short, specific message for a connection that failed (refused, TLS, name...)."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS certificate verification failed: {exc.verify_message or exc}{CERT_HINT}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS error: {exc}"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve the host name: {exc.strerror or exc}"
+    if isinstance(exc, OSError):
+        return f"cannot connect: {exc.strerror or exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+Done = Callable[[Answer], None]
+
+
+@dataclass(eq=False)
+class _Exchange:
+    request: Prepared
+    done: Done
+    sent: float
+    timer: asyncio.TimerHandle | None = None
+    connecting: asyncio.Task[None] | None = None
+    connection: _Connection | None = None
+    retried: bool = False
+    over: bool = False
+
+
+_UNTIL_CLOSE = -1
+_CHUNKED = -2
+
+
+@dataclass(eq=False)
+class _Connection(asyncio.Protocol):
+    client: Client
+    endpoint: Endpoint
+    transport: asyncio.Transport | None = None
+    buffer: bytearray = field(default_factory=bytearray)
+    exchange: _Exchange | None = None
+    used: int = 0
+    closed: bool = False
+    # The response being read.
+    status: int | None = None
+    remaining: int = 0
+    keep_alive: bool = True
+    encoding: str = ""
+    body: bytearray = field(default_factory=bytearray)
+    received: bool = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def start(self, exchange: _Exchange) -> None:
+        assert self.transport is not None
+        self.exchange, exchange.connection = exchange, self
+        self.status, self.received = None, False
+        self.body = bytearray()
+        self.used += 1
+        self.transport.write(exchange.request.data)
+
+    def data_received(self, data: bytes) -> None:
+        if self.exchange is None:  # nothing was asked: a server that talks out of turn
+            self.abort()
+            return
+        self.received = True
+        self.buffer += data
+        try:
+            self._read()
+        except _TooLarge as exc:
+            self._fail(f"{exc} of {self.client.max_body_bytes} bytes")
+        except ValueError as exc:
+            self._fail(f"malformed response: {exc}")
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.client._forget(self)
+        exchange = self.exchange
+        if exchange is None or exchange.over:
+            return
+        if self.status is not None and self.remaining == _UNTIL_CLOSE:
+            self._finish()
+            return
+        self.exchange = None
+        if not self.received and self.used > 1 and not exchange.retried:
+            # A keep-alive connection the server closed before the request reached it.
+            exchange.retried = True
+            self.client._open(exchange)
+            return
+        why = describe_failure(exc) if exc else "the server closed the connection"
+        self.client._end(exchange, Answer(None, b"", f"{why} before a complete response", 0, 0))
+
+    def _read(self) -> None:
+        buffer = self.buffer
+        while self.status is None:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buffer) > MAX_HEAD_BYTES:
+                    raise ValueError(f"status line and headers over {MAX_HEAD_BYTES} bytes")
+                return
+            head = bytes(buffer[:end])
+            del buffer[: end + 4]
+            self._head(head)
+        if self.remaining >= 0:
+            if len(buffer) < self.remaining:
+                return
+            self.body += buffer[: self.remaining]
+            del buffer[: self.remaining]
+            self._finish()
+        elif self.remaining == _CHUNKED:
+            self._chunks()
+        else:  # until the server closes the connection
+            self._keep(buffer)
+            buffer.clear()
+
+    def _head(self, head: bytes) -> None:
+        lines = head.split(b"\r\n")
+        version, _, rest = lines[0].partition(b" ")
+        if not version.startswith(b"HTTP/1.") or not rest[:3].isdigit():
+            raise ValueError(f"status line {lines[0][:80]!r}")
+        status = int(rest[:3])
+        if 100 <= status < 200 and status != 101:
+            return  # an interim answer (100 Continue, 103 Early Hints): the final one follows
+        length: int | None = None
+        chunked = False
+        connection = b""
+        encoding = b""
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            key = name.strip().lower()
+            if key == b"content-length":
+                length = int(value.strip())
+            elif key == b"transfer-encoding":
+                chunked = value.strip().lower().endswith(b"chunked")
+            elif key == b"connection":
+                connection = value.strip().lower()
+            elif key == b"content-encoding":
+                encoding = value.strip().lower()
+        self.status = status
+        self.encoding = encoding.decode("latin-1")
+        self.keep_alive = (
+            connection != b"close" if version == b"HTTP/1.1" else connection == b"keep-alive"
+        )
+        assert self.exchange is not None
+        if self.exchange.request.head or status in (204, 304) or status < 200:
+            self.remaining = 0
+        elif chunked:
+            self.remaining = _CHUNKED
+        elif length is not None:
+            if length > self.client.max_body_bytes:
+                raise _TooLarge(length)
+            self.remaining = length
+        else:
+            self.remaining = _UNTIL_CLOSE
+            self.keep_alive = False
+
+    def _chunks(self) -> None:
+        buffer = self.buffer
+        while True:
+            line_end = buffer.find(b"\r\n")
+            if line_end < 0:
+                return
+            size = int(bytes(buffer[:line_end]).split(b";")[0].strip() or b"x", 16)
+            if size == 0:
+                # The last chunk, trailers (ignored) and an empty line.
+                trailer_end = buffer.find(b"\r\n\r\n", line_end)
+                if buffer[line_end : line_end + 4] == b"\r\n\r\n" or trailer_end >= 0:
+                    cut = line_end + 4 if trailer_end < 0 else trailer_end + 4
+                    del buffer[:cut]
+                    self._finish()
+                return
+            if len(buffer) < line_end + 2 + size + 2:
+                return
+            self._keep(buffer[line_end + 2 : line_end + 2 + size])
+            del buffer[: line_end + 2 + size + 2]
+
+    def _keep(self, data: bytes | bytearray) -> None:
+        if len(self.body) + len(data) > self.client.max_body_bytes:
+            raise _TooLarge(len(self.body) + len(data))
+        self.body += data
+
+    def _finish(self) -> None:
+        exchange = self.exchange
+        assert exchange is not None
+        assert self.status is not None
+        self.exchange = None
+        answer = Answer(self.status, bytes(self.body), None, 0, 0, self.encoding)
+        if self.keep_alive and not self.buffer and not self.closed:
+            self.client._release(self)
+        else:
+            self.abort()
+        self.client._end(exchange, answer)
+
+    def _fail(self, why: str) -> None:
+        exchange = self.exchange
+        self.exchange = None
+        self.abort()
+        if exchange is not None:
+            self.client._end(exchange, Answer(None, b"", why, 0, 0))
+
+    def abort(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class _TooLarge(ValueError):
+    def __init__(self, size: int) -> None:
+        super().__init__(f"a body of {size} bytes or more is over the cap")
+
+
+class Client:
+    """Sends prepared requests on keep-alive connections; one callback per request, always:
+    an answer, a failure or the timeout, whichever comes first."""
+
+    def __init__(self, *, timeout: float, max_body_bytes: int) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.timeout = timeout
+        self.max_body_bytes = max_body_bytes
+        #: Connections opened in all, and open now.
+        self.opened = 0
+        self._idle: dict[Endpoint, list[_Connection]] = {}
+        self._open_now: set[_Connection] = set()
+        self._connecting: set[asyncio.Task[None]] = set()
+
+    def send(self, request: Prepared, done: Done) -> None:
+        """Write ``request`` now (or connect first); ``done`` is called once with the answer."""
+        loop = self.loop
+        exchange = _Exchange(request, done, loop.time())
+        exchange.timer = loop.call_at(exchange.sent + self.timeout, self._expire, exchange)
+        idle = self._idle.get(request.endpoint)
+        while idle:
+            connection = idle.pop()
+            if not connection.closed:
+                connection.start(exchange)
+                return
+        self._open(exchange)
+
+    def close(self) -> None:
+        """Abort every connection and every connect under way; no callback follows."""
+        for task in list(self._connecting):
+            task.cancel()
+        for connection in list(self._open_now):
+            connection.exchange = None
+            connection.abort()
+        self._idle.clear()
+
+    def _open(self, exchange: _Exchange) -> None:
+        task = self.loop.create_task(self._connect(exchange))
+        exchange.connecting = task
+        self._connecting.add(task)
+        task.add_done_callback(self._connecting.discard)
+
+    async def _connect(self, exchange: _Exchange) -> None:
+        endpoint = exchange.request.endpoint
+        try:
+            _, connection = await self.loop.create_connection(
+                lambda: _Connection(self, endpoint),
+                endpoint.host,
+                endpoint.port,
+                ssl=endpoint.tls,
+                server_hostname=endpoint.server_hostname,
+            )
+        except asyncio.CancelledError:
+            return  # timed out, or the client closed
+        except Exception as exc:  # every failure to connect is the request's
+            self._end(exchange, Answer(None, b"", describe_failure(exc), 0, 0))
+            return
+        exchange.connecting = None
+        self.opened += 1
+        self._open_now.add(connection)
+        if exchange.over:
+            self._release(connection)
+            return
+        connection.start(exchange)
+
+    def _release(self, connection: _Connection) -> None:
+        self._idle.setdefault(connection.endpoint, []).append(connection)
+
+    def _forget(self, connection: _Connection) -> None:
+        self._open_now.discard(connection)
+
+    def _expire(self, exchange: _Exchange) -> None:
+        if exchange.connecting is not None:
+            exchange.connecting.cancel()
+        connection = exchange.connection
+        if connection is not None and connection.exchange is exchange:
+            connection.exchange = None
+            connection.abort()
+        why = f"no complete response within {self.timeout:g}s (connect, headers and body)"
+        self._end(exchange, Answer(None, b"", why, 0, 0), expired=True)
+
+    def _end(self, exchange: _Exchange, answer: Answer, *, expired: bool = False) -> None:
+        if exchange.over:
+            return
+        exchange.over = True
+        if not expired and exchange.timer is not None:
+            exchange.timer.cancel()
+        answer.sent = exchange.sent
+        answer.finished = self.loop.time()
+        exchange.done(answer)

@@ -12,6 +12,7 @@ SAM := $(SAM_VENV)/bin/sam
 CHECKOV := .tools/checkov/bin/checkov
 # Tavern, a peer in the benchmark, in its own environment (it pins its own pytest).
 TAVERN := .tools/tavern/bin/tavern-ci
+AUTOCANNON := .tools/autocannon/node_modules/.bin/autocannon
 export SAM_CLI_TELEMETRY = 0
 export GREENLIGHT_SAM = $(abspath $(SAM))
 export GREENLIGHT_CHECKOV = $(abspath $(CHECKOV))
@@ -46,7 +47,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check hooks tests bench test_suites
 	$(VENV)/bin/mypy
 
-bench: $(VENV)/.installed $(TAVERN)
+bench: $(VENV)/.installed $(TAVERN) $(AUTOCANNON)
 	$(PY) bench/run.py
 
 # sam build's time and size against the five-build design it replaced (needs python3.13).
@@ -77,6 +78,11 @@ $(TAVERN):
 	test -x .tools/tavern/bin/python || $(PYTHON) -m venv .tools/tavern
 	.tools/tavern/bin/pip install --quiet tavern "pytest<9"  # Tavern 3 imports _pytest.python_api
 	test -x $(TAVERN)
+
+# The load engine's peer in the bench, from npm, in a folder of its own.
+$(AUTOCANNON):
+	npm install --no-audit --no-fund --silent --prefix .tools/autocannon "autocannon@8"
+	test -x $(AUTOCANNON)
 
 $(SAM):
 	@echo "==> installing aws-sam-cli into $(SAM_VENV) (once: several minutes; pip says what it installs)"

@@ -26,6 +26,7 @@ import json
 import os
 import socket
 import ssl
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -39,6 +40,8 @@ __all__ = [
     "CERT_HINT",
     "DEFAULT_MAX_BODY_BYTES",
     "MAX_HEAD_BYTES",
+    "READ_BYTES",
+    "SWEEP_SECONDS",
     "Answer",
     "Client",
     "Endpoint",
@@ -56,6 +59,10 @@ CERT_HINT = (
 )
 #: Largest response body read by default (decompressed, where a client decompresses).
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+#: Most bytes one read takes from a socket.
+READ_BYTES = 256 * 1024
+#: Most seconds between two sweeps for requests out of time (a tenth of the timeout, if less).
+SWEEP_SECONDS = 0.05
 #: Largest status line and headers read before the response is called malformed.
 MAX_HEAD_BYTES = 64 * 1024
 
@@ -69,9 +76,10 @@ def credential_refusal(destination: str) -> str:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Endpoint:
-    """Where a connection goes: address, port and, for HTTPS, the TLS context and name."""
+    """Where a connection goes: address, port and, for HTTPS, the TLS context and name.
+    One object per place (:func:`_endpoint`), so it is told apart by identity."""
 
     host: str
     port: int
@@ -91,7 +99,7 @@ class Prepared:
     line: str
 
 
-@dataclass
+@dataclass(slots=True)
 class Answer:
     """What came back: a status and body, or the reason there is none."""
 
@@ -200,13 +208,19 @@ def prepare(
     except UnicodeEncodeError as exc:
         raise ValueError(f"a header of {method} {url} cannot be sent as HTTP/1.1: {exc}") from None
     tls = tls_context(target.verify, target.ca_bundle) if scheme == "https" else None
-    endpoint = Endpoint(
-        parts.hostname,
-        port,
-        tls,
-        (named_host or parts.hostname) if tls else None,
-    )
+    endpoint = _endpoint(parts.hostname, port, tls, (named_host or parts.hostname) if tls else None)
     return Prepared(endpoint, head + (payload or b""), method == "HEAD", f"{method} {url}")
+
+
+_ENDPOINTS: dict[tuple[str, int, ssl.SSLContext | None, str | None], Endpoint] = {}
+
+
+def _endpoint(host: str, port: int, tls: ssl.SSLContext | None, name: str | None) -> Endpoint:
+    key = (host, port, tls, name)
+    found = _ENDPOINTS.get(key)
+    if found is None:
+        found = _ENDPOINTS[key] = Endpoint(host, port, tls, name)
+    return found
 
 
 def describe_failure(exc: BaseException) -> str:
@@ -227,12 +241,11 @@ def describe_failure(exc: BaseException) -> str:
 Done = Callable[[Answer], None]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Exchange:
     request: Prepared
     done: Done
     sent: float
-    timer: asyncio.TimerHandle | None = None
     connecting: asyncio.Task[None] | None = None
     connection: _Connection | None = None
     retried: bool = False
@@ -244,7 +257,7 @@ _CHUNKED = -2
 
 
 @dataclass(eq=False)
-class _Connection(asyncio.Protocol):
+class _Connection(asyncio.BufferedProtocol):
     client: Client
     endpoint: Endpoint
     transport: asyncio.Transport | None = None
@@ -271,12 +284,17 @@ class _Connection(asyncio.Protocol):
         self.used += 1
         self.transport.write(exchange.request.data)
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        # Every read lands in the client's one buffer (the loop reads one socket at a time
+        # and hands the bytes over at once): no allocation per read.
+        return self.client.landing
+
+    def buffer_updated(self, nbytes: int) -> None:
         if self.exchange is None:  # nothing was asked: a server that talks out of turn
             self.abort()
             return
         self.received = True
-        self.buffer += data
+        self.buffer += self.client.landing[:nbytes]
         try:
             self._read()
         except _TooLarge as exc:
@@ -329,42 +347,32 @@ class _Connection(asyncio.Protocol):
             buffer.clear()
 
     def _head(self, head: bytes) -> None:
-        lines = head.split(b"\r\n")
-        version, _, rest = lines[0].partition(b" ")
+        line_end = head.find(b"\r\n")
+        first = head if line_end < 0 else head[:line_end]
+        version, _, rest = first.partition(b" ")
         if not version.startswith(b"HTTP/1.") or not rest[:3].isdigit():
-            raise ValueError(f"status line {lines[0][:80]!r}")
+            raise ValueError(f"status line {first[:80]!r}")
         status = int(rest[:3])
         if 100 <= status < 200 and status != 101:
             return  # an interim answer (100 Continue, 103 Early Hints): the final one follows
-        length: int | None = None
-        chunked = False
-        connection = b""
-        encoding = b""
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            key = name.strip().lower()
-            if key == b"content-length":
-                length = int(value.strip())
-            elif key == b"transfer-encoding":
-                chunked = value.strip().lower().endswith(b"chunked")
-            elif key == b"connection":
-                connection = value.strip().lower()
-            elif key == b"content-encoding":
-                encoding = value.strip().lower()
+        fields = head[line_end:].lower() if line_end >= 0 else b""
+        length = _field(fields, b"\r\ncontent-length:")
+        connection = _field(fields, b"\r\nconnection:")
         self.status = status
-        self.encoding = encoding.decode("latin-1")
+        self.encoding = (_field(fields, b"\r\ncontent-encoding:") or b"").decode("latin-1")
         self.keep_alive = (
             connection != b"close" if version == b"HTTP/1.1" else connection == b"keep-alive"
         )
         assert self.exchange is not None
         if self.exchange.request.head or status in (204, 304) or status < 200:
             self.remaining = 0
-        elif chunked:
+        elif (_field(fields, b"\r\ntransfer-encoding:") or b"").endswith(b"chunked"):
             self.remaining = _CHUNKED
         elif length is not None:
-            if length > self.client.max_body_bytes:
-                raise _TooLarge(length)
-            self.remaining = length
+            size = int(length)
+            if size > self.client.max_body_bytes:
+                raise _TooLarge(size)
+            self.remaining = size
         else:
             self.remaining = _UNTIL_CLOSE
             self.keep_alive = False
@@ -419,6 +427,16 @@ class _Connection(asyncio.Protocol):
             self.transport.abort()
 
 
+def _field(fields: bytes, name: bytes) -> bytes | None:
+    """The value of the header ``name`` (``\\r\\nname:``, lowercase) in lowercased ``fields``."""
+    at = fields.find(name)
+    if at < 0:
+        return None
+    start = at + len(name)
+    end = fields.find(b"\r\n", start)
+    return fields[start : end if end >= 0 else len(fields)].strip()
+
+
 class _TooLarge(ValueError):
     def __init__(self, size: int) -> None:
         super().__init__(f"a body of {size} bytes or more is over the cap")
@@ -437,12 +455,20 @@ class Client:
         self._idle: dict[Endpoint, list[_Connection]] = {}
         self._open_now: set[_Connection] = set()
         self._connecting: set[asyncio.Task[None]] = set()
+        #: Exchanges in the order they were sent: with one timeout for all, the oldest are
+        #: the first to run out of time, and one timer sweeps them (none per request).
+        self._by_age: deque[_Exchange] = deque()
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._sweep_every = min(SWEEP_SECONDS, timeout / 10)
+        #: Where every connection's reads land before they join its own buffer.
+        self.landing = memoryview(bytearray(READ_BYTES))
 
     def send(self, request: Prepared, done: Done) -> None:
         """Write ``request`` now (or connect first); ``done`` is called once with the answer."""
-        loop = self.loop
-        exchange = _Exchange(request, done, loop.time())
-        exchange.timer = loop.call_at(exchange.sent + self.timeout, self._expire, exchange)
+        exchange = _Exchange(request, done, self.loop.time())
+        self._by_age.append(exchange)
+        if self._sweeper is None:
+            self._sweeper = self.loop.call_later(self._sweep_every, self._sweep)
         idle = self._idle.get(request.endpoint)
         while idle:
             connection = idle.pop()
@@ -453,6 +479,10 @@ class Client:
 
     def close(self) -> None:
         """Abort every connection and every connect under way; no callback follows."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for exchange in self._by_age:
+            exchange.over = True
         for task in list(self._connecting):
             task.cancel()
         for connection in list(self._open_now):
@@ -495,6 +525,15 @@ class Client:
     def _forget(self, connection: _Connection) -> None:
         self._open_now.discard(connection)
 
+    def _sweep(self) -> None:
+        """End every exchange that has run out of time; come back while any is under way."""
+        by_age, expired_before = self._by_age, self.loop.time() - self.timeout
+        while by_age and (by_age[0].over or by_age[0].sent <= expired_before):
+            exchange = by_age.popleft()
+            if not exchange.over:
+                self._expire(exchange)
+        self._sweeper = self.loop.call_later(self._sweep_every, self._sweep) if by_age else None
+
     def _expire(self, exchange: _Exchange) -> None:
         if exchange.connecting is not None:
             exchange.connecting.cancel()
@@ -503,14 +542,12 @@ class Client:
             connection.exchange = None
             connection.abort()
         why = f"no complete response within {self.timeout:g}s (connect, headers and body)"
-        self._end(exchange, Answer(None, b"", why, 0, 0), expired=True)
+        self._end(exchange, Answer(None, b"", why, 0, 0))
 
-    def _end(self, exchange: _Exchange, answer: Answer, *, expired: bool = False) -> None:
+    def _end(self, exchange: _Exchange, answer: Answer) -> None:
         if exchange.over:
             return
         exchange.over = True
-        if not expired and exchange.timer is not None:
-            exchange.timer.cancel()
         answer.sent = exchange.sent
         answer.finished = self.loop.time()
         exchange.done(answer)

@@ -27,7 +27,7 @@ import asyncio
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ddsketch import DDSketch
@@ -97,7 +97,7 @@ class Profile:
             yield self.ramp + k / self.rate
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     """One answered (or failed) request, as a worker hands it over."""
 
@@ -222,7 +222,10 @@ class LoadResult:
     overall: Series
     by_request: dict[str, Series]
     #: When each request of the full-rate phase was sent (the achieved rate).
-    steady_sent: list[float] = field(default_factory=list)
+    #: How many requests of the full-rate phase were sent, the first and the last when.
+    steady_count: int = 0
+    steady_first: float = math.inf
+    steady_last: float = -math.inf
     elapsed: float = 0.0
     #: Why the run stopped before its end (a lost threshold, the deadline), else None.
     stopped: str | None = None
@@ -245,7 +248,7 @@ class LoadResult:
     connections: int = 0
     connection_limit: int | None = None
     examples: list[Outcome] = field(default_factory=list)
-    #: The achieved rate when known otherwise than from ``steady_sent`` (merged parts).
+    #: The achieved rate when known otherwise than from the steady sends (merged parts).
     achieved: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -269,7 +272,7 @@ class LoadResult:
             "peak_in_flight": self.peak_in_flight,
             "connections": self.connections,
             "connection_limit": self.connection_limit,
-            "examples": [vars(o) for o in self.examples],
+            "examples": [asdict(o) for o in self.examples],
         }
 
     @classmethod
@@ -356,10 +359,9 @@ class LoadResult:
         """Requests sent per second at full rate (after the ramp), or None if too few."""
         if self.achieved is not None:
             return self.achieved
-        sent = sorted(self.steady_sent)
-        if len(sent) < 2 or sent[-1] <= sent[0]:
+        if self.steady_count < 2 or self.steady_last <= self.steady_first:
             return None
-        return (len(sent) - 1) / (sent[-1] - sent[0])
+        return (self.steady_count - 1) / (self.steady_last - self.steady_first)
 
     def measure(self, threshold: Threshold) -> float | None:
         series = self.series(threshold.request)
@@ -470,93 +472,137 @@ class Generator:
         planned_by: dict[str, int] = dict.fromkeys((n for n, _ in weights), 0)
         for name in self.sequence:
             planned_by[name] += 1
+        overall = Series()
+        # One request: its series is the whole's (recorded once, read under either name).
         self.result = LoadResult(
             profile.total,
             planned_by,
-            Series(),
-            {name: Series() for name, _ in weights},
+            overall,
+            {name: overall if len(weights) == 1 else Series() for name, _ in weights},
         )
         self.result.dropped_by_request = dict.fromkeys(planned_by, 0)
-        for series in [self.result.overall, *self.result.by_request.values()]:
+        for series in {id(s): s for s in [overall, *self.result.by_request.values()]}.values():
             for t in self.thresholds:
                 if t.metric == "http_req_duration":
                     (series.at_least if t.op == "<" else series.above).setdefault(t.value, 0)
         self._judges_drops = any(t.metric == "dropped_iterations" for t in self.thresholds)
+        #: The least latency that can bring a threshold closer to being lost (a failure
+        #: always can): below every watched limit, an answer changes nothing to judge.
+        watched = [t for t in self.thresholds if t.metric == "http_req_duration"]
+        self._judge_from = min(
+            (0.0 if t.aggregation == "avg" else t.value for t in watched), default=math.inf
+        )
         self._in_flight = 0
         self._stopped = False
-        self._drained: asyncio.Future[None] | None = None
-        self._started = 0.0
-        self._ramp_end = 0.0
+        self._sent_all = False
+        self._started = self._ramp_end = self._closes = 0.0
         self._clock: Callable[[], float] = time.monotonic
+        self._index = 0
+        self._next: tuple[float, str] | None = None
+        self._timer: asyncio.Handle | None = None
 
     async def run(self) -> LoadResult:
         """Send the load; return what was measured once the last answer is in (each is
         bounded by its request's timeout), or at once when the run stops early."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         clock = self._clock = loop.time
-        result = self.result
         start = self._started = clock()
         self._ramp_end = start + self.profile.ramp
         # The sender may run late (a busy CPU); past the end a request is not sent at all.
-        closes = start + self.profile.length + LATE_GRACE
-        in_a_row, since = 0, start
-        for index, (offset, name) in enumerate(
-            zip(self.profile.offsets(), self.sequence, strict=True)
-        ):
-            due = start + offset
-            now = clock()
-            while due > now and not self._stopped:
-                await asyncio.sleep(min(due - now, 0.05))
-                in_a_row, now = 0, clock()
-                since = now
-            if in_a_row >= BURST or now - since > BURST_SECONDS:
-                await asyncio.sleep(0)  # behind schedule: let answers in between sends
-                in_a_row, now = 0, clock()
-                since = now
-            in_a_row += 1
-            if self._stopped:
-                break
-            if self.stop_at():
-                self._halt("the deadline is near")
-                break
-            if now > closes:
-                for late in self.sequence[index:]:
-                    result.dropped_late += 1
+        self._closes = start + self.profile.length + LATE_GRACE
+        self._schedule = zip(self.profile.offsets(), self.sequence, strict=True)
+        self._next = next(self._schedule, None)
+        self._finished = loop.create_future()
+        self._tick()
+        try:
+            await self._finished
+        finally:
+            if self._timer is not None:
+                self._timer.cancel()
+        result = self.result
+        result.elapsed = clock() - start
+        result.not_sent = result.planned - result.overall.count
+        return result
+
+    def _tick(self) -> None:
+        """Send every request now due, then sleep until the next one (a timer, no task):
+        when behind, yield to the answers every ``BURST`` requests or ``BURST_SECONDS``."""
+        # Long: the sender's one loop, every way a request is sent, dropped or left, together.
+        self._timer = None
+        if self._finished.done():
+            return
+        if self.stop_at():
+            self._halt("the deadline is near")
+            return
+        clock, result = self._clock, self.result
+        began = now = clock()
+        sent = 0
+        while self._next is not None:
+            offset, name = self._next
+            due = self._started + offset
+            if due > now:
+                self._timer = self._loop.call_at(due, self._tick)
+                return
+            if sent >= BURST or now - began > BURST_SECONDS:
+                self._timer = self._loop.call_soon(self._tick)
+                return
+            if now > self._closes:
+                left = self.sequence[self._index :]
+                result.dropped_late += len(left)
+                for late in left:
                     result.dropped_by_request[late] += 1
+                self._next = None
+                if self.abort_on_fail and self._judges_drops:
+                    self._judge()
                 break
+            self._next = next(self._schedule, None)
+            self._index += 1
+            sent += 1
             if self._in_flight >= self.max_in_flight:
                 result.dropped_busy += 1
                 result.dropped_by_request[name] += 1
                 if self.abort_on_fail and self._judges_drops:
                     self._judge()
-                continue
-            self._in_flight += 1
-            if self._in_flight > result.peak_in_flight:
-                result.peak_in_flight = self._in_flight
-            result.lag.add((now - due) * 1000, True)
-            self.send(name, due, self._record)
-        if self._in_flight and not self._stopped:
-            self._drained = loop.create_future()
-            await self._drained
-        result.elapsed = clock() - start
-        result.not_sent = result.planned - result.overall.count
-        return result
+            else:
+                self._in_flight += 1
+                if self._in_flight > result.peak_in_flight:
+                    result.peak_in_flight = self._in_flight
+                result.lag.add((now - due) * 1000, True)
+                self.send(name, due, self._record)
+            if self._stopped:
+                return
+            now = clock()
+        self._sent_all = True
+        if not self._in_flight:
+            self._finish()
 
     def _record(self, outcome: Outcome) -> None:
         self._in_flight -= 1
-        if self._drained is not None and not self._in_flight and not self._drained.done():
-            self._drained.set_result(None)
         if self._stopped:
             return  # stopped early: what still answers is not judged
         result = self.result
-        result.overall.add(outcome.latency_ms, outcome.ok)
-        result.by_request[outcome.request].add(outcome.latency_ms, outcome.ok)
+        latency, ok = outcome.latency_ms, outcome.ok
+        result.overall.add(latency, ok)
+        series = result.by_request[outcome.request]
+        if series is not result.overall:
+            series.add(latency, ok)
         if outcome.due >= self._ramp_end:
-            result.steady_sent.append(outcome.sent)
-        if not outcome.ok and len(result.examples) < EXAMPLES_KEPT:
+            result.steady_count += 1
+            sent = outcome.sent
+            if sent < result.steady_first:
+                result.steady_first = sent
+            if sent > result.steady_last:
+                result.steady_last = sent
+        if not ok and len(result.examples) < EXAMPLES_KEPT:
             result.examples.append(outcome)
-        if self.abort_on_fail:
+        if self.abort_on_fail and (not ok or latency >= self._judge_from):
             self._judge()
+        if self._sent_all and not self._in_flight:
+            self._finish()
+
+    def _finish(self) -> None:
+        if not self._finished.done():
+            self._finished.set_result(None)
 
     def _judge(self) -> None:
         """Stop the run once a threshold can no longer hold."""
@@ -580,3 +626,4 @@ class Generator:
         if self.result.stopped is None:
             self.result.stopped = why
         self._stopped = True
+        self._finish()

@@ -16,6 +16,7 @@ listener is then *checked* against that answer before any suite runs through it.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -210,10 +211,16 @@ def explain(service: str, operation: str, exc: Exception) -> DiscoveryError:
             fix = _ADVICE.get(code, "see the AWS error above")
         return DiscoveryError(f"{action} failed: {code}: {message} -> {fix}")
     if isinstance(exc, EndpointConnectionError):
-        return DiscoveryError(
-            f"{action} failed: cannot reach the {service} API ({exc}) -> a function in a VPC "
-            f"needs a NAT gateway or an interface VPC endpoint for {service}"
-        )
+        variable = f"AWS_ENDPOINT_URL_{service.upper()}"
+        set_by = variable if os.environ.get(variable) else "AWS_ENDPOINT_URL"
+        if os.environ.get(set_by):
+            fix = f"{set_by} is {os.environ[set_by]}: is the endpoint running there?"
+        else:
+            fix = (
+                f"a function in a VPC needs a NAT gateway or an interface VPC endpoint "
+                f"for {service}"
+            )
+        return DiscoveryError(f"{action} failed: cannot reach the {service} API ({exc}) -> {fix}")
     if isinstance(exc, BotoCoreError):
         return DiscoveryError(f"{action} failed: {exc}")
     return DiscoveryError(f"{action} failed: {type(exc).__name__}: {exc}")

@@ -215,10 +215,8 @@ def test_a_forked_worker_killed_by_a_signal_is_named(tmp_path: Path) -> None:
     assert sum(isinstance(w.process, ForkedProcess) for w in run.workers) == 2
 
 
-@pytest.mark.timing
-def test_no_forked_worker_outlives_the_run(tmp_path: Path) -> None:
-    hanging = "import time\n\ndef test_hangs():\n    time.sleep(60)\n"
-    suites = _suites(tmp_path / "suites", tmp_path / "record", [], extra=hanging)
+def _extra_only(suites: Path) -> tuple[Supervisor, Job]:
+    """A supervisor for ``suites``, and a job that plans its ``extra`` suite only."""
     run = Supervisor(SupervisedRun(Setup(str(suites), log_plain=True), 512))
     job = Job(
         deployment=DeploymentInfo("d-FORK", "e", LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC),
@@ -227,6 +225,14 @@ def test_no_forked_worker_outlives_the_run(tmp_path: Path) -> None:
         concurrency=8,
         request_timeout=10,
     )
+    return run, job
+
+
+@pytest.mark.timing
+def test_no_forked_worker_outlives_the_run(tmp_path: Path) -> None:
+    hanging = "import time\n\ndef test_hangs():\n    time.sleep(60)\n"
+    suites = _suites(tmp_path / "suites", tmp_path / "record", [], extra=hanging)
+    run, job = _extra_only(suites)
     results, cut_short = run.start().execute(job, Deadline.in_seconds(3))
     assert cut_short
     assert not results[0].passed
@@ -247,14 +253,7 @@ def test_the_supervisor_sleeps_while_its_workers_run(tmp_path: Path) -> None:
     hold = 2.0
     sleeping = f"import time\n\ndef test_sleeps():\n    time.sleep({hold})\n"
     suites = _suites(tmp_path / "suites", tmp_path / "record", [], extra=sleeping)
-    run = Supervisor(SupervisedRun(Setup(str(suites), log_plain=True), 512))
-    job = Job(
-        deployment=DeploymentInfo("d-FORK", "e", LifecycleEvent.AFTER_ALLOW_TEST_TRAFFIC),
-        target=Target("http://127.0.0.1:9"),
-        planned=("extra",),
-        concurrency=8,
-        request_timeout=10,
-    )
+    run, job = _extra_only(suites)
     started = time.thread_time()
     results, _ = run.start().execute(job, Deadline.in_seconds(DEADLINE))
     spent = time.thread_time() - started

@@ -37,8 +37,8 @@ from urllib3.util.retry import Retry
 
 from hooks.core import redact
 from hooks.core.deadline import Deadline
+from hooks.core.http_rules import CERT_HINT, DEFAULT_MAX_BODY_BYTES, credential_refusal
 from hooks.core.target import Target, origin
-from hooks.core.wire import CERT_HINT, DEFAULT_MAX_BODY_BYTES, credential_refusal
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",

@@ -34,11 +34,10 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from hooks.core import redact
+from hooks.core.http_rules import CERT_HINT, credential_refusal
 from hooks.core.target import Target, origin
 
 __all__ = [
-    "CERT_HINT",
-    "DEFAULT_MAX_BODY_BYTES",
     "MAX_HEAD_BYTES",
     "READ_BYTES",
     "SWEEP_SECONDS",
@@ -46,34 +45,17 @@ __all__ = [
     "Client",
     "Endpoint",
     "Prepared",
-    "credential_refusal",
     "describe_failure",
     "prepare",
     "tls_context",
 ]
 
-#: What to set when a certificate does not match: the service's name, or a CA bundle.
-CERT_HINT = (
-    " (set the service's host name with host in the plan, the greenlight:host tag or "
-    "GREENLIGHT_TARGET_HOST, or a CA bundle with tls.ca_bundle / GREENLIGHT_CA_BUNDLE)"
-)
-#: Largest response body read by default (decompressed, where a client decompresses).
-DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 #: Most bytes one read takes from a socket.
 READ_BYTES = 256 * 1024
 #: Most seconds between two sweeps for requests out of time (a tenth of the timeout, if less).
 SWEEP_SECONDS = 0.05
 #: Largest status line and headers read before the response is called malformed.
 MAX_HEAD_BYTES = 64 * 1024
-
-
-def credential_refusal(destination: str) -> str:
-    """Why a request to ``destination`` was not sent: it would carry a bound credential."""
-    return (
-        f"not sent: the request to {destination} would carry a secret or a plan header "
-        f"value, and {destination} is not the target; a suite that must send credentials "
-        f"there names it (secrets_to: [{destination}])"
-    )
 
 
 @dataclass(frozen=True, eq=False)

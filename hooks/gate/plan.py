@@ -20,6 +20,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from hooks.core.http_rules import DEFAULT_MAX_BODY_BYTES
 from hooks.core.lifecycle import LifecycleEvent
 from hooks.core.results import Policy
 from hooks.core.settings import Settings, check_number
@@ -43,7 +44,6 @@ __all__ = [
 SCHEMA_PATH = Path(__file__).with_name("plan_schema.json")
 DEFAULT_READINESS_TIMEOUT = 60.0
 DEFAULT_REQUEST_TIMEOUT = 10.0
-DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 _NUMBERS = ("readiness_timeout", "concurrency", "request_timeout", "max_body_bytes", "soak")
 TAG_SUITES = "greenlight:suites"
 TAG_HOST = "greenlight:host"

@@ -31,8 +31,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from hooks.core.http_rules import DEFAULT_MAX_BODY_BYTES
 from hooks.core.results import CheckResult, Evidence, Policy, Status, SuiteResult, cut
-from hooks.core.wire import DEFAULT_MAX_BODY_BYTES, Answer, Client, prepare
+from hooks.core.wire import Answer, Client, prepare
 from hooks.core.yamlfile import located
 from hooks.suites.base import DeclaredKind, DeclaredSuite, SuiteContext
 from hooks.suites.http.template import UnknownVariableError, render

@@ -270,3 +270,67 @@ def test_a_stall_meets_every_request_it_would_have_met(tmp_path: Path) -> None:
     assert latency["status"] == "failed"
     assert latency["message"].startswith("max = ")
     assert float(latency["message"].split()[2]) > 800  # the stall, in full, on its first
+
+
+def test_a_load_over_https_names_the_service_and_verifies_it(tmp_path: Path) -> None:
+    """Green behind an HTTPS test listener, reached at an address: the load sends the
+    service's name as SNI and Host and verifies the certificate against it with the CA
+    bundle given; without the bundle every request fails, saying why."""
+    import ssl
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import trustme
+
+    host = "shop.example.test"
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(host).configure_cert(context)
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    names: list[str | None] = []
+    hosts: list[str | None] = []
+    context.sni_callback = lambda sock, name, ctx: names.append(name)
+
+    def handle(handler: Any) -> None:
+        hosts.append(handler.headers.get("Host"))
+        reply(handler, 200, {"items": []})
+
+    thresholds = '  http_req_failed: "rate < 0.01"\n'
+    text = LOAD.format(rate=20, duration="1s", thresholds=thresholds)
+    text = "\n".join(line for line in text.splitlines() if "name: order" not in line) + "\n"
+    suites = write(tmp_path, text)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            handle(self)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    https = f"https://127.0.0.1:{server.server_address[1]}"
+    args = ["run", "--url", https, "--suites-dir", str(suites), "--suite", "shop-load"]
+    try:
+        named = greenlight(
+            *args, env={"GREENLIGHT_TARGET_HOST": host, "GREENLIGHT_CA_BUNDLE": str(bundle)}
+        )
+        unverified = greenlight(
+            *args, "--json", str(tmp_path / "r.json"), env={"GREENLIGHT_TARGET_HOST": host}
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert named.returncode == 0, named.stdout + named.stderr
+    assert set(names) == {host}
+    assert set(hosts) == {host}
+    assert unverified.returncode == 1
+    report = json.loads((tmp_path / "r.json").read_text())
+    (suite,) = report["suites_detail"]
+    failed = {c["name"]: c for c in suite["checks"]}["http_req_failed rate < 0.01"]
+    assert failed["status"] == "failed"
+    assert failed["evidence"]["body"].startswith("TLS certificate verification failed")

@@ -22,6 +22,7 @@ from hooks.aws.codedeploy import CodeDeployCallback
 from hooks.cli.local import LocalContext
 from hooks.core.lifecycle import LifecycleEvent
 from hooks.core.log import get_logger
+from hooks.core.target import origin
 from hooks.evidence.reports import EvidenceBundle
 from hooks.gate.summary import Runtime
 from tests.functional.test_hook_protocol import EVENT, expect_report
@@ -375,6 +376,59 @@ def test_a_suite_sends_its_secrets_to_an_origin_it_names(
     assert f"Bearer {TOKEN}" in received
     assert KEY in received
     assert PLAN_TOKEN not in received
+
+
+LOAD_ELSEWHERE = """\
+kind: load
+name: load-elsewhere
+{allow}rate: 20
+duration: 1s
+requests:
+  - name: home
+    request: {{path: /plain}}
+  - name: away
+    request:
+      url: {other}/header
+      headers:
+        Authorization: "Bearer ${{secret:shop/api#token}}"
+thresholds:
+  http_req_failed: "rate < 0.01"
+"""
+
+
+@pytest.mark.parametrize("allow", [False, True])
+def test_a_load_sends_a_secret_only_where_its_suite_allows(
+    aws: None,
+    tmp_path: Path,
+    codedeploy: tuple[Any, Stubber],
+    callback: CodeDeployCallback,
+    allow: bool,
+) -> None:
+    """GIVEN a load suite one of whose requests carries a secret to another origin
+    WHEN the hook runs it
+    THEN without ``secrets_to`` nothing at all is sent and the suite fails naming the
+    origin; with it the secret goes there, and the load runs."""
+    _, stubber = codedeploy
+    expect_report(stubber, "Succeeded" if allow else "Failed")
+    other = Recorder()
+    with http_server(other) as other_url, http_server(_green(other_url)) as url:
+        allowed = f"secrets_to: ['{other_url}']\n" if allow else ""
+        suite = LOAD_ELSEWHERE.format(other=other_url, allow=allowed)
+        env = {
+            "GREENLIGHT_SUITES_DIR": str(suites_dir(tmp_path, suite)),
+            "GREENLIGHT_TARGET_URL": url,
+        }
+        result, _ = run(callback, env)
+    received = "\n".join(other.seen)
+    if allow:
+        assert result["verdict"] == "Succeeded", result
+        assert f"Bearer {TOKEN}" in received
+        return
+    assert other.seen == []
+    failed = result["failed"]
+    assert failed, result
+    assert all("cannot prepare the requests: not sent" in f for f in each(failed))
+    assert all(f"secrets_to: [{origin(other_url)}]" in f for f in each(failed))
 
 
 @pytest.fixture

@@ -23,17 +23,15 @@ check is then an error naming what to change, never a failure of the service). S
 
 from __future__ import annotations
 
-import asyncio
 import math
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hooks.core.http_rules import DEFAULT_MAX_BODY_BYTES
 from hooks.core.results import CheckResult, Evidence, Policy, Status, SuiteResult, cut
-from hooks.core.wire import Answer, Client, prepare
 from hooks.core.yamlfile import located
 from hooks.suites.base import DeclaredKind, DeclaredSuite, SuiteContext
 from hooks.suites.http.template import UnknownVariableError, render
@@ -45,6 +43,9 @@ from hooks.suites.thresholds import (
     parse_section,
     show,
 )
+
+if TYPE_CHECKING:
+    from hooks.core.wire import Answer, Client
 
 __all__ = [
     "ARRIVAL_RATE",
@@ -158,6 +159,8 @@ class LoadSuite(DeclaredSuite):
             stop_at=lambda: ctx.deadline.remaining() < self.timeout + 0.5,
             whole=count,
         )
+        import asyncio  # on use: the event loop loads with a load, not with every listing
+
         result = asyncio.run(self._send(generator, prepared, ctx.max_body_bytes))
         if allowed < self.max_in_flight:
             result.connection_limit = allowed
@@ -184,6 +187,9 @@ class LoadSuite(DeclaredSuite):
     async def _send(
         self, generator: Generator, prepared: Mapping[str, _Prepared], max_body: int | None
     ) -> LoadResult:
+        # on use: the engine (asyncio, ssl) loads with a load, not with every suite listing
+        from hooks.core.wire import Client
+
         client = Client(timeout=self.timeout, max_body_bytes=max_body or DEFAULT_MAX_BODY_BYTES)
 
         def send(name: str, due: float, done: Callable[[Outcome], None]) -> None:
@@ -358,6 +364,9 @@ class _Prepared:
     """One request of the load, rendered and encoded once: sent many times."""
 
     def __init__(self, spec: Mapping[str, Any], ctx: SuiteContext) -> None:
+        # on use: the engine (asyncio, ssl) loads with a load, not with every suite listing
+        from hooks.core.wire import prepare
+
         request = spec["request"]
         self.name = str(spec["name"])
         method = request.get("method", "GET")

@@ -23,16 +23,18 @@ planned have taken 300 ms or more), so a run stops early only when the outcome i
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ddsketch import DDSketch
 
 from hooks.suites.thresholds import HTTP_METRICS, Threshold
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = [
     "AGGREGATIONS",
@@ -504,6 +506,8 @@ class Generator:
     async def run(self) -> LoadResult:
         """Send the load; return what was measured once the last answer is in (each is
         bounded by its request's timeout), or at once when the run stops early."""
+        import asyncio  # on use: asyncio loads with a load, not with every suite listing
+
         loop = self._loop = asyncio.get_running_loop()
         clock = self._clock = loop.time
         start = self._started = clock()

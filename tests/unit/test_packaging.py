@@ -115,3 +115,20 @@ def test_the_examples_ship_in_the_package_for_greenlight_demo() -> None:
     assert "hooks.examples" in setuptools["packages"]
     assert {"*.yaml", "*.py"} <= set(setuptools["package-data"]["hooks.examples"])
     assert (EXAMPLES / "greenlight.yaml").is_file()
+
+
+def test_listing_the_suites_loads_neither_http_client() -> None:
+    """Every worker lists suites, so every built-in kind's module loads in each; neither the
+    checks' session (requests) nor the load engine (asyncio, ssl) may load with them: each
+    costs tens of milliseconds on the cold path of runs that never send with it."""
+    import subprocess
+    import sys
+
+    kinds = ["http", "load", "metrics", "openapi", "pytest_kind", "reachability", "registry"]
+    clients = ("requests", "asyncio", "ssl", "hooks.core.wire", "hooks.core.http")
+    imports = "; ".join(f"import hooks.suites.{kind}" for kind in kinds)
+    script = f"{imports}; import sys; print(sorted(m for m in {clients!r} if m in sys.modules))"
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr

@@ -10,11 +10,15 @@ their first process.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
 from hooks.version import __version__
 
+#: ``typing.TYPE_CHECKING`` without importing :mod:`typing` (and :mod:`re`, which it
+#: imports): the Lambda handler starts its spare worker before either is paid for.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from hooks.core.lifecycle import LifecycleEvent
     from hooks.core.results import CheckResult, Evidence, Policy, Status, SuiteResult
     from hooks.core.target import Target

@@ -6,10 +6,7 @@ keep the cold start close to ``import boto3``), and everything else is in ``hook
 
 from __future__ import annotations
 
-import logging
 import os
-from functools import cache
-from typing import Any
 
 from hooks.process import spawn
 
@@ -20,6 +17,10 @@ from hooks.process import spawn
 IN_LAMBDA = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
 if IN_LAMBDA:
     spawn.prestart()
+
+import logging  # noqa: E402 - these, too, after the worker's start
+from functools import cache  # noqa: E402
+from typing import Any  # noqa: E402
 
 from hooks.adapters.hook import handle  # noqa: E402 - after the worker's start
 from hooks.core.lifecycle import LifecycleEvent  # noqa: E402

@@ -23,7 +23,6 @@ import logging
 import socket
 import threading
 import time
-import zlib
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urljoin
@@ -37,7 +36,16 @@ from urllib3.util.retry import Retry
 
 from hooks.core import redact
 from hooks.core.deadline import Deadline
-from hooks.core.http_rules import CERT_HINT, DEFAULT_MAX_BODY_BYTES, credential_refusal
+from hooks.core.http_rules import (
+    CERT_HINT,
+    CROSS_ORIGIN_SAFE,
+    DEFAULT_MAX_BODY_BYTES,
+    MAX_REDIRECTS,
+    CappedBody,
+    OverCapError,
+    credential_refusal,
+    redirected_method,
+)
 from hooks.core.target import Target, origin
 
 __all__ = [
@@ -55,10 +63,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 10.0
-MAX_REDIRECTS = 10
 _CHUNK = 64 * 1024
-#: Headers kept on a redirect to another origin; every other one is dropped.
-_CROSS_ORIGIN_SAFE = frozenset({"user-agent", "accept", "accept-language", "accept-encoding"})
 
 
 class BodyTooLargeError(requests.exceptions.RequestException):
@@ -268,7 +273,9 @@ class CheckSession(requests.Session):
                 history.append(response)
                 location = self.get_redirect_target(response)
                 url = urljoin(response.url, location)
-                method, kwargs = _redirected(method, response.status_code, kwargs)
+                method, keep_body = redirected_method(method, response.status_code)
+                if not keep_body:
+                    kwargs = {k: v for k, v in kwargs.items() if k not in ("json", "data", "files")}
                 response = self._send_one(method, url, timeout, max_body, kwargs, watch, first)
             response.history = history
             return response
@@ -294,7 +301,7 @@ class CheckSession(requests.Session):
         if here != first_origin:
             # Another origin: send it none of the credentials or custom headers.
             for name in list(self.headers) + list(headers):
-                if name.lower() not in _CROSS_ORIGIN_SAFE:
+                if name.lower() not in CROSS_ORIGIN_SAFE:
                     headers[name] = None  # requests drops headers set to None
             if here not in self.host_origins:
                 headers.pop("Host", None)
@@ -387,81 +394,23 @@ def _env_ca_bundle() -> str | None:
     return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
 
 
-def _redirected(method: str, status: int, kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The method and arguments of the next hop (RFC 9110: 303, and 301/302 after POST)."""
-    if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
-        kwargs = {k: v for k, v in kwargs.items() if k not in ("json", "data", "files")}
-        return "GET", kwargs
-    return method, kwargs
-
-
-def _decoder(encoding: str) -> Any:
-    encoding = encoding.strip().lower()
-    if encoding in ("gzip", "x-gzip"):
-        return zlib.decompressobj(16 + zlib.MAX_WBITS)
-    if encoding == "deflate":
-        return _DeflateDecoder()
-    return None
-
-
-class _DeflateDecoder:
-    """``deflate`` as servers send it: zlib-wrapped, or (wrongly) raw."""
-
-    def __init__(self) -> None:
-        self._inner: Any = None
-
-    def decompress(self, data: bytes, max_length: int) -> bytes:
-        if self._inner is None:
-            raw = not data or (data[0] & 0x0F) != 8
-            self._inner = zlib.decompressobj(-zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
-        out: bytes = self._inner.decompress(data, max_length)
-        return out
-
-    @property
-    def unconsumed_tail(self) -> bytes:
-        return self._inner.unconsumed_tail if self._inner is not None else b""
-
-
 def _read_capped(response: requests.Response, cap: int) -> None:
     """Read the body into ``response`` (so ``.content``, ``.text``, ``.json()`` work) or fail.
 
     At most ``cap`` bytes are kept, after decompression; more is a
     :class:`BodyTooLargeError` naming the cap.
     """
-    decoder = _decoder(response.headers.get("Content-Encoding", ""))
-    body = bytearray()
-
-    def too_large() -> BodyTooLargeError:
-        response.close()
-        return BodyTooLargeError(
-            f"response body larger than the {_size(cap)} cap (max_body_bytes; "
-            f"GREENLIGHT_MAX_BODY_BYTES)"
-        )
-
+    body = CappedBody(response.headers.get("Content-Encoding", ""), cap)
     try:
         for chunk in response.raw.stream(_CHUNK, decode_content=False):
-            if decoder is None:
-                body += chunk
-            else:
-                data = chunk
-                while data:
-                    body += decoder.decompress(data, cap + 1 - len(body))
-                    if len(body) > cap:
-                        raise too_large()
-                    data = decoder.unconsumed_tail
-            if len(body) > cap:
-                raise too_large()
+            body.feed(chunk)
+    except OverCapError as exc:
+        response.close()
+        raise BodyTooLargeError(str(exc)) from None
     finally:
         response.raw.release_conn()
-    response._content = bytes(body)
+    response._content = bytes(body.data)
     response._content_consumed = True  # type: ignore[attr-defined]
-
-
-def _size(n: int) -> str:
-    for unit, size in (("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= size and n % size == 0:
-            return f"{n // size} {unit}"
-    return f"{n} bytes"
 
 
 def make_session(

@@ -93,6 +93,11 @@ class Answer:
     finished: float
     #: The ``Content-Encoding`` of ``body`` (lowercase), if any.
     encoding: str = ""
+    #: The status line and headers as received (``error``: empty).
+    head: bytes = b""
+    #: The request failed because the body was over the cap / because time ran out.
+    too_large: bool = False
+    timed_out: bool = False
 
 
 @cache
@@ -137,8 +142,12 @@ def prepare(
     json_body: Any = None,
     body: str | bytes | None = None,
     secret_origins: Iterable[str] = (),
+    first_origin: str | None = None,
 ) -> Prepared:
     """``method url`` for ``target``, ready to write.
+
+    ``first_origin``: for a redirect, the origin of the request that was redirected; the
+    plan's headers go only to the origin they were first sent to.
 
     Raises ValueError naming what is wrong: a URL that is not http(s), a header that cannot
     be sent, or a bound credential bound for an origin that is not the target's."""
@@ -154,10 +163,10 @@ def prepare(
     given = {k: str(v) for k, v in (headers or {}).items()}
     merged = {**defaults, "Accept": "*/*", **given}
     named = {k.lower() for k in merged}
-    if here in target_origins:
+    if here in target_origins and first_origin in (None, here):
         merged.update({k: v for k, v in own.items() if k.lower() not in named})
     path = parts.path or "/"
-    extra = urlencode({k: str(v) for k, v in (query or {}).items()}) if query else ""
+    extra = urlencode(_query(query), doseq=True) if query else ""
     target_query = "&".join(q for q in (parts.query, extra) if q)
     path = f"{path}?{target_query}" if target_query else path
     payload: bytes | None
@@ -169,20 +178,27 @@ def prepare(
         payload = body.encode() if isinstance(body, str) else body
     else:
         payload = None
+    redact.bind(*own.values(), *target.headers.values())  # before the check below uses them
     if here not in target_origins and here not in {origin(o) for o in secret_origins}:
         text = payload.decode("utf-8", "replace") if payload else ""
         # Greenlight's own headers (User-Agent, the deployment id) carry no credential.
         if redact.carried(url, path, text, *given.values()):
             raise ValueError(credential_refusal(here))
-    redact.bind(*own.values(), *target.headers.values())
     redact.register_headers(merged)
     port = parts.port or (443 if scheme == "https" else 80)
     named_host = target.host if here in target_origins and target.host else None
-    host_header = named_host or parts.netloc.rpartition("@")[2]
+    given_host = next((v for k, v in given.items() if k.lower() == "host"), None)
+    host_header = given_host or named_host or parts.netloc.rpartition("@")[2]
     lines = [f"{method} {path} HTTP/1.1", f"Host: {host_header}"]
     lines += [f"{k}: {v}" for k, v in merged.items() if k.lower() != "host"]
     if payload is not None or method in ("POST", "PUT", "PATCH"):
         lines.append(f"Content-Length: {len(payload or b'')}")
+    broken = [k for k, v in merged.items() if "\r" in k + v or "\n" in k + v]
+    if broken:  # named, never shown: the value may be a secret
+        raise ValueError(
+            f"the header {broken[0]!r} of {method} {url} holds a line break (a value read "
+            f"from a file or a variable often ends with one)"
+        )
     if any("\r" in line or "\n" in line for line in lines):
         raise ValueError(f"a header of {method} {url} holds a line break")
     try:
@@ -192,6 +208,13 @@ def prepare(
     tls = tls_context(target.verify, target.ca_bundle) if scheme == "https" else None
     endpoint = _endpoint(parts.hostname, port, tls, (named_host or parts.hostname) if tls else None)
     return Prepared(endpoint, head + (payload or b""), method == "HEAD", f"{method} {url}")
+
+
+def _query(query: Mapping[str, Any]) -> dict[str, Any]:
+    """Query parameters as requests writes them: a list repeats its name, the rest is text."""
+    return {
+        k: [str(x) for x in v] if isinstance(v, list | tuple) else str(v) for k, v in query.items()
+    }
 
 
 _ENDPOINTS: dict[tuple[str, int, ssl.SSLContext | None, str | None], Endpoint] = {}
@@ -232,6 +255,9 @@ class _Exchange:
     connection: _Connection | None = None
     retried: bool = False
     over: bool = False
+    #: Its own time limit (:meth:`Client.send`'s ``timeout``), else the client's.
+    timeout: float | None = None
+    timer: asyncio.TimerHandle | None = None
 
 
 _UNTIL_CLOSE = -1
@@ -252,6 +278,7 @@ class _Connection(asyncio.BufferedProtocol):
     remaining: int = 0
     keep_alive: bool = True
     encoding: str = ""
+    head: bytes = b""
     body: bytearray = field(default_factory=bytearray)
     received: bool = False
 
@@ -280,7 +307,7 @@ class _Connection(asyncio.BufferedProtocol):
         try:
             self._read()
         except _TooLarge as exc:
-            self._fail(f"{exc} of {self.client.max_body_bytes} bytes")
+            self._fail(f"{exc} of {self.client.max_body_bytes} bytes", too_large=True)
         except ValueError as exc:
             self._fail(f"malformed response: {exc}")
 
@@ -337,6 +364,7 @@ class _Connection(asyncio.BufferedProtocol):
         status = int(rest[:3])
         if 100 <= status < 200 and status != 101:
             return  # an interim answer (100 Continue, 103 Early Hints): the final one follows
+        self.head = head
         fields = head[line_end:].lower() if line_end >= 0 else b""
         length = _field(fields, b"\r\ncontent-length:")
         connection = _field(fields, b"\r\nconnection:")
@@ -389,19 +417,19 @@ class _Connection(asyncio.BufferedProtocol):
         assert exchange is not None
         assert self.status is not None
         self.exchange = None
-        answer = Answer(self.status, bytes(self.body), None, 0, 0, self.encoding)
+        answer = Answer(self.status, bytes(self.body), None, 0, 0, self.encoding, self.head)
         if self.keep_alive and not self.buffer and not self.closed:
             self.client._release(self)
         else:
             self.abort()
         self.client._end(exchange, answer)
 
-    def _fail(self, why: str) -> None:
+    def _fail(self, why: str, too_large: bool = False) -> None:
         exchange = self.exchange
         self.exchange = None
         self.abort()
         if exchange is not None:
-            self.client._end(exchange, Answer(None, b"", why, 0, 0))
+            self.client._end(exchange, Answer(None, b"", why, 0, 0, too_large=too_large))
 
     def abort(self) -> None:
         self.closed = True
@@ -428,8 +456,15 @@ class Client:
     """Sends prepared requests on keep-alive connections; one callback per request, always:
     an answer, a failure or the timeout, whichever comes first."""
 
-    def __init__(self, *, timeout: float, max_body_bytes: int) -> None:
-        self.loop = asyncio.get_running_loop()
+    def __init__(
+        self,
+        *,
+        timeout: float,
+        max_body_bytes: int,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        """On ``loop`` (by default the running one), whose thread alone may call it."""
+        self.loop = loop or asyncio.get_running_loop()
         self.timeout = timeout
         self.max_body_bytes = max_body_bytes
         #: Connections opened in all, and open now.
@@ -440,17 +475,27 @@ class Client:
         #: Exchanges in the order they were sent: with one timeout for all, the oldest are
         #: the first to run out of time, and one timer sweeps them (none per request).
         self._by_age: deque[_Exchange] = deque()
+        #: Exchanges with a timeout of their own, under way.
+        self._timed: set[_Exchange] = set()
         self._sweeper: asyncio.TimerHandle | None = None
         self._sweep_every = min(SWEEP_SECONDS, timeout / 10)
         #: Where every connection's reads land before they join its own buffer.
         self.landing = memoryview(bytearray(READ_BYTES))
 
-    def send(self, request: Prepared, done: Done) -> None:
-        """Write ``request`` now (or connect first); ``done`` is called once with the answer."""
+    def send(self, request: Prepared, done: Done, timeout: float | None = None) -> None:
+        """Write ``request`` now (or connect first); ``done`` is called once with the answer.
+
+        ``timeout``: this request's own limit instead of the client's (a timer of its own;
+        the client's limit is swept for all requests at once)."""
         exchange = _Exchange(request, done, self.loop.time())
-        self._by_age.append(exchange)
-        if self._sweeper is None:
-            self._sweeper = self.loop.call_later(self._sweep_every, self._sweep)
+        if timeout is None:
+            self._by_age.append(exchange)
+            if self._sweeper is None:
+                self._sweeper = self.loop.call_later(self._sweep_every, self._sweep)
+        else:
+            exchange.timeout = timeout
+            exchange.timer = self.loop.call_later(timeout, self._expire, exchange)
+            self._timed.add(exchange)
         idle = self._idle.get(request.endpoint)
         while idle:
             connection = idle.pop()
@@ -465,6 +510,11 @@ class Client:
             self._sweeper.cancel()
         for exchange in self._by_age:
             exchange.over = True
+        for exchange in list(self._timed):
+            exchange.over = True
+            if exchange.timer is not None:
+                exchange.timer.cancel()
+        self._timed.clear()
         for task in list(self._connecting):
             task.cancel()
         for connection in list(self._open_now):
@@ -523,13 +573,17 @@ class Client:
         if connection is not None and connection.exchange is exchange:
             connection.exchange = None
             connection.abort()
-        why = f"no complete response within {self.timeout:g}s (connect, headers and body)"
-        self._end(exchange, Answer(None, b"", why, 0, 0))
+        limit = self.timeout if exchange.timeout is None else exchange.timeout
+        why = f"no complete response within {limit:g}s (connect, headers and body)"
+        self._end(exchange, Answer(None, b"", why, 0, 0, timed_out=True))
 
     def _end(self, exchange: _Exchange, answer: Answer) -> None:
         if exchange.over:
             return
         exchange.over = True
+        if exchange.timer is not None:
+            exchange.timer.cancel()
+            self._timed.discard(exchange)
         answer.sent = exchange.sent
         answer.finished = self.loop.time()
         exchange.done(answer)

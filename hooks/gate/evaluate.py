@@ -61,7 +61,12 @@ log = logging.getLogger(__name__)
 #: the settings, the supervisor (to list the suites), the deadline, the runtime, progress.
 HandOff = Callable[..., None]
 
-_CONNECT_FAILURES = ("cannot connect", "connection timed out", "no complete response")
+_CONNECT_FAILURES = (
+    "cannot connect",
+    "cannot resolve the host name",
+    "connection timed out",
+    "no complete response",
+)
 
 
 def evaluate(

@@ -176,13 +176,15 @@ class _Runner:
             run.started = time.monotonic()
             if self.listener is not None:
                 self.listener.started(run.suite)
-            run.suite.run(
-                self.context(
-                    emit=partial(self.emit, run),
-                    expect=partial(self.expect, run),
-                    secret_origins=tuple(run.suite.secret_origins),
-                )
+            context = self.context(
+                emit=partial(self.emit, run),
+                expect=partial(self.expect, run),
+                secret_origins=tuple(run.suite.secret_origins),
             )
+            try:
+                run.suite.run(context)
+            finally:
+                context.close()
         except BaseException as exc:  # a suite must not end the worker's run, whatever it does
             log.error("suite %r raised %s: %s", run.suite.name, type(exc).__name__, exc)
             log.debug("traceback of suite %r\n%s", run.suite.name, traceback.format_exc())

@@ -14,8 +14,11 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
-from typing import IO, Any
+
+TYPE_CHECKING = False  # as in hooks/__init__.py: no typing import before the worker starts
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import IO, Any
 
 __all__ = [
     "end_spare",

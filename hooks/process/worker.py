@@ -149,7 +149,7 @@ def _preload() -> None:
     reported, where it is needed."""
     with contextlib.suppress(Exception):
         # on use: an import that fails is reported as this worker's error (a record), not an exit
-        import hooks.core.http
+        import hooks.core.fetch
         import hooks.process.runner
         import hooks.suites.http
         import hooks.suites.registry
@@ -160,7 +160,7 @@ def _preload() -> None:
 def prepare(setup: messages.Setup) -> Any:
     """Everything that does not need the plan: imports, and the catalog (catalog mode)."""
     # on use: an import that fails is reported as this worker's error (a record), not an exit
-    import hooks.core.http  # noqa: F401 - requests and urllib3, before the clock starts
+    import hooks.core.fetch  # noqa: F401 - the HTTP engine, before the clock starts
     from hooks.process.runner import run_suites  # noqa: F401
     from hooks.suites.registry import discover
 

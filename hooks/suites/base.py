@@ -50,6 +50,7 @@ from hooks.core.target import Target
 from hooks.core.yamlfile import load_document, validate
 
 if TYPE_CHECKING:
+    from hooks.core.fetch import Fetcher
     from hooks.core.http import CheckSession
 
 __all__ = [
@@ -130,6 +131,32 @@ class SuiteContext:
     #: Origins besides the target's this suite may send credentials to (its own
     #: ``secret_origins``).
     secret_origins: tuple[str, ...] = ()
+
+    @cached_property
+    def fetcher(self) -> Fetcher:
+        """Blocking requests to the target on the HTTP engine (declarative checks): the
+        session's rules, without its per-request cost."""
+        # on use: the engine loads in the workers that send requests, never in the hook's process
+        from hooks.core.fetch import Fetcher
+
+        return Fetcher(
+            self.target,
+            deployment_id=self.deployment.deployment_id,
+            deadline=self.deadline,
+            timeout=self.request_timeout,
+            max_body_bytes=self.max_body_bytes,
+            secret_origins=self.secret_origins,
+        )
+
+    def close(self) -> None:
+        """End the connections this run opened (its fetcher's and its session's, if used)."""
+        for name in ("fetcher", "session"):
+            opened = self.__dict__.get(name)
+            if opened is not None:
+                try:
+                    opened.close()
+                except Exception:  # closing must not fail a run that has ended
+                    log.debug("closing the %s failed", name, exc_info=True)
 
     @cached_property
     def session(self) -> CheckSession:

@@ -39,7 +39,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hooks.aws.discovery import explain
 from hooks.core.exceptions import ConfigError
 from hooks.core.results import CheckResult, Evidence, Status
 from hooks.core.yamlfile import located
@@ -213,7 +212,7 @@ class MetricsSuite(DeclaredSuite):
             values = self._query(client, window, dimensions, custom)
             states = self._alarm_states(client) if self.alarms else {}
         except Exception as exc:
-            error = explain("cloudwatch", _failing_operation(exc), exc)
+            error = _explain(exc)
             self.emit_each(ctx, Status.ERROR, f"cannot read CloudWatch: {error}")
             return
         duration = time.perf_counter() - started
@@ -246,7 +245,7 @@ class MetricsSuite(DeclaredSuite):
             if self.alarms:
                 client.describe_alarms(AlarmNames=self.alarms[:1], MaxRecords=1)
         except Exception as exc:
-            return str(explain("cloudwatch", _failing_operation(exc), exc))
+            return str(_explain(exc))
         return None
 
     def _dimensions(self, ctx: SuiteContext) -> tuple[dict[str, str], list[dict[str, str]]]:
@@ -418,6 +417,14 @@ def _timed(result: CheckResult, duration: float) -> CheckResult:
     from dataclasses import replace
 
     return replace(result, duration=duration)
+
+
+def _explain(exc: Exception) -> Exception:
+    """What went wrong calling CloudWatch, with the permission or setting to fix."""
+    # on use: every worker lists this kind; discovery's messages load only when they are said
+    from hooks.aws.discovery import explain
+
+    return explain("cloudwatch", _failing_operation(exc), exc)
 
 
 def _failing_operation(exc: Exception) -> str:

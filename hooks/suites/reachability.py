@@ -18,19 +18,19 @@ class ReachabilityCheck(Check):
     name = "target answers without a 5xx"
 
     def run(self, ctx: SuiteContext) -> CheckResult:
-        # on use: requests loads in the workers that send requests, never in the hook's process
-        from hooks.core.http import describe_error
+        # on use: the engine loads in the workers that send requests, never in the hook's process
+        from hooks.core.fetch import FetchError
 
         url = ctx.target.resolve("/")
         started = time.perf_counter()
         try:
-            response = ctx.session.get(url, allow_redirects=False)
-        except Exception as exc:
+            response = ctx.fetcher.request("GET", url)
+        except FetchError as exc:
             return CheckResult(
                 self.name,
                 Status.FAILED,
                 time.perf_counter() - started,
-                f"cannot reach {url}: {describe_error(exc)}",
+                f"cannot reach {url}: {exc}",
                 evidence=Evidence(f"GET {url}"),
             )
         duration = time.perf_counter() - started

@@ -139,9 +139,6 @@ class HttpCheck(Check):
     def _attempt(
         self, ctx: SuiteContext, scope: Mapping[str, str], attempt: int
     ) -> tuple[list[str], Evidence | None, Response | None]:
-        # on use: requests loads in the workers that send requests, never in the hook's process
-        from hooks.core.http import describe_error
-
         request, defaults, assertions = self.request, self.headers, self.assertions
         if self.templated:
             try:
@@ -154,9 +151,9 @@ class HttpCheck(Check):
             )
         except NoProductionUrlError as exc:
             return [str(exc)], None, None
-        except _SendError as exc:  # requests' errors: refused, timeout, TLS...
+        except _SendError as exc:  # no response: refused, timeout, TLS...
             return (
-                [f"request failed: {describe_error(exc.cause)}"],
+                [f"request failed: {exc.why}"],
                 Evidence(exc.line, attempts=attempt),
                 None,
             )
@@ -180,30 +177,32 @@ class HttpCheck(Check):
         query = request.get("query")
         shown = f"{url}{'&' if '?' in url else '?'}{urlencode(query, doseq=True)}" if query else url
         line = f"{method} {shown}"
+        # on use: the engine loads in the workers that send requests, never in the hook's process
+        from hooks.core.fetch import FetchError
+
         t0 = time.perf_counter()
         try:
-            raw = ctx.session.request(
+            raw = ctx.fetcher.request(
                 method,
                 url,
-                params=request.get("query"),
+                query=request.get("query"),
                 headers=headers or None,
                 json=request.get("json"),
-                data=request.get("body"),
+                body=request.get("body"),
                 timeout=self.timeout,
                 allow_redirects=request.get("allow_redirects", False),
                 max_body_bytes=request.get("max_body_bytes"),
             )
-        except Exception as exc:
-            raise _SendError(line, exc) from exc
+        except FetchError as exc:
+            raise _SendError(line, str(exc)) from exc
+        except Exception as exc:  # what the request's own arguments make of it
+            raise _SendError(line, f"{type(exc).__name__}: {exc}") from exc
         return line, raw, (time.perf_counter() - t0) * 1000
 
     def _run_compare(
         self, ctx: SuiteContext, scope: Mapping[str, str], spec: Compare, started: float
     ) -> CheckResult:
         """Blue and green, the same request each; a difference fails the check."""
-        # on use: requests loads in the workers that send requests, never in the hook's process
-        from hooks.core.http import describe_error
-
         request, defaults, assertions = self.request, self.headers, self.assertions
         if self.templated:
             try:
@@ -227,7 +226,7 @@ class HttpCheck(Check):
         except NoProductionUrlError as exc:
             failures, summary = [f"compare needs the production URL: {exc}"], ""
         except _SendError as exc:
-            failures, summary = [f"request failed: {exc.line}: {describe_error(exc.cause)}"], ""
+            failures, summary = [f"request failed: {exc.line}: {exc.why}"], ""
         if first_green and self.request.get("assert") is not None:
             raw, millis = first_green[0]
             response = Response(raw.status_code, raw.headers, lambda: raw.text, millis)
@@ -290,10 +289,10 @@ class HttpCheck(Check):
 class _SendError(Exception):
     """A request that got no response: its line, and why."""
 
-    def __init__(self, line: str, cause: BaseException) -> None:
+    def __init__(self, line: str, why: str) -> None:
         super().__init__(line)
         self.line = line
-        self.cause = cause
+        self.why = why
 
 
 def _text(value: Any) -> str:

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from hooks.core import redact
 from hooks.core.http_rules import CERT_HINT, credential_refusal
@@ -54,6 +54,8 @@ __all__ = [
 READ_BYTES = 256 * 1024
 #: Most seconds between two sweeps for requests out of time (a tenth of the timeout, if less).
 SWEEP_SECONDS = 0.05
+#: Characters of a URL's path and query sent as they are (``requests.utils.requote_uri``'s).
+_URL_SAFE = "!#$%&'()*+,/:;=?@[]~"
 #: Largest status line and headers read before the response is called malformed.
 MAX_HEAD_BYTES = 64 * 1024
 
@@ -165,9 +167,11 @@ def prepare(
     named = {k.lower() for k in merged}
     if here in target_origins and first_origin in (None, here):
         merged.update({k: v for k, v in own.items() if k.lower() not in named})
-    path = parts.path or "/"
+    # As browsers and requests write them: what cannot go on the wire (spaces, non-ASCII)
+    # percent-encoded, what already is kept.
+    path = quote(parts.path or "/", safe=_URL_SAFE)
     extra = urlencode(_query(query), doseq=True) if query else ""
-    target_query = "&".join(q for q in (parts.query, extra) if q)
+    target_query = "&".join(q for q in (quote(parts.query, safe=_URL_SAFE), extra) if q)
     path = f"{path}?{target_query}" if target_query else path
     payload: bytes | None
     if json_body is not None:

@@ -35,4 +35,8 @@ class TargetedSuite(Suite):
 
     def run(self, ctx: SuiteContext) -> None:
         target = dataclasses.replace(ctx.target, url=self.url)
-        self.inner.run(dataclasses.replace(ctx, target=target))
+        own = dataclasses.replace(ctx, target=target)
+        try:
+            self.inner.run(own)
+        finally:
+            own.close()  # its connections to this task

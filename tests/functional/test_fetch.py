@@ -330,3 +330,39 @@ def test_proxies_and_netrc_are_honoured(
     assert "Authorization" not in seen[0][2]
     assert seen[1][2]["Authorization"] == "Basic b3BzOnMzY3JldA=="
     redact.reset()
+
+
+def test_a_path_with_spaces_or_non_ascii_is_sent_percent_encoded(fetcher_for: Any) -> None:
+    seen, handle = recorder({})
+    with http_server(handle) as url:
+        fetcher = fetcher_for(Target(url))
+        fetcher.request(
+            "GET",
+            f"{url}/caf\u00e9 menu?q=cr\u00e8me br\u00fbl\u00e9e&x=%2F",
+            query={"n": "\u00e9 1"},
+        )
+        fetcher.request("GET", f"{url}/already%20encoded#fragment")
+    assert [s[1] for s in seen] == [
+        "/caf%C3%A9%20menu?q=cr%C3%A8me%20br%C3%BBl%C3%A9e&x=%2F&n=%C3%A9+1",
+        "/already%20encoded",
+    ]
+
+
+def test_requests_share_keep_alive_connections_until_closed() -> None:
+    ports: list[int] = []
+
+    def handle(handler: BaseHTTPRequestHandler) -> None:
+        ports.append(handler.client_address[1])
+        handler.send_response(204)
+        handler.end_headers()
+
+    with http_server(handle) as url:
+        fetcher = Fetcher(Target(url))
+        for _ in range(3):
+            assert fetcher.request("GET", f"{url}/").status_code == 204
+        fetcher.close()
+        other = Fetcher(Target(url))
+        assert other.request("GET", f"{url}/").status_code == 204
+        other.close()
+    assert len(set(ports[:3])) == 1  # one connection for the three
+    assert ports[3] != ports[0]  # a new fetcher, a new connection

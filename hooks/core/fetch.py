@@ -17,6 +17,8 @@ The rules are those of :mod:`hooks.core.http` (the session pytest and OpenAPI su
   credential there is refused.
 - **Credentials and names**: the plan's headers and the ``Host`` override go to the
   target's origins only (:func:`hooks.core.wire.prepare`).
+- **Cookies** the target sets are kept (one jar per fetcher, so per suite run, as a
+  ``requests`` session keeps them) and sent back where their domain and path say.
 
 A proxy (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY`` and ``NO_PROXY``) or a ``~/.netrc``
 entry for the origin is honoured by sending that request through the checks' session
@@ -34,7 +36,7 @@ import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from functools import cached_property
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from hooks.core import wire
 from hooks.core.deadline import Deadline
@@ -76,17 +78,27 @@ class Headers(Mapping[str, str]):
 
     def __init__(self, head: bytes) -> None:
         found: dict[str, tuple[str, str]] = {}
+        #: Every field as received, in order (``Set-Cookie`` cannot be joined).
+        self.fields: list[tuple[str, str]] = []
         for line in head.decode("latin-1").split("\r\n")[1:]:
             name, colon, value = line.partition(":")
             if not colon:
                 continue
             name, value = name.strip(), value.strip()
+            self.fields.append((name, value))
             key = name.lower()
             if key in found:
                 value = f"{found[key][1]}, {value}"
                 name = found[key][0]
             found[key] = (name, value)
         self._fields = found
+
+    def get_all(self, name: str, default: Any = None) -> list[str] | Any:
+        """Every value of the field ``name``, one per line received (``email.message``'s
+        method, which :mod:`http.cookiejar` reads ``Set-Cookie`` with)."""
+        key = name.lower()
+        values = [v for n, v in self.fields if n.lower() == key]
+        return values or default
 
     def __getitem__(self, name: str) -> str:
         return self._fields[name.lower()][1]
@@ -177,6 +189,8 @@ class Fetcher:
         #: The engine's clients of this fetcher by body cap (touched on the loop only).
         self._clients: dict[int, wire.Client] = {}
         self._session: Any = None
+        #: Cookies the target set, sent back as a browser would (made on the first one).
+        self._jar: Any = None
         self._session_lock = threading.Lock()
         self._indirect: dict[str, bool] = {}
 
@@ -210,13 +224,14 @@ class Fetcher:
         first = origin(url)
         history: list[Reply] = []
         while True:
+            hop = self._with_cookies(url, given)
             try:
                 prepared = wire.prepare(
                     self.target,
                     method,
                     url,
                     deployment_id=self.deployment_id,
-                    headers=given,
+                    headers=hop,
                     query=query,
                     json_body=json,
                     body=body,
@@ -235,6 +250,8 @@ class Fetcher:
                     else answer.error or "no answer"
                 )
             head = Headers(answer.head)
+            if head.get_all("Set-Cookie"):
+                self._keep_cookies(url, head)
             reply = Reply(answer.status, head, _decoded(answer, cap), url, tuple(history))
             location = head.get("Location")
             if not allow_redirects or answer.status not in REDIRECTS or not location:
@@ -249,6 +266,27 @@ class Fetcher:
                 json = body = None
             if origin(url) != first:
                 given = {k: v for k, v in given.items() if k.lower() in CROSS_ORIGIN_SAFE}
+
+    def _with_cookies(self, url: str, headers: dict[str, str]) -> dict[str, str]:
+        """``headers`` and the cookies the jar holds for ``url`` (unless the check sets
+        ``Cookie`` itself)."""
+        jar = self._jar
+        if jar is None or any(k.lower() == "cookie" for k in headers):
+            return headers
+        asked = _CookieRequest(url)
+        jar.add_cookie_header(asked)
+        cookie = asked.headers.get("Cookie")
+        return {**headers, "Cookie": cookie} if cookie else headers
+
+    def _keep_cookies(self, url: str, headers: Headers) -> None:
+        if self._jar is None:
+            # on use: only for a target that sets cookies
+            from http.cookiejar import CookieJar
+
+            with self._session_lock:
+                if self._jar is None:
+                    self._jar = CookieJar()
+        self._jar.extract_cookies(_CookieResponse(headers), _CookieRequest(url))
 
     def close(self) -> None:
         """End this fetcher's connections (requests under way fail)."""
@@ -346,6 +384,57 @@ class Fetcher:
         return Reply(raw.status_code, raw.headers, raw.content, raw.url)
 
 
+class _CookieRequest:
+    """What :class:`http.cookiejar.CookieJar` reads of a request (``urllib.request.Request``'s
+    shape), and where it writes the ``Cookie`` header."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.full_url = url
+        self.type = parts.scheme
+        self.host = parts.netloc
+        self.origin_req_host = parts.hostname or ""
+        self.unverifiable = False
+        self.headers: dict[str, str] = {}
+
+    def get_full_url(self) -> str:
+        return self.full_url
+
+    def get_host(self) -> str:
+        return self.host
+
+    def get_type(self) -> str:
+        return self.type
+
+    def get_origin_req_host(self) -> str:
+        return self.origin_req_host
+
+    def is_unverifiable(self) -> bool:
+        return False
+
+    def has_header(self, name: str) -> bool:
+        return name.capitalize() in self.headers
+
+    def get_header(self, name: str, default: str | None = None) -> str | None:
+        return self.headers.get(name.capitalize(), default)
+
+    def header_items(self) -> list[tuple[str, str]]:
+        return list(self.headers.items())
+
+    def add_unredirected_header(self, name: str, value: str) -> None:
+        self.headers[name.capitalize()] = value
+
+
+class _CookieResponse:
+    """What :class:`http.cookiejar.CookieJar` reads of a response: its header fields."""
+
+    def __init__(self, headers: Headers) -> None:
+        self._headers = headers
+
+    def info(self) -> Headers:
+        return self._headers
+
+
 def _out_of_time(limit: float) -> str:
     return f"no complete response within {limit:g}s (connect, headers and body)"
 
@@ -371,7 +460,6 @@ def _proxied(url: str) -> bool:
     if not any(k.lower().endswith("_proxy") and k.lower() != "no_proxy" for k in os.environ):
         return False
     # on use: only when a proxy variable is set
-    from urllib.parse import urlsplit
     from urllib.request import (  # type: ignore[attr-defined]
         getproxies_environment,
         proxy_bypass_environment,
@@ -391,7 +479,6 @@ def _in_netrc(url: str) -> bool:
         return False
     # on use: only when a netrc file exists
     import netrc
-    from urllib.parse import urlsplit
 
     try:
         return netrc.netrc(path).authenticators(urlsplit(url).hostname or "") is not None

@@ -366,3 +366,42 @@ def test_requests_share_keep_alive_connections_until_closed() -> None:
         other.close()
     assert len(set(ports[:3])) == 1  # one connection for the three
     assert ports[3] != ports[0]  # a new fetcher, a new connection
+
+
+def test_cookies_the_target_sets_go_back_to_it_and_nowhere_else(fetcher_for: Any) -> None:
+    """A login that sets a cookie (here on a redirect, as most do) opens the pages that ask
+    for it, as in a browser; a check that sets ``Cookie`` itself sends its own."""
+    other_seen, other = recorder({"/": (200, {}, b"")})
+
+    def site(handler: BaseHTTPRequestHandler) -> None:
+        handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+        cookie = handler.headers.get("Cookie")
+        if handler.path == "/login":
+            status, headers, body = (
+                302,
+                {"Set-Cookie": "sid=abc123; Path=/; HttpOnly", "Location": "/home"},
+                b"",
+            )
+        elif handler.path == "/prefs":
+            status, headers, body = 200, {"Set-Cookie": "theme=dark; Path=/prefs"}, b""
+        else:
+            status, headers, body = (200, {}, cookie.encode()) if cookie else (401, {}, b"")
+        handler.send_response(status)
+        for name, value in headers.items():
+            handler.send_header(name, value)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    with http_server(site) as url, http_server(other, "127.0.0.2") as elsewhere:
+        fetcher = fetcher_for(Target(url), secret_origins=[elsewhere])
+        assert fetcher.request("GET", f"{url}/me").status_code == 401
+        home = fetcher.request("POST", f"{url}/login", body="u=a", allow_redirects=True)
+        assert (home.status_code, home.text) == (200, "sid=abc123")
+        fetcher.request("GET", f"{url}/prefs")
+        assert fetcher.request("GET", f"{url}/me").text == "sid=abc123"  # theme: /prefs only
+        assert (
+            fetcher.request("GET", f"{url}/me", headers={"Cookie": "sid=mine"}).text == "sid=mine"
+        )
+        fetcher.request("GET", f"{elsewhere}/")
+    assert "Cookie" not in other_seen[0][2]

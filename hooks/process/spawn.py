@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from typing import IO, Any
 
 __all__ = [
+    "WORKER_MAIN",
+    "WORKER_MODULE",
     "end_spare",
     "holds_pytest_files",
     "interpreter_flags",
@@ -60,12 +62,20 @@ def interpreter_flags() -> list[str]:
     return [flag for flag, on in (("-S", sys.flags.no_site), ("-s", sys.flags.no_user_site)) if on]
 
 
+#: How a worker process starts: with no garbage collection while it imports and loads its
+#: suites (a tenth of its cold start; what it makes then lives as long as it does), which
+#: :func:`hooks.process.worker.main` turns on again before a suite runs; ``-c`` rather
+#: than ``-m hooks.process.worker`` also spares it runpy's imports.
+WORKER_MODULE = "hooks.process.worker"
+WORKER_MAIN = f"import gc; gc.disable(); from {WORKER_MODULE} import main; main()"
+
+
 def launch(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], IO[bytes]]:
     """A worker process, waiting for its set-up on stdin, and the read end of its records."""
     read_fd, write_fd = os.pipe()
     try:
         process = subprocess.Popen(
-            [sys.executable, *interpreter_flags(), "-m", "hooks.process.worker", str(write_fd)],
+            [sys.executable, *interpreter_flags(), "-c", WORKER_MAIN, str(write_fd)],
             stdin=subprocess.PIPE,
             stdout=2,  # suites that print do not reach the record pipe
             pass_fds=(write_fd,),
@@ -81,7 +91,7 @@ def launch(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], IO[bytes]]:
 
 
 def launch_fork_server(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], Any]:
-    """The fork server (``python -m hooks.process.worker --fork-server``) and our end of its
+    """The fork server (:data:`WORKER_MAIN` with ``--fork-server``) and our end of its
     socket."""
     import socket
 
@@ -91,8 +101,8 @@ def launch_fork_server(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], An
             [
                 sys.executable,
                 *interpreter_flags(),
-                "-m",
-                "hooks.process.worker",
+                "-c",
+                WORKER_MAIN,
                 "--fork-server",
                 str(theirs.fileno()),
             ],

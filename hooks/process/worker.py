@@ -1,6 +1,8 @@
 """The worker process: loads and runs suites for a supervisor, streaming results.
 
-Started as ``python -m hooks.process.worker FD``; reads two JSON lines on standard input and
+Started as ``python -c WORKER_MAIN FD`` (:data:`hooks.process.spawn.WORKER_MAIN`, which is
+``python -m hooks.process.worker FD`` with garbage collection off until the suites are
+loaded); reads two JSON lines on standard input and
 writes :mod:`hooks.process.messages` records to the pipe ``FD``. The first line prepares (memory
 limit, logging, the suites directory): the supervisor starts the worker as the invocation
 begins, so its imports and suite loading overlap the plan and discovery. The second line
@@ -19,6 +21,7 @@ Two modes:
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -428,6 +431,7 @@ def _serve(
                 own = sum(needs_own_worker(s) for s in prepared.suites)
                 writer.send(messages.Prepared(own))
         job = read_job()
+        gc.enable()  # off while the process started (spawn.WORKER_MAIN): suites run with it
         if job is not None:
             deadline = Deadline(time.monotonic() + job.deadline_in)
             limit_memory(job.memory_mb, job.concurrency)
@@ -475,7 +479,6 @@ MAX_FORK_REQUEST = 4 * 1024 * 1024
 
 
 def _fork_server(sock_fd: int) -> NoReturn:
-    import gc
     import selectors
     import signal
     import socket

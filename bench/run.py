@@ -523,6 +523,7 @@ def main() -> int:
         version = sys.version.split()[0]
         print(f"building the artifact (make lambda-artifact, Python {version})...", flush=True)
         hook = Hook(build_artifact(root))
+        c = 16  # the default concurrency, for every section that does not set its own
 
         # 1. Verdict latency: 200 checks x 50 ms at the default concurrency, cold.
         if wanted("latency"):
@@ -570,7 +571,7 @@ def main() -> int:
 
         # 2. Overhead on the default (concurrent) path: 2,000 instant checks.
         if wanted("overhead"):
-            n, c = 2000, 16
+            n = 2000
             suites = yaml_suite(root, n)
             with server(0.0) as url:
                 g, t = interleave(
@@ -645,7 +646,7 @@ def main() -> int:
 
         # 5. Cold start: handler entry to the first request on the wire, against import boto3.
         if wanted("cold"):
-            suites, c = yaml_suite(root, 1), 16
+            suites = yaml_suite(root, 1)
             with server(0.0) as url:
                 first_request(url)
 

@@ -378,3 +378,27 @@ def test_the_fork_servers_pytest_warm_up_runs_its_fixtures() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("forked", [True, False])
+def test_suites_run_with_garbage_collection_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forked: bool
+) -> None:
+    """Workers start with collection off (their imports and suite loading make objects that
+    live as long as they do); every suite, forked or in a worker started afresh, runs with
+    it on again."""
+    if not forked:
+
+        def cannot_start(self: ForkServer) -> None:
+            raise OSError("no fork here")
+
+        monkeypatch.setattr(ForkServer, "__init__", cannot_start)
+    suites = tmp_path / "suites"
+    suites.mkdir()
+    (suites / "test_collects.py").write_text(
+        "import gc\n\ndef test_collection_is_on():\n    assert gc.isenabled()\n"
+    )
+    with http_server(InFlight(0)) as url:
+        run, results = _run(suites, url, ["collects"])
+    assert [(r.name, r.passed) for r in results] == [("collects", True)]
+    assert (run.forks is not None) is forked

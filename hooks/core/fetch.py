@@ -27,7 +27,6 @@ instead, as before: the engine itself connects directly.
 
 from __future__ import annotations
 
-import asyncio
 import json as jsonlib
 import os
 import threading
@@ -49,6 +48,7 @@ from hooks.core.http_rules import (
     redirected_method,
     too_large,
 )
+from hooks.core.reactor import Reactor
 from hooks.core.target import Target, origin
 
 __all__ = [
@@ -152,16 +152,16 @@ class Reply:
 # ---- the engine's loop: one thread per process ----
 
 _engine_lock = threading.Lock()
-_engine: tuple[int, asyncio.AbstractEventLoop] | None = None
+_engine: tuple[int, Reactor] | None = None
 
 
-def _loop() -> asyncio.AbstractEventLoop:
+def _loop() -> Reactor:
     """The process's engine loop, started on first use (again in a forked child)."""
     global _engine
     with _engine_lock:
         if _engine is None or _engine[0] != os.getpid():
-            loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name="greenlight-http", daemon=True).start()
+            loop = Reactor()
+            threading.Thread(target=loop.run, name="greenlight-http", daemon=True).start()
             _engine = (os.getpid(), loop)
         return _engine[1]
 
@@ -291,7 +291,7 @@ class Fetcher:
     def close(self) -> None:
         """End this fetcher's connections (requests under way fail)."""
         loop = _engine[1] if _engine is not None and _engine[0] == os.getpid() else None
-        if loop is not None and not loop.is_closed():
+        if loop is not None and not loop.closed:
             clients, self._clients = self._clients, {}
 
             def close_all() -> None:

@@ -1,9 +1,10 @@
-"""HTTP/1.1 on asyncio, near the metal: the engine the load generator sends with.
+"""HTTP/1.1 near the metal: the engine the load generator and the YAML checks send with.
 
 A request is prepared once — its bytes, where it goes, its TLS settings — and sent many
 times. :meth:`Client.send` writes it at once on an idle keep-alive connection (or opens one)
-and calls back when the whole response has arrived, failed or run out of time: no thread,
-task or future per request, so a request costs a write, a read and a parse.
+and calls back when the whole response has arrived, failed or run out of time. It runs on a
+:class:`~hooks.core.reactor.Reactor`, with no thread, task, future, transport or protocol per
+request: a request costs a ``send``, a readiness event, a ``recv_into`` and a parse.
 
 - **Time.** A request's time runs from the moment it is handed to :meth:`Client.send`
   (connecting included, when no connection is idle) to its last byte; its timeout bounds
@@ -21,21 +22,26 @@ Proxies and ``~/.netrc`` do not apply here: the engine connects to the target di
 
 from __future__ import annotations
 
-import asyncio
+import errno
 import json
 import os
 import socket
-import ssl
+import sys
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from hooks.core import redact
 from hooks.core.http_rules import CERT_HINT, credential_refusal
+from hooks.core.reactor import READ, WRITE, Reactor, Timer
 from hooks.core.target import Target, origin
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = [
     "MAX_HEAD_BYTES",
@@ -106,6 +112,8 @@ class Answer:
 def tls_context(verify: bool, ca_bundle: str | None) -> ssl.SSLContext:
     """A client context: the bundle given, else ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``,
     else certifi's (as :mod:`hooks.core.http` verifies), else the system's."""
+    import ssl  # on use: HTTPS only (some 7 ms on a cold start)
+
     context = ssl.create_default_context()
     if not verify:
         context.check_hostname = False
@@ -234,9 +242,10 @@ def _endpoint(host: str, port: int, tls: ssl.SSLContext | None, name: str | None
 
 def describe_failure(exc: BaseException) -> str:
     """A short, specific message for a connection that failed (refused, TLS, name...)."""
-    if isinstance(exc, ssl.SSLCertVerificationError):
+    ssl = sys.modules.get("ssl")  # loaded if TLS was used, so if it can have failed
+    if ssl is not None and isinstance(exc, ssl.SSLCertVerificationError):
         return f"TLS certificate verification failed: {exc.verify_message or exc}{CERT_HINT}"
-    if isinstance(exc, ssl.SSLError):
+    if ssl is not None and isinstance(exc, ssl.SSLError):
         return f"TLS error: {exc}"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
@@ -255,59 +264,110 @@ class _Exchange:
     request: Prepared
     done: Done
     sent: float
-    connecting: asyncio.Task[None] | None = None
+    connecting: _Opening | None = None
     connection: _Connection | None = None
     retried: bool = False
     over: bool = False
     #: Its own time limit (:meth:`Client.send`'s ``timeout``), else the client's.
     timeout: float | None = None
-    timer: asyncio.TimerHandle | None = None
+    timer: Timer | None = None
 
 
 _UNTIL_CLOSE = -1
 _CHUNKED = -2
+#: What a socket raises when it has nothing to give or take now (TLS adds its own two).
+_NOT_NOW: tuple[type[OSError], ...] = (BlockingIOError, InterruptedError)
 
 
-@dataclass(eq=False)
-class _Connection(asyncio.BufferedProtocol):
-    client: Client
-    endpoint: Endpoint
-    transport: asyncio.Transport | None = None
-    buffer: bytearray = field(default_factory=bytearray)
-    exchange: _Exchange | None = None
-    used: int = 0
-    closed: bool = False
-    # The response being read.
-    status: int | None = None
-    remaining: int = 0
-    keep_alive: bool = True
-    encoding: str = ""
-    head: bytes = b""
-    body: bytearray = field(default_factory=bytearray)
-    received: bool = False
+def _not_now() -> tuple[type[OSError], ...]:
+    ssl = sys.modules.get("ssl")
+    return _NOT_NOW if ssl is None else (*_NOT_NOW, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+
+class _Connection:
+    """One keep-alive connection: writes a request, reads and parses its response."""
+
+    def __init__(self, client: Client, endpoint: Endpoint, sock: socket.socket) -> None:
+        self.client = client
+        self.endpoint = endpoint
+        self.sock = sock
+        self.tls = endpoint.tls is not None
+        self.buffer = bytearray()
+        self.exchange: _Exchange | None = None
+        self.used = 0
+        self.closed = False
+        self.unsent: memoryview | None = None
+        # The response being read.
+        self.status: int | None = None
+        self.remaining = 0
+        self.keep_alive = True
+        self.encoding = ""
+        self.head = b""
+        self.body = bytearray()
+        self.received = False
+        client.loop.watch(sock, READ, self._ready)
 
     def start(self, exchange: _Exchange) -> None:
-        assert self.transport is not None
         self.exchange, exchange.connection = exchange, self
         self.status, self.received = None, False
         self.body = bytearray()
         self.used += 1
-        self.transport.write(exchange.request.data)
+        data = exchange.request.data
+        try:
+            sent = self.sock.send(data)
+        except _not_now():
+            sent = 0
+        except OSError as exc:
+            self._lost(exc)
+            return
+        if sent < len(data):  # the rest when the socket can take it
+            self.unsent = memoryview(data)[sent:]
+            self.client.loop.watch(self.sock, READ | WRITE, self._ready)
 
-    def get_buffer(self, sizehint: int) -> memoryview:
-        # Every read lands in the client's one buffer (the loop reads one socket at a time
-        # and hands the bytes over at once): no allocation per read.
-        return self.client.landing
+    def _ready(self, events: int) -> None:
+        if events & WRITE and self.unsent is not None:
+            self._flush()
+        if events & READ and not self.closed:
+            self._readable()
 
-    def buffer_updated(self, nbytes: int) -> None:
+    def _flush(self) -> None:
+        assert self.unsent is not None
+        try:
+            sent = self.sock.send(self.unsent)
+        except _not_now():
+            return
+        except OSError as exc:
+            self._lost(exc)
+            return
+        self.unsent = self.unsent[sent:] if sent < len(self.unsent) else None
+        if self.unsent is None:
+            self.client.loop.watch(self.sock, READ, self._ready)
+
+    def _readable(self) -> None:
+        landing = self.client.landing
+        while True:
+            try:
+                size = self.sock.recv_into(landing)
+            except _not_now():
+                return
+            except OSError as exc:
+                self._lost(exc)
+                return
+            if not size:
+                self._lost(None)
+                return
+            self._arrived(size)
+            # TLS hands over one record a read and keeps the rest decrypted inside, where
+            # the selector cannot see it: read on until it says there is nothing.
+            if not self.tls or self.closed:
+                return
+
+    def _arrived(self, size: int) -> None:
         if self.exchange is None:  # nothing was asked: a server that talks out of turn
             self.abort()
             return
         self.received = True
-        self.buffer += self.client.landing[:nbytes]
+        self.buffer += self.client.landing[:size]
         try:
             self._read()
         except _TooLarge as exc:
@@ -315,12 +375,11 @@ class _Connection(asyncio.BufferedProtocol):
         except ValueError as exc:
             self._fail(f"malformed response: {exc}")
 
-    def eof_received(self) -> bool:
-        return False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self.client._forget(self)
+    def _lost(self, exc: BaseException | None) -> None:
+        """The server closed the connection, or it broke."""
+        if self.closed:
+            return
+        self.abort()
         exchange = self.exchange
         if exchange is None or exchange.over:
             return
@@ -370,17 +429,21 @@ class _Connection(asyncio.BufferedProtocol):
             return  # an interim answer (100 Continue, 103 Early Hints): the final one follows
         self.head = head
         fields = head[line_end:].lower() if line_end >= 0 else b""
+        # A field is looked for only if it is there (``in`` is one scan, in C).
         length = _field(fields, b"\r\ncontent-length:")
-        connection = _field(fields, b"\r\nconnection:")
+        connection = _field(fields, b"\r\nconnection:") if b"\r\nconnection:" in fields else None
         self.status = status
-        self.encoding = (_field(fields, b"\r\ncontent-encoding:") or b"").decode("latin-1")
+        coding = _field(fields, b"\r\ncontent-encoding:") if b"encoding:" in fields else None
+        self.encoding = coding.decode("latin-1") if coding else ""
         self.keep_alive = (
             connection != b"close" if version == b"HTTP/1.1" else connection == b"keep-alive"
         )
         assert self.exchange is not None
         if self.exchange.request.head or status in (204, 304) or status < 200:
             self.remaining = 0
-        elif (_field(fields, b"\r\ntransfer-encoding:") or b"").endswith(b"chunked"):
+        elif b"\r\ntransfer-encoding:" in fields and (
+            _field(fields, b"\r\ntransfer-encoding:") or b""
+        ).endswith(b"chunked"):
             self.remaining = _CHUNKED
         elif length is not None:
             size = int(length)
@@ -436,9 +499,13 @@ class _Connection(asyncio.BufferedProtocol):
             self.client._end(exchange, Answer(None, b"", why, 0, 0, too_large=too_large))
 
     def abort(self) -> None:
+        """Close at once, without a callback."""
+        if self.closed:
+            return
         self.closed = True
-        if self.transport is not None:
-            self.transport.abort()
+        self.client.loop.unwatch(self.sock)
+        self.sock.close()
+        self.client._forget(self)
 
 
 def _field(fields: bytes, name: bytes) -> bytes | None:
@@ -456,32 +523,142 @@ class _TooLarge(ValueError):
         super().__init__(f"a body of {size} bytes or more is over the cap")
 
 
+class _Opening:
+    """A new connection for an exchange: the name resolved (on a thread, unless it is an
+    address), each address tried in turn, then the TLS handshake; :meth:`cancel` stops it."""
+
+    def __init__(self, client: Client, exchange: _Exchange) -> None:
+        self.client = client
+        self.exchange = exchange
+        self.endpoint = exchange.request.endpoint
+        self.sock: socket.socket | None = None
+        self.addresses: list[tuple[int, Any]] = []
+        self.error: BaseException | None = None
+        self.cancelled = False
+        host, port = self.endpoint.host, self.endpoint.port
+        for family in (socket.AF_INET, socket.AF_INET6):
+            try:
+                socket.inet_pton(family, host)
+            except OSError:
+                continue
+            self.addresses = [(family, (host, port))]
+            # On the next turn: even a connect that fails at once answers after send returns.
+            client.loop.call_soon(self._next)
+            return
+        threading.Thread(target=self._resolve, name="greenlight-resolve", daemon=True).start()
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        self._drop()
+
+    def _resolve(self) -> None:  # on its own thread: getaddrinfo blocks
+        try:
+            found = socket.getaddrinfo(
+                self.endpoint.host, self.endpoint.port, type=socket.SOCK_STREAM
+            )
+        except OSError as exc:
+            self.client.loop.call_soon_threadsafe(self._failed, exc)
+            return
+        addresses = [(family, address) for family, _, _, _, address in found]
+        self.client.loop.call_soon_threadsafe(self._resolved, addresses)
+
+    def _resolved(self, addresses: list[tuple[int, Any]]) -> None:
+        self.addresses = addresses
+        self._next()
+
+    def _next(self) -> None:
+        """Connect to the next address; fail with the last error when none is left."""
+        self._drop()
+        if self.cancelled:
+            return
+        if not self.addresses:
+            self._failed(self.error or OSError("the name has no address"))
+            return
+        family, address = self.addresses.pop(0)
+        sock = self.sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        code = sock.connect_ex(address)
+        if code and code not in (errno.EINPROGRESS, errno.EWOULDBLOCK):
+            self.error = OSError(code, os.strerror(code))
+            self._next()
+            return
+        self.client.loop.watch(sock, WRITE, self._connected)
+
+    def _connected(self, events: int) -> None:
+        assert self.sock is not None
+        code = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code:
+            self.error = OSError(code, os.strerror(code))
+            self._next()
+            return
+        if self.endpoint.tls is None:
+            self._done()
+            return
+        try:
+            self.sock = self.endpoint.tls.wrap_socket(
+                self.sock,
+                server_hostname=self.endpoint.server_hostname,
+                do_handshake_on_connect=False,
+            )
+        except OSError as exc:
+            self._failed(exc)
+            return
+        self._handshake(0)
+
+    def _handshake(self, events: int) -> None:
+        import ssl  # on use: only for HTTPS, whose context already loaded it
+
+        assert self.sock is not None
+        loop = self.client.loop
+        try:
+            self.sock.do_handshake()  # type: ignore[attr-defined]
+        except ssl.SSLWantReadError:
+            loop.watch(self.sock, READ, self._handshake)
+        except ssl.SSLWantWriteError:
+            loop.watch(self.sock, WRITE, self._handshake)
+        except OSError as exc:  # SSLError, a certificate refused, a reset
+            self._failed(exc)
+        else:
+            self._done()
+
+    def _done(self) -> None:
+        sock, self.sock = self.sock, None
+        assert sock is not None
+        self.client._opened(self.exchange, _Connection(self.client, self.endpoint, sock))
+
+    def _failed(self, exc: BaseException) -> None:
+        self._drop()
+        if not self.cancelled:
+            self.client._end(self.exchange, Answer(None, b"", describe_failure(exc), 0, 0))
+
+    def _drop(self) -> None:
+        if self.sock is not None:
+            self.client.loop.unwatch(self.sock)
+            self.sock.close()
+            self.sock = None
+
+
 class Client:
     """Sends prepared requests on keep-alive connections; one callback per request, always:
     an answer, a failure or the timeout, whichever comes first."""
 
-    def __init__(
-        self,
-        *,
-        timeout: float,
-        max_body_bytes: int,
-        loop: asyncio.AbstractEventLoop | None = None,
-    ) -> None:
-        """On ``loop`` (by default the running one), whose thread alone may call it."""
-        self.loop = loop or asyncio.get_running_loop()
+    def __init__(self, *, timeout: float, max_body_bytes: int, loop: Reactor) -> None:
+        """On ``loop``, whose thread alone may call it."""
+        self.loop = loop
         self.timeout = timeout
         self.max_body_bytes = max_body_bytes
         #: Connections opened in all, and open now.
         self.opened = 0
         self._idle: dict[Endpoint, list[_Connection]] = {}
         self._open_now: set[_Connection] = set()
-        self._connecting: set[asyncio.Task[None]] = set()
+        self._opening: set[_Opening] = set()
         #: Exchanges in the order they were sent: with one timeout for all, the oldest are
         #: the first to run out of time, and one timer sweeps them (none per request).
         self._by_age: deque[_Exchange] = deque()
         #: Exchanges with a timeout of their own, under way.
         self._timed: set[_Exchange] = set()
-        self._sweeper: asyncio.TimerHandle | None = None
+        self._sweeper: Timer | None = None
         self._sweep_every = min(SWEEP_SECONDS, timeout / 10)
         #: Where every connection's reads land before they join its own buffer.
         self.landing = memoryview(bytearray(READ_BYTES))
@@ -519,34 +696,21 @@ class Client:
             if exchange.timer is not None:
                 exchange.timer.cancel()
         self._timed.clear()
-        for task in list(self._connecting):
-            task.cancel()
+        for opening in list(self._opening):
+            opening.cancel()
+        self._opening.clear()
         for connection in list(self._open_now):
             connection.exchange = None
             connection.abort()
         self._idle.clear()
 
     def _open(self, exchange: _Exchange) -> None:
-        task = self.loop.create_task(self._connect(exchange))
-        exchange.connecting = task
-        self._connecting.add(task)
-        task.add_done_callback(self._connecting.discard)
+        exchange.connecting = _Opening(self, exchange)
+        self._opening.add(exchange.connecting)
 
-    async def _connect(self, exchange: _Exchange) -> None:
-        endpoint = exchange.request.endpoint
-        try:
-            _, connection = await self.loop.create_connection(
-                lambda: _Connection(self, endpoint),
-                endpoint.host,
-                endpoint.port,
-                ssl=endpoint.tls,
-                server_hostname=endpoint.server_hostname,
-            )
-        except asyncio.CancelledError:
-            return  # timed out, or the client closed
-        except Exception as exc:  # every failure to connect is the request's
-            self._end(exchange, Answer(None, b"", describe_failure(exc), 0, 0))
-            return
+    def _opened(self, exchange: _Exchange, connection: _Connection) -> None:
+        assert exchange.connecting is not None
+        self._opening.discard(exchange.connecting)
         exchange.connecting = None
         self.opened += 1
         self._open_now.add(connection)
@@ -573,6 +737,7 @@ class Client:
     def _expire(self, exchange: _Exchange) -> None:
         if exchange.connecting is not None:
             exchange.connecting.cancel()
+            self._opening.discard(exchange.connecting)
         connection = exchange.connection
         if connection is not None and connection.exchange is exchange:
             connection.exchange = None
@@ -585,6 +750,8 @@ class Client:
         if exchange.over:
             return
         exchange.over = True
+        if exchange.connecting is not None:
+            self._opening.discard(exchange.connecting)
         if exchange.timer is not None:
             exchange.timer.cancel()
             self._timed.discard(exchange)

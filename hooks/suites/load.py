@@ -159,9 +159,7 @@ class LoadSuite(DeclaredSuite):
             stop_at=lambda: ctx.deadline.remaining() < self.timeout + 0.5,
             whole=count,
         )
-        import asyncio  # on use: the event loop loads with a load, not with every listing
-
-        result = asyncio.run(self._send(generator, prepared, ctx.max_body_bytes))
+        result = self._send(generator, prepared, ctx.max_body_bytes)
         if allowed < self.max_in_flight:
             result.connection_limit = allowed
         if part is None:
@@ -184,22 +182,27 @@ class LoadSuite(DeclaredSuite):
             check = CheckResult(name, Status.SKIPPED, result.elapsed, message, location=self.source)
             ctx.emit(replace(check, data=data) if index == 0 else check)
 
-    async def _send(
+    def _send(
         self, generator: Generator, prepared: Mapping[str, _Prepared], max_body: int | None
     ) -> LoadResult:
-        # on use: the engine (asyncio, ssl) loads with a load, not with every suite listing
+        # on use: the engine loads with a load, not with every suite listing
+        from hooks.core.reactor import Reactor
         from hooks.core.wire import Client
 
-        client = Client(timeout=self.timeout, max_body_bytes=max_body or DEFAULT_MAX_BODY_BYTES)
+        loop = Reactor()
+        client = Client(
+            timeout=self.timeout, max_body_bytes=max_body or DEFAULT_MAX_BODY_BYTES, loop=loop
+        )
 
         def send(name: str, due: float, done: Callable[[Outcome], None]) -> None:
             prepared[name].send(client, due, done)
 
         generator.send = send
         try:
-            return await generator.run()
+            return generator.run(loop)
         finally:
             client.close()
+            loop.close()
             generator.result.connections = client.opened
 
 
@@ -364,7 +367,7 @@ class _Prepared:
     """One request of the load, rendered and encoded once: sent many times."""
 
     def __init__(self, spec: Mapping[str, Any], ctx: SuiteContext) -> None:
-        # on use: the engine (asyncio, ssl) loads with a load, not with every suite listing
+        # on use: the engine loads with a load, not with every suite listing
         from hooks.core.wire import prepare
 
         request = spec["request"]

@@ -4,7 +4,6 @@ connections, silence, garbage and TLS — and what it sends, to whom."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import ssl
 import threading
@@ -16,6 +15,7 @@ import pytest
 import trustme
 
 from hooks.core import redact
+from hooks.core.reactor import Reactor
 from hooks.core.target import Target
 from hooks.core.wire import Answer, Client, Prepared, prepare
 from tests.helpers import closed_port_url, each
@@ -102,17 +102,22 @@ def fetch(
 ) -> tuple[list[Answer], int]:
     """Send ``requests`` one after the other on one client; the answers and connections."""
 
-    async def go() -> tuple[list[Answer], int]:
-        client = Client(timeout=timeout, max_body_bytes=cap)
-        answers: list[Answer] = []
-        for request in requests:
-            done: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-            client.send(request, done.set_result)
-            answers.append(await done)
-        client.close()
-        return answers, client.opened
+    loop = Reactor()
+    client = Client(timeout=timeout, max_body_bytes=cap, loop=loop)
+    answers: list[Answer] = []
 
-    return asyncio.run(go())
+    def done(answer: Answer) -> None:
+        answers.append(answer)
+        loop.stop()
+
+    try:
+        for request in requests:
+            client.send(request, done)
+            loop.run()
+    finally:
+        client.close()
+        loop.close()
+    return answers, client.opened
 
 
 def get(path: str = "/", method: str = "GET", **target: object) -> Prepared:
@@ -243,6 +248,40 @@ def test_tls_verifies_the_service_s_name_at_an_address(tmp_path: Path) -> None:
     assert answers[1].error is not None
     assert answers[1].error.startswith("TLS certificate verification failed:")
     assert "set the service's host name with host in the plan" in answers[1].error
+
+
+def test_tls_bodies_of_many_records_and_large_requests_go_through_whole(tmp_path: Path) -> None:
+    """TLS hands a read one record (16 KiB) and keeps the rest inside, where the selector
+    cannot see it; a large request body may not fit the socket at once. Both arrive whole,
+    twice on one connection."""
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    body = bytes(range(256)) * 4096  # 1 MiB, 64 records
+    upload = b"u" * (4 << 20)  # more than a socket's send buffer
+    with raw_server(lambda n, request: ok(body), tls=context) as seen:
+        target = Target(url(scheme="https"), ca_bundle=str(bundle))
+        post = prepare(target, "POST", target.resolve("/up"), body=upload)
+        answers, opened = fetch(post, post, cap=2 << 20)
+    assert [(a.status, a.body == body) for a in answers] == [(200, True)] * 2
+    assert opened == 1
+    assert [len(r) - r.index(b"\r\n\r\n") - 4 for r in seen] == [len(upload)] * 2
+
+
+def test_a_host_name_is_resolved_off_the_loop_and_one_that_does_not_resolve_says_so() -> None:
+    with raw_server(lambda n, _: ok(b"named")):
+        port = raw_server.port  # type: ignore[attr-defined]
+        named = Target(f"http://localhost:{port}")
+        missing = Target(f"http://no-such-host.invalid:{port}")
+        answers, opened = fetch(
+            prepare(named, "GET", named.resolve("/")), prepare(missing, "GET", missing.resolve("/"))
+        )
+    assert (answers[0].status, answers[0].body, opened) == (200, b"named", 1)
+    assert answers[1].status is None
+    assert answers[1].error is not None
+    assert answers[1].error.startswith("cannot resolve the host name:"), answers[1].error
 
 
 def test_plan_headers_and_the_host_name_go_to_the_target_only() -> None:

@@ -3,9 +3,9 @@ the open model's drops, and the sender's lag measured apart from the service's l
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import math
+import random
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -13,9 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ddsketch import DDSketch
 
+from hooks.core.reactor import Reactor
 from hooks.suites.loadgen import (
     AGGREGATIONS,
+    RELATIVE_ACCURACY,
     Generator,
     LoadResult,
     Outcome,
@@ -135,6 +138,34 @@ def series_of(latencies: list[float], failed: int = 0, watch: float = 300) -> Se
     return series
 
 
+def test_a_series_bins_each_value_exactly_as_ddsketch_does() -> None:
+    """Series.add inlines DDSketch.add: the same bins, extremes, counts and percentiles, from
+    zero and sub-microsecond values to minutes, in an order that grows the store both ways."""
+    draw = random.Random(5)
+    values = [12.5, 0.0, 1e-6, 0.05, 1e6, 300.0, 299.999, 1.0]
+    values += [draw.lognormvariate(3, 2) for _ in range(3000)]
+    series, reference = Series(), DDSketch(RELATIVE_ACCURACY)
+    for value in values:
+        series.add(value, True)
+        reference.add(value)
+    mine, theirs = series.sketch, reference
+    assert (mine._store.bins, mine._store.offset) == (theirs._store.bins, theirs._store.offset)
+    assert (mine._store.min_key, mine._store.max_key) == (
+        theirs._store.min_key,
+        theirs._store.max_key,
+    )
+    assert mine._store.count == theirs._store.count == len(values) - 1  # but 0.0, a zero
+    assert (mine._zero_count, mine._count, mine._min, mine._max) == (
+        theirs._zero_count,
+        theirs._count,
+        theirs._min,
+        theirs._max,
+    )
+    assert mine._sum == pytest.approx(theirs._sum)
+    for q in (0.0, 0.01, 0.5, 0.9, 0.99, 0.999, 1.0):
+        assert mine.get_quantile_value(q) == theirs.get_quantile_value(q)
+
+
 def test_a_percentile_is_lost_exactly_when_no_later_answer_can_save_it() -> None:
     p99 = threshold("http_req_duration", "p(99) < 300")
     # 100 planned: the 99th smallest must stay below 300; one slow answer may still pass
@@ -173,7 +204,7 @@ def fake_send(latency: float, answers: list[Outcome], busy: float = 0.0):  # typ
     seconds first (a sender short of CPU)."""
 
     def send(name: str, due: float, done: Callable[[Outcome], None]) -> None:
-        loop = asyncio.get_running_loop()
+        loop = RUNNING[-1]
         if busy:
             time.sleep(busy)
         sent = loop.time()
@@ -188,8 +219,18 @@ def fake_send(latency: float, answers: list[Outcome], busy: float = 0.0):  # typ
     return send
 
 
+#: The reactor of the run under way (the fake service answers on it).
+RUNNING: list[Reactor] = []
+
+
 def run(generator: Generator) -> LoadResult:
-    return asyncio.run(generator.run())
+    loop = Reactor()
+    RUNNING.append(loop)
+    try:
+        return generator.run(loop)
+    finally:
+        RUNNING.remove(loop)
+        loop.close()
 
 
 def test_a_request_due_while_all_allowed_are_outstanding_is_dropped_not_queued() -> None:

@@ -14,7 +14,8 @@ the machine's: comparable with a client's ``time.monotonic()``).
 For the load generator's accuracy it is the reference: ``--jitter MEAN`` adds to each
 answer's delay an exponentially distributed extra (mean MEAN seconds, seeded), and every
 request to ``/load...`` is recorded — when it arrived and how long the server held it —
-until ``GET /__stats`` returns the exact count, arrival rate and percentiles and clears them.
+until ``GET /__stats`` returns the exact count, arrival rate and percentiles and clears them
+(``GET /__count`` returns the count alone and clears nothing).
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ async def serve(delay: float, jitter: float = 0.0) -> None:
                 elif path == "/__first":
                     answer = json.dumps({"first": first[0] if first else None}).encode()
                     first.clear()
+                elif path == "/__count":
+                    answer = json.dumps({"count": len(arrivals)}).encode()
                 elif path == "/__stats":
                     answer = json.dumps(stats(arrivals, held)).encode()
                     arrivals.clear()

@@ -52,6 +52,9 @@ CREDENTIAL_HEADERS = frozenset(
 _lock = threading.Lock()
 _values: set[str] = set()
 _pattern: re.Pattern[str] | None = None
+#: Values registered so far as given (their forms are in _values): a request registers its
+#: headers each time, and a value seen before costs a lookup, not its encodings.
+_given: set[str] = set()
 #: Credentials bound to the target's origins: values of secret references and of the
 #: plan's headers. A request to any other origin must not carry one (:func:`carried`).
 _bound: set[str] = set()
@@ -75,7 +78,11 @@ def register(*values: Any) -> None:
         for value in values:
             if value is None:
                 continue
-            for form in _forms(str(value)):
+            text = str(value)
+            if text in _given:
+                continue
+            _given.add(text)
+            for form in _forms(text):
                 if form not in _values:
                     _values.add(form)
                     added = True
@@ -155,6 +162,7 @@ def reset() -> None:
     global _pattern
     with _lock:
         _values.clear()
+        _given.clear()
         _bound.clear()
         _pattern = None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from hooks.version import __version__
@@ -104,8 +105,10 @@ def cloudwatch_dimensions(listener_arn: str | None, target_group_arn: str | None
     return found
 
 
+@lru_cache(maxsize=1024)
 def origin(url: str) -> str:
-    """``scheme://host:port`` of ``url``, with the scheme's default port made explicit."""
+    """``scheme://host:port`` of ``url``, with the scheme's default port made explicit
+    (remembered: a request asks it of its URL, the target's and each allowed origin)."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     try:
@@ -121,4 +124,6 @@ _UNSAFE_HEADER_CHARS = re.compile(r"[^\x20-\x7e]")
 
 def header_value(value: str) -> str:
     """``value`` as a valid header value: control and non-ASCII characters percent-encoded."""
+    if value.isascii() and value.isprintable():  # nothing to encode (the usual case)
+        return value
     return _UNSAFE_HEADER_CHARS.sub(lambda m: "".join(f"%{b:02X}" for b in m[0].encode()), value)

@@ -7,15 +7,16 @@ naming the plugin or file and the cause. The other suites still load and run.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
+import re
 import sys
 import traceback
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from hooks.core.exceptions import ConfigError
 from hooks.core.lifecycle import LifecycleEvent
@@ -28,6 +29,7 @@ __all__ = [
     "PLAN_FILE_NAMES",
     "BrokenSuite",
     "Catalog",
+    "EntryPoint",
     "UnknownKind",
     "candidate_paths",
     "check_suites_dir",
@@ -101,6 +103,28 @@ class Catalog:
         return found
 
 
+class EntryPoint(NamedTuple):
+    """An entry point of the group, as ``importlib.metadata`` describes it."""
+
+    name: str
+    value: str
+
+    def load(self) -> Any:
+        """The object it names (``module:attribute.path``), importing its module."""
+        found = _ENTRY_POINT_VALUE.match(self.value)
+        if found is None:
+            raise ValueError(f"not an entry point: {self.value!r}")
+        loaded = importlib.import_module(found["module"])
+        for attribute in filter(None, (found["attr"] or "").split(".")):
+            loaded = getattr(loaded, attribute)
+        return loaded
+
+
+#: ``module:attr [extras]``, as ``importlib.metadata.EntryPoint.pattern`` reads it.
+_ENTRY_POINT_VALUE = re.compile(
+    r"(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?((?P<extras>\[.*\])\s*)?$"
+)
+
 #: The entry points found by :func:`scan_entry_points` ahead of use, and for which path.
 _scanned: tuple[tuple[str, ...], list[EntryPoint]] | None = None
 
@@ -119,7 +143,60 @@ def _entry_points() -> list[EntryPoint]:
 
 
 def _read_entry_points() -> list[EntryPoint]:
-    return sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: (ep.name, ep.value))
+    """The group's entry points of every distribution on ``sys.path``, as
+    ``importlib.metadata.entry_points(group=...)`` finds them: each folder in path order,
+    its ``*.dist-info`` and ``*.egg-info`` folders, a distribution's first copy only.
+
+    Read here rather than through ``importlib.metadata``, whose imports (email, zipfile,
+    csv: some 10 ms) a cold worker pays before its first check; a zip file on the path (a
+    zipped egg) is left to it."""
+    found: list[EntryPoint] = []
+    seen: set[str] = set()
+    for entry in sys.path:
+        folder = entry or "."
+        if os.path.isfile(folder):
+            return _read_with_importlib()
+        try:
+            names = os.listdir(folder)
+        except OSError:  # not there, or not a folder
+            continue
+        for name in names:
+            stem, _, suffix = name.rpartition(".")
+            if suffix not in ("dist-info", "egg-info"):
+                continue
+            distribution = re.sub(r"[-_.]+", "_", stem.partition("-")[0]).lower()
+            if distribution in seen:
+                continue
+            seen.add(distribution)
+            try:
+                with open(os.path.join(folder, name, "entry_points.txt"), encoding="utf-8") as f:
+                    text = f.read()
+            except OSError:  # none declared (or an egg-info file, not a folder)
+                continue
+            found += _group_of(text)
+    return sorted(found)
+
+
+def _group_of(text: str) -> list[EntryPoint]:
+    """The entries of ``[greenlight.suites]`` in an ``entry_points.txt``."""
+    found, section = [], None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1].strip()
+        elif section == ENTRY_POINT_GROUP and "=" in line:
+            name, _, value = line.partition("=")
+            found.append(EntryPoint(name.strip(), value.strip()))
+    return found
+
+
+def _read_with_importlib() -> list[EntryPoint]:
+    # on use: only with a zip file on sys.path
+    from importlib.metadata import entry_points
+
+    return sorted(EntryPoint(ep.name, ep.value) for ep in entry_points(group=ENTRY_POINT_GROUP))
 
 
 def load_plugins(catalog: Catalog) -> None:

@@ -221,6 +221,46 @@ def test_every_built_in_kind_and_suite_has_tests_of_its_own() -> None:
         assert ep.value.split(":")[1] in tests_text, f"no test uses {ep.value}"
 
 
+def test_entry_points_are_read_as_importlib_metadata_reads_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registry reads entry_points.txt itself (importlib.metadata costs a cold worker
+    some 10 ms of imports); what it finds is what importlib.metadata finds, on this
+    environment's path and on one with a second copy of a distribution (the first on the
+    path wins), an egg-info, comments, extras and a dotted attribute."""
+    from importlib.metadata import entry_points
+
+    from hooks.suites import registry
+
+    group = "[greenlight.suites]\n"
+    first, second = tmp_path / "first", tmp_path / "second"
+    install_package(
+        first,
+        "gl_twice",
+        "class K:\n    class Inner: pass\n",
+        group
+        + ("# a comment\ntwice = gl_twice:K.Inner [extra]\n\n[other.group]\nx = gl_twice:K\n"),
+    )
+    install_package(second, "gl_twice", "", group + "shadowed = gl_twice:K\n")
+    egg = second / "Gl.Egg-2.0.egg-info"
+    egg.mkdir()
+    (egg / "entry_points.txt").write_text(group + "egg = gl_twice:K\n")
+    monkeypatch.syspath_prepend(str(second))
+    monkeypatch.syspath_prepend(str(first))
+
+    def theirs() -> list[tuple[str, str]]:
+        return sorted((ep.name, ep.value) for ep in entry_points(group=registry.ENTRY_POINT_GROUP))
+
+    mine = [(ep.name, ep.value) for ep in registry._read_entry_points()]
+    assert mine == theirs()
+    assert ("twice", "gl_twice:K.Inner [extra]") in mine
+    assert ("egg", "gl_twice:K") in mine
+    assert "shadowed" not in {name for name, _ in mine}
+    assert {"http", "load", "pytest", "reachability"} <= {name for name, _ in mine}
+    loaded = {ep.name: ep.load() for ep in registry._read_entry_points()}
+    assert loaded["twice"].__qualname__ == "K.Inner"
+
+
 def test_entry_points_read_ahead_are_read_again_when_the_path_changes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

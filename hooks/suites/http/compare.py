@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import re
-import statistics
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -333,6 +332,8 @@ def _line_matches(seen: list[str | None], green: str | None) -> bool:
 def _latency(
     spec: Compare, ask: Callable[[bool], Answer], blue: Answer, green: Answer
 ) -> tuple[str | None, str]:
+    import statistics  # on use: with fractions and decimal, for latency comparisons only
+
     blues, greens = [blue.millis], [green.millis]
     for _ in range(max(spec.samples, 1) - 1):
         greens.append(ask(False).millis)
@@ -349,6 +350,8 @@ def judge_latency(
 ) -> str | None:
     """Green's median latency against blue's: over ``ratio`` x blue's median and over blue's
     plus ``slack_ms`` (a ratio of millisecond medians is noise), the failure; else None."""
+    import statistics  # on use: with fractions and decimal, for latency comparisons only
+
     blue_p50, green_p50 = statistics.median(blues), statistics.median(greens)
     if green_p50 <= max(ratio * blue_p50, blue_p50 + slack_ms):
         return None

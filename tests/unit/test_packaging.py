@@ -132,3 +132,24 @@ def test_listing_the_suites_loads_neither_http_client() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_the_cold_path_to_an_http_check_imports_no_heavy_library() -> None:
+    """A worker's preload (the HTTP engine, the runner, the suite kinds and the plugins'
+    entry points) and the handler's own imports stay off asyncio, ssl, requests and
+    importlib.metadata: some 40 ms of a cold start together, for what the engine, the
+    registry's own reader and lazy imports do without."""
+    import subprocess
+    import sys
+
+    heavy = ("asyncio", "ssl", "requests", "importlib.metadata", "statistics")
+    script = (
+        "import sys; import hooks.adapters.handlers; from hooks.process import worker; "
+        "worker._preload(); from hooks.suites import registry; "
+        "assert registry._entry_points(), 'no entry point read'; "
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr

@@ -485,7 +485,9 @@ class _Connection:
         assert self.status is not None
         self.exchange = None
         answer = Answer(self.status, bytes(self.body), None, 0, 0, self.encoding, self.head)
-        if self.keep_alive and not self.buffer and not self.closed:
+        # Reused only when clean: nothing read ahead, and nothing of the request left to
+        # write (a server may answer before it has read the whole body: 413, 401).
+        if self.keep_alive and not self.buffer and not self.closed and self.unsent is None:
             self.client._release(self)
         else:
             self.abort()

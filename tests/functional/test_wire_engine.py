@@ -270,6 +270,68 @@ def test_tls_bodies_of_many_records_and_large_requests_go_through_whole(tmp_path
     assert [len(r) - r.index(b"\r\n\r\n") - 4 for r in seen] == [len(upload)] * 2
 
 
+def test_an_answer_before_the_whole_body_was_written_retires_its_connection() -> None:
+    """A server may answer (413, 401) before it has read a large body, and read the rest
+    later; what the client had left to write must never follow the next request on that
+    connection: the next request goes on a new one. The server here answers at once, reads
+    nothing until a second connection comes (or 5 s: the body is larger than both sockets'
+    buffers, so the client still holds some of it), then reads the body to its length and
+    serves on."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    heads: list[bytes] = []
+    size = 32 << 20
+    second = threading.Event()
+
+    def serve() -> None:
+        accepted = 0
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            accepted += 1
+            if accepted == 2:
+                second.set()
+            threading.Thread(target=answer_early, args=(conn,), daemon=True).start()
+
+    def answer_early(conn: socket.socket) -> None:
+        with conn:
+            buffer = b""
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buffer += data
+                head, _, buffer = buffer.partition(b"\r\n\r\n")
+                heads.append(head)
+                if not head.startswith(b"POST"):
+                    conn.sendall(ok(b"fresh"))
+                    continue
+                conn.sendall(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\n\r\n")
+                second.wait(5)
+                left = size - len(buffer)
+                while left > 0:
+                    data = conn.recv(min(left, 1 << 20))
+                    if not data:
+                        return
+                    left -= len(data)
+                buffer = b"" if left == 0 else buffer[size:]
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        target = Target(f"http://127.0.0.1:{port}")
+        post = prepare(target, "POST", target.resolve("/up"), body=b"u" * size)
+        answers, opened = fetch(post, prepare(target, "GET", target.resolve("/")), timeout=5)
+    finally:
+        listener.close()
+    outcome = [(a.status, a.body) for a in answers]
+    assert outcome == [(413, b""), (200, b"fresh")], [a.error for a in answers]
+    assert opened == 2
+    assert [h.split(b" ")[0] for h in heads] == [b"POST", b"GET"]
+
+
 def test_a_host_name_is_resolved_off_the_loop_and_one_that_does_not_resolve_says_so() -> None:
     with raw_server(lambda n, _: ok(b"named")):
         port = raw_server.port  # type: ignore[attr-defined]

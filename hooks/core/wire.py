@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_HEAD_BYTES",
     "READ_BYTES",
+    "RESOLVED_SECONDS",
     "SWEEP_SECONDS",
     "Answer",
     "Client",
@@ -62,6 +63,8 @@ READ_BYTES = 256 * 1024
 SWEEP_SECONDS = 0.05
 #: Characters of a URL's path and query sent as they are (``requests.utils.requote_uri``'s).
 _URL_SAFE = "!#$%&'()*+,/:;=?@[]~"
+#: Seconds a host name's addresses are used before it is looked up again.
+RESOLVED_SECONDS = 5.0
 #: Largest status line and headers read before the response is called malformed.
 MAX_HEAD_BYTES = 64 * 1024
 
@@ -547,25 +550,14 @@ class _Opening:
             # On the next turn: even a connect that fails at once answers after send returns.
             client.loop.call_soon(self._next)
             return
-        threading.Thread(target=self._resolve, name="greenlight-resolve", daemon=True).start()
+        client._resolve(self)
 
     def cancel(self) -> None:
         self.cancelled = True
         self._drop()
 
-    def _resolve(self) -> None:  # on its own thread: getaddrinfo blocks
-        try:
-            found = socket.getaddrinfo(
-                self.endpoint.host, self.endpoint.port, type=socket.SOCK_STREAM
-            )
-        except OSError as exc:
-            self.client.loop.call_soon_threadsafe(self._failed, exc)
-            return
-        addresses = [(family, address) for family, _, _, _, address in found]
-        self.client.loop.call_soon_threadsafe(self._resolved, addresses)
-
     def _resolved(self, addresses: list[tuple[int, Any]]) -> None:
-        self.addresses = addresses
+        self.addresses = list(addresses)
         self._next()
 
     def _next(self) -> None:
@@ -655,6 +647,10 @@ class Client:
         self._idle: dict[Endpoint, list[_Connection]] = {}
         self._open_now: set[_Connection] = set()
         self._opening: set[_Opening] = set()
+        #: Host names looked up (until when, and their addresses), and those being looked
+        #: up with the openings waiting for them.
+        self._resolved: dict[tuple[str, int], tuple[float, list[tuple[int, Any]]]] = {}
+        self._resolving: dict[tuple[str, int], list[_Opening]] = {}
         #: Exchanges in the order they were sent: with one timeout for all, the oldest are
         #: the first to run out of time, and one timer sweeps them (none per request).
         self._by_age: deque[_Exchange] = deque()
@@ -709,6 +705,47 @@ class Client:
     def _open(self, exchange: _Exchange) -> None:
         exchange.connecting = _Opening(self, exchange)
         self._opening.add(exchange.connecting)
+
+    def _resolve(self, opening: _Opening) -> None:
+        """The addresses of ``opening``'s host: remembered for RESOLVED_SECONDS, else looked
+        up on a thread, one per host at a time (a load against a stalled service opens
+        hundreds of connections at once: they share one lookup, never a thread each)."""
+        key = (opening.endpoint.host, opening.endpoint.port)
+        known = self._resolved.get(key)
+        if known is not None and known[0] > self.loop.time():
+            self.loop.call_soon(opening._resolved, known[1])
+            return
+        waiting = self._resolving.get(key)
+        if waiting is not None:
+            waiting.append(opening)
+            return
+        self._resolving[key] = [opening]
+        try:
+            threading.Thread(
+                target=self._look_up, args=(key,), name="greenlight-resolve", daemon=True
+            ).start()
+        except RuntimeError as exc:  # no thread left to start (the process's limit)
+            self.loop.call_soon(self._looked_up, key, OSError(f"cannot resolve now: {exc}"))
+
+    def _look_up(self, key: tuple[str, int]) -> None:  # on its own thread: getaddrinfo blocks
+        try:
+            found: Any = [
+                (family, address)
+                for family, _, _, _, address in socket.getaddrinfo(*key, type=socket.SOCK_STREAM)
+            ]
+        except OSError as exc:
+            found = exc
+        self.loop.call_soon_threadsafe(self._looked_up, key, found)
+
+    def _looked_up(self, key: tuple[str, int], found: list[tuple[int, Any]] | OSError) -> None:
+        waiting = self._resolving.pop(key, [])
+        if not isinstance(found, OSError):
+            self._resolved[key] = (self.loop.time() + RESOLVED_SECONDS, found)
+        for opening in waiting:
+            if isinstance(found, OSError):
+                opening._failed(found)
+            else:
+                opening._resolved(found)
 
     def _opened(self, exchange: _Exchange, connection: _Connection) -> None:
         assert exchange.connecting is not None

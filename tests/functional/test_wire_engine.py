@@ -346,6 +346,49 @@ def test_a_host_name_is_resolved_off_the_loop_and_one_that_does_not_resolve_says
     assert answers[1].error.startswith("cannot resolve the host name:"), answers[1].error
 
 
+def test_connections_opened_at_once_to_one_name_share_one_lookup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A load against a stalled service opens a connection per request due: they wait on
+    one lookup of the name, never a thread each (Lambda allows 1,024 threads)."""
+    lookups: list[str] = []
+    real = socket.getaddrinfo
+
+    def counted(host: str, *args: object, **kwargs: object) -> object:
+        lookups.append(host)
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", counted)
+    with raw_server(lambda n, _: ok(b"named")):
+        port = raw_server.port  # type: ignore[attr-defined]
+        named = Target(f"http://localhost:{port}")
+        missing = Target(f"http://no-such-host.invalid:{port}")
+        loop = Reactor()
+        client = Client(timeout=5, max_body_bytes=1 << 20, loop=loop)
+        answers: list[Answer] = []
+
+        def done(answer: Answer) -> None:
+            answers.append(answer)
+            if len(answers) == 25:
+                loop.stop()
+
+        try:
+            for _ in range(20):
+                client.send(prepare(named, "GET", named.resolve("/")), done)
+            for _ in range(5):
+                client.send(prepare(missing, "GET", missing.resolve("/")), done)
+            loop.run()
+        finally:
+            client.close()
+            loop.close()
+    assert sorted(lookups) == ["localhost", "no-such-host.invalid"]
+    assert sorted((a.status or 0, a.body) for a in answers)[5:] == [(200, b"named")] * 20
+    failed = [a.error or "" for a in answers if a.status is None]
+    assert len(failed) == 5
+    assert all(e.startswith("cannot resolve the host name:") for e in failed), failed
+    assert client.opened == 20
+
+
 def test_plan_headers_and_the_host_name_go_to_the_target_only() -> None:
     with raw_server(lambda n, _: ok()):
         base = url()

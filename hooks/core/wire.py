@@ -569,12 +569,16 @@ class _Opening:
             self._failed(self.error or OSError("the name has no address"))
             return
         family, address = self.addresses.pop(0)
-        sock = self.sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setblocking(False)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        code = sock.connect_ex(address)
+        try:
+            sock = self.sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            code = sock.connect_ex(address)
+        except OSError as exc:  # no descriptor left (EMFILE), an address family not here
+            code, self.error = -1, exc
         if code and code not in (errno.EINPROGRESS, errno.EWOULDBLOCK):
-            self.error = OSError(code, os.strerror(code))
+            if code > 0:
+                self.error = OSError(code, os.strerror(code))
             self._next()
             return
         self.client.loop.watch(sock, WRITE, self._connected)

@@ -4,6 +4,8 @@ connections, silence, garbage and TLS — and what it sends, to whom."""
 
 from __future__ import annotations
 
+import errno
+import os
 import socket
 import ssl
 import threading
@@ -227,6 +229,33 @@ def test_a_refused_connection_says_so() -> None:
     target = Target(closed_port_url())
     (answer,), opened = fetch(prepare(target, "GET", target.resolve("/")))
     assert (answer.status, answer.error, opened) == (None, "connection refused", 0)
+
+
+def test_no_descriptor_left_fails_the_request_at_once_saying_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A process out of file descriptors cannot open a socket: the request fails at once
+    naming that, not later as a timeout."""
+    loop = Reactor()
+    client = Client(timeout=30, max_body_bytes=1 << 20, loop=loop)
+    answers: list[Answer] = []
+
+    def out_of_descriptors(*args: object, **kwargs: object) -> socket.socket:
+        raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+
+    target = Target(closed_port_url())
+    request = prepare(target, "GET", target.resolve("/"))
+    monkeypatch.setattr(socket, "socket", out_of_descriptors)
+    try:
+        client.send(request, lambda answer: (answers.append(answer), loop.stop()))
+        loop.run()
+    finally:
+        monkeypatch.undo()
+        client.close()
+        loop.close()
+    (answer,) = answers
+    assert (answer.status, answer.error) == (None, "cannot connect: Too many open files")
+    assert answer.finished - answer.sent < 10  # not the 30 s timeout
 
 
 def test_tls_verifies_the_service_s_name_at_an_address(tmp_path: Path) -> None:

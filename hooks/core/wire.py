@@ -328,10 +328,17 @@ class _Connection:
             self.client.loop.watch(self.sock, READ | WRITE, self._ready)
 
     def _ready(self, events: int) -> None:
-        if events & WRITE and self.unsent is not None:
-            self._flush()
-        if events & READ and not self.closed:
-            self._readable()
+        try:
+            if events & WRITE and self.unsent is not None:
+                self._flush()
+            if events & READ and not self.closed:
+                self._readable()
+        except Exception as exc:
+            if self.exchange is None:  # the fault was the caller's callback: the loop reports it
+                raise
+            # Anything unforeseen in reading or writing ends the request at once, named,
+            # rather than leaving it to its timeout.
+            self._fail(f"{type(exc).__name__}: {exc}")
 
     def _flush(self) -> None:
         assert self.unsent is not None
@@ -599,7 +606,7 @@ class _Opening:
                 server_hostname=self.endpoint.server_hostname,
                 do_handshake_on_connect=False,
             )
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # a name TLS cannot check (".example")
             self._failed(exc)
             return
         self._handshake(0)
@@ -615,7 +622,7 @@ class _Opening:
             loop.watch(self.sock, READ, self._handshake)
         except ssl.SSLWantWriteError:
             loop.watch(self.sock, WRITE, self._handshake)
-        except OSError as exc:  # SSLError, a certificate refused, a reset
+        except (OSError, ValueError) as exc:  # SSLError, a certificate refused, a reset
             self._failed(exc)
         else:
             self._done()

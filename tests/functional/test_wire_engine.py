@@ -258,6 +258,23 @@ def test_no_descriptor_left_fails_the_request_at_once_saying_so(
     assert answer.finished - answer.sent < 10  # not the 30 s timeout
 
 
+def test_a_fault_in_reading_fails_the_request_at_once_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Whatever goes wrong while a response is read (here a parser that raises what it was
+    never meant to) ends that request at once, named, not at its timeout."""
+    import hooks.core.wire as wire
+
+    def broken(self: object, head: bytes) -> None:
+        raise RuntimeError("parser fault")
+
+    monkeypatch.setattr(wire._Connection, "_head", broken)
+    with raw_server(lambda n, _: ok()):
+        (answer,), _ = fetch(get(), timeout=30)
+    assert (answer.status, answer.error) == (None, "RuntimeError: parser fault")
+    assert answer.finished - answer.sent < 10  # not the 30 s timeout
+
+
 def test_tls_verifies_the_service_s_name_at_an_address(tmp_path: Path) -> None:
     ca = trustme.CA()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

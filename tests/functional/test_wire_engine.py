@@ -431,7 +431,7 @@ def test_connections_opened_at_once_to_one_name_share_one_lookup(
     assert sorted((a.status or 0, a.body) for a in answers)[5:] == [(200, b"named")] * 20
     failed = [a.error or "" for a in answers if a.status is None]
     assert len(failed) == 5
-    assert all(e.startswith("cannot resolve the host name:") for e in failed), failed
+    assert all(e.startswith("cannot resolve the host name:") for e in each(failed)), failed
     assert client.opened == 20
 
 

@@ -328,7 +328,12 @@ class CheckSession(requests.Session):
             )
             _read_capped(response, max_body)
         except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            if watch.fired:
+            # A socket that timed out waited the whole limit for its connect or a read: the
+            # whole response did not come in time either, whichever timer spoke first.
+            timed_out = isinstance(
+                exc, requests.exceptions.Timeout | urllib3.exceptions.TimeoutError | TimeoutError
+            )
+            if watch.fired or timed_out:
                 raise ResponseTimeoutError(
                     f"no complete response within {timeout:g}s (connect, headers and body)"
                 ) from exc

@@ -26,12 +26,15 @@ import errno
 import json
 import os
 import socket
+import struct
 import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
+from time import monotonic as _monotonic
+from time import time as _now
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -47,6 +50,7 @@ __all__ = [
     "MAX_HEAD_BYTES",
     "READ_BYTES",
     "RESOLVED_SECONDS",
+    "STAMPS",
     "SWEEP_SECONDS",
     "Answer",
     "Client",
@@ -67,6 +71,11 @@ _URL_SAFE = "!#$%&'()*+,/:;=?@[]~"
 RESOLVED_SECONDS = 5.0
 #: Largest status line and headers read before the response is called malformed.
 MAX_HEAD_BYTES = 64 * 1024
+#: The kernel stamps what each socket receives with its arrival time (Linux:
+#: ``SO_TIMESTAMPNS``, a ``struct timespec`` of the realtime clock beside each read).
+STAMPS = sys.platform.startswith("linux")
+_SO_TIMESTAMPNS = 35
+_STAMP_SPACE = socket.CMSG_SPACE(16) if STAMPS else 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,6 +118,8 @@ class Answer:
     #: The request failed because the body was over the cap / because time ran out.
     too_large: bool = False
     timed_out: bool = False
+    #: What the sender gave :meth:`Client.send` to know its answer by.
+    tag: Any = None
 
 
 @cache
@@ -262,18 +273,23 @@ def describe_failure(exc: BaseException) -> str:
 Done = Callable[[Answer], None]
 
 
-@dataclass(eq=False, slots=True)
 class _Exchange:
-    request: Prepared
-    done: Done
-    sent: float
+    """One request under way, from :meth:`Client.send` to its one callback. What most
+    requests never change is the class's, not set on each."""
+
     connecting: _Opening | None = None
     connection: _Connection | None = None
-    retried: bool = False
-    over: bool = False
+    retried = False
+    over = False
     #: Its own time limit (:meth:`Client.send`'s ``timeout``), else the client's.
     timeout: float | None = None
     timer: Timer | None = None
+
+    def __init__(self, request: Prepared, done: Done, sent: float, tag: Any) -> None:
+        self.request = request
+        self.done = done
+        self.sent = sent
+        self.tag = tag
 
 
 _UNTIL_CLOSE = -1
@@ -308,12 +324,14 @@ class _Connection:
         self.head = b""
         self.body = bytearray()
         self.received = False
+        #: When the last bytes read reached the machine (the loop's clock), if stamped.
+        self.stamped = client.stamped and not self.tls
+        self.arrived = 0.0
         client.loop.watch(sock, READ, self._ready)
 
     def start(self, exchange: _Exchange) -> None:
         self.exchange, exchange.connection = exchange, self
-        self.status, self.received = None, False
-        self.body = bytearray()
+        self.status, self.received, self.arrived = None, False, 0.0
         self.used += 1
         data = exchange.request.data
         try:
@@ -328,11 +346,68 @@ class _Connection:
             self.client.loop.watch(self.sock, READ | WRITE, self._ready)
 
     def _ready(self, events: int) -> None:
+        # Long: every answer passes here; its common case (a whole answer in one read) is
+        # read, parsed and finished in this one frame.
         try:
             if events & WRITE and self.unsent is not None:
                 self._flush()
-            if events & READ and not self.closed:
-                self._readable()
+            if not events & READ:
+                return
+            client, sock = self.client, self.sock
+            while not self.closed:
+                try:
+                    if self.stamped:
+                        size, stamps, _, _ = sock.recvmsg_into(client.landings, _STAMP_SPACE)
+                        if stamps:
+                            seconds: int
+                            nanoseconds: int
+                            seconds, nanoseconds = _TIMESPEC.unpack(stamps[0][2])
+                            # realtime, on the loop's monotonic clock
+                            self.arrived = seconds + nanoseconds * 1e-9 - (_now() - _monotonic())
+                    else:
+                        size = sock.recv_into(client.landing)
+                except _not_now():
+                    return
+                except OSError as exc:
+                    self._lost(exc)
+                    return
+                if not size:
+                    self._lost(None)
+                    return
+                if self.exchange is None:  # nothing was asked: a server talking out of turn
+                    self.abort()
+                    return
+                self.received = True
+                try:
+                    if self.status is None and not self.buffer:
+                        # The first bytes of an answer, parsed where they landed; most often
+                        # the whole of it, which then never passes through the buffer.
+                        landing = client.landing
+                        end = client.landed.find(b"\r\n\r\n", 0, size)
+                        if end >= 0:
+                            self._head(bytes(landing[:end]))
+                            start, remaining = end + 4, self.remaining
+                            if self.status is not None and 0 <= remaining <= size - start:
+                                if size > start + remaining:  # read ahead: not reused
+                                    self.buffer += landing[start + remaining : size]
+                                self._finish(bytes(landing[start : start + remaining]))
+                            else:  # an interim answer, or more to come
+                                self.buffer += landing[start:size]
+                                self._read()
+                        else:
+                            self.buffer += landing[:size]
+                            self._read()
+                    else:
+                        self.buffer += client.landing[:size]
+                        self._read()
+                except _TooLarge as exc:
+                    self._fail(f"{exc} of {client.max_body_bytes} bytes", too_large=True)
+                except ValueError as exc:
+                    self._fail(f"malformed response: {exc}")
+                # TLS hands over one record a read and keeps the rest decrypted inside,
+                # where the selector cannot see it: read on until it says there is nothing.
+                if not self.tls:
+                    return
         except Exception as exc:
             if self.exchange is None:  # the fault was the caller's callback: the loop reports it
                 raise
@@ -352,38 +427,6 @@ class _Connection:
         self.unsent = self.unsent[sent:] if sent < len(self.unsent) else None
         if self.unsent is None:
             self.client.loop.watch(self.sock, READ, self._ready)
-
-    def _readable(self) -> None:
-        landing = self.client.landing
-        while True:
-            try:
-                size = self.sock.recv_into(landing)
-            except _not_now():
-                return
-            except OSError as exc:
-                self._lost(exc)
-                return
-            if not size:
-                self._lost(None)
-                return
-            self._arrived(size)
-            # TLS hands over one record a read and keeps the rest decrypted inside, where
-            # the selector cannot see it: read on until it says there is nothing.
-            if not self.tls or self.closed:
-                return
-
-    def _arrived(self, size: int) -> None:
-        if self.exchange is None:  # nothing was asked: a server that talks out of turn
-            self.abort()
-            return
-        self.received = True
-        self.buffer += self.client.landing[:size]
-        try:
-            self._read()
-        except _TooLarge as exc:
-            self._fail(f"{exc} of {self.client.max_body_bytes} bytes", too_large=True)
-        except ValueError as exc:
-            self._fail(f"malformed response: {exc}")
 
     def _lost(self, exc: BaseException | None) -> None:
         """The server closed the connection, or it broke."""
@@ -429,40 +472,47 @@ class _Connection:
             buffer.clear()
 
     def _head(self, head: bytes) -> None:
-        line_end = head.find(b"\r\n")
-        first = head if line_end < 0 else head[:line_end]
-        version, _, rest = first.partition(b" ")
-        if not version.startswith(b"HTTP/1.") or not rest[:3].isdigit():
+        # The status line: ``HTTP/1.x NNN reason``.
+        if head[:7] != b"HTTP/1." or head[8:9] != b" " or not head[9:12].isdigit():
+            first = head.partition(b"\r\n")[0]
             raise ValueError(f"status line {first[:80]!r}")
-        status = int(rest[:3])
+        status = int(head[9:12])
         if 100 <= status < 200 and status != 101:
             return  # an interim answer (100 Continue, 103 Early Hints): the final one follows
         self.head = head
-        fields = head[line_end:].lower() if line_end >= 0 else b""
-        # A field is looked for only if it is there (``in`` is one scan, in C).
-        length = _field(fields, b"\r\ncontent-length:")
-        connection = _field(fields, b"\r\nconnection:") if b"\r\nconnection:" in fields else None
         self.status = status
-        coding = _field(fields, b"\r\ncontent-encoding:") if b"encoding:" in fields else None
-        self.encoding = coding.decode("latin-1") if coding else ""
-        self.keep_alive = (
-            connection != b"close" if version == b"HTTP/1.1" else connection == b"keep-alive"
-        )
-        assert self.exchange is not None
-        if self.exchange.request.head or status in (204, 304) or status < 200:
-            self.remaining = 0
-        elif b"\r\ntransfer-encoding:" in fields and (
-            _field(fields, b"\r\ntransfer-encoding:") or b""
-        ).endswith(b"chunked"):
-            self.remaining = _CHUNKED
-        elif length is not None:
-            size = int(length)
-            if size > self.client.max_body_bytes:
-                raise _TooLarge(size)
-            self.remaining = size
+        fields = head.lower()
+        # A field is looked for only if it is there (``in`` is one scan, in C).
+        connection = _field(fields, b"\r\nconnection:") if b"\r\nconnection:" in fields else None
+        if head[7] == 0x31:  # HTTP/1.1: kept alive unless it says close
+            self.keep_alive = connection != b"close"
         else:
+            self.keep_alive = connection == b"keep-alive"
+        exchange = self.exchange
+        assert exchange is not None
+        # No body, whatever the headers say: an answer to HEAD, 204, 304 (1xx: interim).
+        empty = status < 200 or status == 204 or status == 304 or exchange.request.head
+        if b"encoding:" in fields:
+            coding = _field(fields, b"\r\ncontent-encoding:")
+            self.encoding = coding.decode("latin-1") if coding else ""
+            if (_field(fields, b"\r\ntransfer-encoding:") or b"").endswith(b"chunked"):
+                self.remaining = 0 if empty else _CHUNKED
+                return
+        else:
+            self.encoding = ""
+        if empty:
+            self.remaining = 0
+            return
+        at = fields.find(b"\r\ncontent-length:")
+        if at < 0:
             self.remaining = _UNTIL_CLOSE
             self.keep_alive = False
+            return
+        end = fields.find(b"\r\n", at + 17)
+        size = int(fields[at + 17 : end if end >= 0 else len(fields)])
+        if size > self.client.max_body_bytes:
+            raise _TooLarge(size)
+        self.remaining = size
 
     def _chunks(self) -> None:
         buffer = self.buffer
@@ -489,12 +539,17 @@ class _Connection:
             raise _TooLarge(len(self.body) + len(data))
         self.body += data
 
-    def _finish(self) -> None:
+    def _finish(self, body: bytes | None = None) -> None:
+        """The answer is whole: its body is ``body``, else the one gathered."""
         exchange = self.exchange
         assert exchange is not None
-        assert self.status is not None
         self.exchange = None
-        answer = Answer(self.status, bytes(self.body), None, 0, 0, self.encoding, self.head)
+        if body is None:
+            body, self.body = bytes(self.body), bytearray()
+        # Stamped: the answer ended when its last bytes arrived, however late it was read.
+        arrived = self.arrived
+        finished = (arrived if arrived > exchange.sent else exchange.sent) if arrived else 0.0
+        answer = Answer(self.status, body, None, 0, finished, self.encoding, self.head)
         # Reused only when clean: nothing read ahead, and nothing of the request left to
         # write (a server may answer before it has read the whole body: 413, 401).
         if self.keep_alive and not self.buffer and not self.closed and self.unsent is None:
@@ -528,6 +583,9 @@ def _field(fields: bytes, name: bytes) -> bytes | None:
     start = at + len(name)
     end = fields.find(b"\r\n", start)
     return fields[start : end if end >= 0 else len(fields)].strip()
+
+
+_TIMESPEC = struct.Struct("qq")
 
 
 class _TooLarge(ValueError):
@@ -630,6 +688,8 @@ class _Opening:
     def _done(self) -> None:
         sock, self.sock = self.sock, None
         assert sock is not None
+        if self.client.stamped and self.endpoint.tls is None:
+            sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
         self.client._opened(self.exchange, _Connection(self.client, self.endpoint, sock))
 
     def _failed(self, exc: BaseException) -> None:
@@ -648,9 +708,14 @@ class Client:
     """Sends prepared requests on keep-alive connections; one callback per request, always:
     an answer, a failure or the timeout, whichever comes first."""
 
-    def __init__(self, *, timeout: float, max_body_bytes: int, loop: Reactor) -> None:
-        """On ``loop``, whose thread alone may call it."""
+    def __init__(
+        self, *, timeout: float, max_body_bytes: int, loop: Reactor, stamped: bool = False
+    ) -> None:
+        """On ``loop``, whose thread alone may call it. ``stamped`` (where :data:`STAMPS`):
+        an answer over plain HTTP ends when the kernel says its last bytes arrived, not
+        when the loop got round to reading them."""
         self.loop = loop
+        self.stamped = stamped and STAMPS
         self.timeout = timeout
         self.max_body_bytes = max_body_bytes
         #: Connections opened in all, and open now.
@@ -670,14 +735,19 @@ class Client:
         self._sweeper: Timer | None = None
         self._sweep_every = min(SWEEP_SECONDS, timeout / 10)
         #: Where every connection's reads land before they join its own buffer.
-        self.landing = memoryview(bytearray(READ_BYTES))
+        self.landed = bytearray(READ_BYTES)
+        self.landing = memoryview(self.landed)
+        self.landings = [self.landing]
 
-    def send(self, request: Prepared, done: Done, timeout: float | None = None) -> None:
+    def send(
+        self, request: Prepared, done: Done, timeout: float | None = None, tag: Any = None
+    ) -> None:
         """Write ``request`` now (or connect first); ``done`` is called once with the answer.
 
         ``timeout``: this request's own limit instead of the client's (a timer of its own;
-        the client's limit is swept for all requests at once)."""
-        exchange = _Exchange(request, done, self.loop.time())
+        the client's limit is swept for all requests at once). ``tag`` comes back as the
+        answer's: one callback serves every request, with no closure made for each."""
+        exchange = _Exchange(request, done, self.loop.time(), tag)
         if timeout is None:
             self._by_age.append(exchange)
             if self._sweeper is None:
@@ -770,7 +840,10 @@ class Client:
         connection.start(exchange)
 
     def _release(self, connection: _Connection) -> None:
-        self._idle.setdefault(connection.endpoint, []).append(connection)
+        idle = self._idle.get(connection.endpoint)
+        if idle is None:
+            idle = self._idle[connection.endpoint] = []
+        idle.append(connection)
 
     def _forget(self, connection: _Connection) -> None:
         self._open_now.discard(connection)
@@ -806,5 +879,7 @@ class Client:
             exchange.timer.cancel()
             self._timed.discard(exchange)
         answer.sent = exchange.sent
-        answer.finished = self.loop.time()
+        if not answer.finished:
+            answer.finished = self.loop.time()
+        answer.tag = exchange.tag
         exchange.done(answer)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,7 +35,15 @@ from hooks.core.results import CheckResult, Evidence, Policy, Status, SuiteResul
 from hooks.core.yamlfile import located
 from hooks.suites.base import DeclaredKind, DeclaredSuite, SuiteContext
 from hooks.suites.http.template import UnknownVariableError, render
-from hooks.suites.loadgen import AGGREGATIONS, Generator, LoadResult, Outcome, Profile
+from hooks.suites.loadgen import (
+    AGGREGATIONS,
+    COALESCE_SECONDS,
+    Generator,
+    LoadResult,
+    Outcome,
+    Profile,
+    Record,
+)
 from hooks.suites.thresholds import (
     Threshold,
     ThresholdError,
@@ -45,7 +53,7 @@ from hooks.suites.thresholds import (
 )
 
 if TYPE_CHECKING:
-    from hooks.core.wire import Answer, Client
+    from hooks.core.wire import Answer
 
 __all__ = [
     "ARRIVAL_RATE",
@@ -156,7 +164,7 @@ class LoadSuite(DeclaredSuite):
             max_in_flight=allowed,
             thresholds=self.thresholds,
             abort_on_fail=self.abort_on_fail,
-            stop_at=lambda: ctx.deadline.remaining() < self.timeout + 0.5,
+            stop_by=ctx.deadline.at - (self.timeout + 0.5),
             whole=count,
         )
         result = self._send(generator, prepared, ctx.max_body_bytes)
@@ -187,15 +195,22 @@ class LoadSuite(DeclaredSuite):
     ) -> LoadResult:
         # on use: the engine loads with a load, not with every suite listing
         from hooks.core.reactor import Reactor
-        from hooks.core.wire import Client
+        from hooks.core.wire import STAMPS, Client
 
         loop = Reactor()
         client = Client(
-            timeout=self.timeout, max_body_bytes=max_body or DEFAULT_MAX_BODY_BYTES, loop=loop
+            timeout=self.timeout,
+            max_body_bytes=max_body or DEFAULT_MAX_BODY_BYTES,
+            loop=loop,
+            stamped=True,
         )
+        # Answers the kernel stamps (plain HTTP, Linux) may wait for the next send.
+        if STAMPS and all(one.request.endpoint.tls is None for one in prepared.values()):
+            generator.coalesce = COALESCE_SECONDS
 
-        def send(name: str, due: float, done: Callable[[Outcome], None]) -> None:
-            prepared[name].send(client, due, done)
+        def send(name: str, due: float, record: Record) -> None:
+            one = prepared[name]
+            client.send(one.request, one.answered, None, (due, record))
 
         generator.send = send
         try:
@@ -388,22 +403,19 @@ class _Prepared:
         self.status = spec.get("status")
         self.line = self.request.line
 
-    def send(self, client: Client, due: float, done: Callable[[Outcome], None]) -> None:
-        def answered(answer: Answer) -> None:
-            latency = (answer.finished - answer.sent) * 1000
-            if answer.status is None:
-                outcome = Outcome(
-                    self.name, due, answer.sent, latency, False, self.line, None, answer.error or ""
-                )
-            else:
-                ok = _status_ok(answer.status, self.status)
-                detail = "" if ok else cut(_text(answer), 200)
-                outcome = Outcome(
-                    self.name, due, answer.sent, latency, ok, self.line, answer.status, detail
-                )
-            done(outcome)
-
-        client.send(self.request, answered)
+    def answered(self, answer: Answer) -> None:
+        """The callback of every request sent as this one, tagged ``(due, record)``."""
+        due, record = answer.tag
+        sent, status = answer.sent, answer.status
+        latency = (answer.finished - sent) * 1000
+        if status is not None and (
+            status < 400 if self.status is None else _status_ok(status, self.status)
+        ):
+            record(self.name, due, sent, latency, None)
+            return
+        detail = answer.error or "" if status is None else cut(_text(answer), 200)
+        failure = Outcome(self.name, due, sent, latency, False, self.line, status, detail)
+        record(self.name, due, sent, latency, failure)
 
 
 def _text(answer: Answer) -> str:

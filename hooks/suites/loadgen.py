@@ -40,6 +40,7 @@ __all__ = [
     "AGGREGATIONS",
     "BURST",
     "BURST_SECONDS",
+    "COALESCE_SECONDS",
     "EXAMPLES_KEPT",
     "LATE_GRACE",
     "RELATIVE_ACCURACY",
@@ -47,6 +48,7 @@ __all__ = [
     "LoadResult",
     "Outcome",
     "Profile",
+    "Record",
     "Send",
     "Series",
     "lost",
@@ -55,8 +57,15 @@ __all__ = [
 
 #: DDSketch's relative accuracy: a percentile is within 1 % of the true value.
 RELATIVE_ACCURACY = 0.01
-#: The key mapping of every sketch made with RELATIVE_ACCURACY (:meth:`Series.add`).
+#: The key mapping of every sketch made with RELATIVE_ACCURACY, as :meth:`Series.add` reads it.
 _MAPPING = DDSketch(RELATIVE_ACCURACY)._mapping
+_MIN_POSSIBLE, _MULTIPLIER = _MAPPING.min_possible, _MAPPING._multiplier
+#: The mapping's offset, a whole number (it is 0): added to a key after rounding, not before.
+_OFFSET = int(_MAPPING._offset)
+assert _MAPPING._offset == _OFFSET
+_ceil, _log = math.ceil, math.log
+#: Values a series holds before it bins them into its sketch, all at once.
+_PENDING = 1024
 #: Aggregations each load metric has (the thresholds' vocabulary): the HTTP metrics, and
 #: k6's ``dropped_iterations`` (one iteration is one request here).
 AGGREGATIONS = {**HTTP_METRICS, "dropped_iterations": frozenset({"count", "rate"})}
@@ -64,6 +73,9 @@ AGGREGATIONS = {**HTTP_METRICS, "dropped_iterations": frozenset({"count", "rate"
 EXAMPLES_KEPT = 5
 #: Seconds past the load's end a late sender may still send a request due before it.
 LATE_GRACE = 0.05
+#: Seconds the sender may sleep to its next send deaf to answers, when they are timed by
+#: the kernel's arrival stamps (:class:`~hooks.core.reactor.Reactor`'s ``coalesce``).
+COALESCE_SECONDS = 0.005
 #: Most requests sent back to back, and most seconds spent sending, when behind schedule,
 #: before the answers that arrived meanwhile are let in (and timed).
 BURST = 32
@@ -91,14 +103,15 @@ class Profile:
     def length(self) -> float:
         return self.ramp + self.duration
 
-    def offsets(self) -> Iterator[float]:
-        """Seconds from the start at which each request is due, in order."""
+    def offsets(self, start: float = 0.0) -> Iterator[float]:
+        """When each request is due, in order: seconds after ``start``."""
         # Ramp: the rate grows linearly, r(t) = rate * t / ramp, so by time t
         # rate * t**2 / (2 * ramp) requests are due; the i-th is due at the t solving it.
         for i in range(1, self.ramp_count + 1):
-            yield math.sqrt(2 * self.ramp * i / self.rate)
-        for k in range(math.floor(self.rate * self.duration)):
-            yield self.ramp + k / self.rate
+            yield start + math.sqrt(2 * self.ramp * i / self.rate)
+        steady, rate = start + self.ramp, self.rate
+        for k in range(math.floor(rate * self.duration)):
+            yield steady + k / rate
 
 
 @dataclass(slots=True)
@@ -119,7 +132,7 @@ class Outcome:
 class Series:
     """Latencies and failures of one request (or of all): a sketch and exact counters."""
 
-    sketch: DDSketch = field(default_factory=lambda: DDSketch(RELATIVE_ACCURACY))
+    held: DDSketch = field(default_factory=lambda: DDSketch(RELATIVE_ACCURACY), repr=False)
     count: int = 0
     failed: int = 0
     total_ms: float = 0.0
@@ -128,43 +141,72 @@ class Series:
     #: Responses at or above each watched latency (the early verdict on percentiles).
     at_least: dict[float, int] = field(default_factory=dict)
     above: dict[float, int] = field(default_factory=dict)
+    #: Values the sketch keeps outside its positive store (zeros).
+    elsewhere: int = 0
+    #: Values counted but not yet binned in the sketch.
+    pending: list[float] = field(default_factory=list, repr=False)
 
     def add(self, latency_ms: float, ok: bool) -> None:
-        sketch = self.sketch
-        if latency_ms > _MAPPING.min_possible:
-            # DDSketch.add inlined (twice per request, the sender's hottest line): the key its
-            # mapping gives the value, counted in its store; the same bins, a third the calls.
-            key = int(math.ceil(math.log(latency_ms, 2) * _MAPPING._multiplier) + _MAPPING._offset)
-            store = sketch._store
+        # Twice per request (its latency, the sender's lag): the sender's hottest lines.
+        self.count += 1
+        self.total_ms += latency_ms
+        if not ok:
+            self.failed += 1
+        if latency_ms > self.max_ms:
+            self.max_ms = latency_ms
+        if latency_ms < self.min_ms:
+            self.min_ms = latency_ms
+        if self.at_least:
+            for limit in self.at_least:
+                if latency_ms >= limit:
+                    self.at_least[limit] += 1
+        if self.above:
+            for limit in self.above:
+                if latency_ms > limit:
+                    self.above[limit] += 1
+        # Binned into the sketch later, many at a time: a tight loop, its data in cache,
+        # where binning each value as it comes costs the sender several times more.
+        pending = self.pending
+        pending.append(latency_ms)
+        if len(pending) >= _PENDING:
+            self._bin()
+
+    def _bin(self) -> None:
+        """Count the pending values in the sketch: DDSketch.add inlined (the bin its mapping
+        gives each value, in its store); the store's count and the sketch's count, sum and
+        extremes are this series' own, copied in when it is read (:attr:`sketch`)."""
+        held = self.held
+        store = held._store
+        for value in self.pending:
+            if value <= _MIN_POSSIBLE:
+                held.add(value)  # a zero (or less): kept outside the positive store
+                self.elsewhere += 1
+                continue
+            key = _ceil(_log(value, 2) * _MULTIPLIER) + _OFFSET
             if store.min_key <= key <= store.max_key:
                 store.bins[key - store.offset] += 1.0
-                store.count += 1.0
             else:
                 store.add(key, 1.0)
-            sketch._count += 1.0
-            sketch._sum += latency_ms
-            if latency_ms < sketch._min:
-                sketch._min = latency_ms
-            if latency_ms > sketch._max:
-                sketch._max = latency_ms
-        else:
-            sketch.add(latency_ms)
-        self.count += 1
-        self.failed += not ok
-        self.total_ms += latency_ms
-        self.min_ms = min(self.min_ms, latency_ms)
-        self.max_ms = max(self.max_ms, latency_ms)
-        for limit in self.at_least:
-            if latency_ms >= limit:
-                self.at_least[limit] += 1
-        for limit in self.above:
-            if latency_ms > limit:
-                self.above[limit] += 1
+        self.pending.clear()
+
+    @property
+    def sketch(self) -> DDSketch:
+        """The DDSketch of every value added, its totals brought up to date."""
+        if self.pending:
+            self._bin()
+        held = self.held
+        held._count = float(self.count)
+        held._sum = self.total_ms
+        held._store.count = float(self.count - self.elsewhere)
+        if self.count:
+            held._min, held._max = self.min_ms, self.max_ms
+        return held
 
     def merge(self, other: Series) -> None:
         """Fold ``other`` in (shards of one load, run apart)."""
         self.sketch.merge(other.sketch)
         self.count += other.count
+        self.elsewhere += other.elsewhere
         self.failed += other.failed
         self.total_ms += other.total_ms
         self.min_ms = min(self.min_ms, other.min_ms)
@@ -217,6 +259,7 @@ class Series:
         series.max_ms = sketch._max = float(data["max_ms"])
         series.at_least = {float(k): int(v) for k, v in data.get("at_least", [])}
         series.above = {float(k): int(v) for k, v in data.get("above", [])}
+        series.elsewhere = round(sketch._zero_count + sketch._negative_store.count)
         return series
 
     def duration(self, aggregation: str) -> float | None:
@@ -456,17 +499,21 @@ def weighted_order(weights: Sequence[tuple[str, int]]) -> Iterator[str]:
         yield chosen
 
 
-Send = Callable[[str, float, Callable[["Outcome"], None]], None]
+#: ``record(name, due, sent, latency_ms, failure)``: the answer to one request, sent at
+#: ``sent`` on the loop's clock; ``failure`` is None if it passed, else what failed.
+Record = Callable[[str, float, float, float, "Outcome | None"], None]
+Send = Callable[[str, float, Record], None]
 
 
 class Generator:
     """Runs one load on the running event loop: sends each request when it is due, records
     each outcome, and stops early when a threshold is lost (``abort_on_fail``).
 
-    ``send(name, due, done)`` sends the request named ``name`` at once and calls ``done``
-    with its outcome, exactly once. A request due while ``max_in_flight`` are outstanding is
-    dropped (the service holds them all); one the sender reaches only after the load's end
-    is dropped too (the sender fell behind): a load ends on time, its drops counted."""
+    ``send(name, due, record)`` sends the request named ``name`` at once and calls ``record``
+    with its answer, exactly once (:data:`Record`). A request due while ``max_in_flight``
+    are outstanding is dropped (the service holds them all); one the sender reaches only
+    after the load's end is dropped too (the sender fell behind): a load ends on time, its
+    drops counted."""
 
     def __init__(
         self,
@@ -477,15 +524,22 @@ class Generator:
         max_in_flight: int,
         thresholds: Sequence[Threshold] = (),
         abort_on_fail: bool = True,
-        stop_at: Callable[[], bool] = lambda: False,
+        stop_by: float = math.inf,
         whole: int = 1,
+        coalesce: float = 0.0,
     ) -> None:
         self.profile = profile
         self.send = send
         self.max_in_flight = max_in_flight
         self.thresholds = list(thresholds)
         self.abort_on_fail = abort_on_fail
-        self.stop_at = stop_at
+        #: When the schedule stops, on the loop's clock (the deadline near): a timer, so
+        #: that no request pays for asking.
+        self.stop_by = stop_by
+        #: Seconds the loop may sleep to the next send deaf to answers (only for answers
+        #: timed by the kernel's arrival stamps); never while half of ``max_in_flight`` are
+        #: outstanding, lest a request be dropped for a slot already free.
+        self.coalesce = coalesce
         #: This run is one of ``whole`` equal parts: a threshold is lost only when it is
         #: lost against every part's planned requests together.
         self.whole = whole
@@ -523,6 +577,7 @@ class Generator:
         self._next: tuple[float, str] | None = None
         self._timer: Timer | None = None
         self._finished = False
+        self._single = len(weights) == 1
 
     def run(self, loop: Reactor) -> LoadResult:
         """Send the load on ``loop`` (running it meanwhile); return what was measured once the
@@ -534,14 +589,22 @@ class Generator:
         self._ramp_end = start + self.profile.ramp
         # The sender may run late (a busy CPU); past the end a request is not sent at all.
         self._closes = start + self.profile.length + LATE_GRACE
-        self._schedule = zip(self.profile.offsets(), self.sequence, strict=True)
+        self._schedule = zip(self.profile.offsets(start), self.sequence, strict=True)
         self._next = next(self._schedule, None)
-        self._tick()
+        stopping = None
+        if self.stop_by <= start:
+            self._halt("the deadline is near")
+        else:
+            if self.stop_by < math.inf:
+                stopping = loop.call_at(self.stop_by, self._halt, "the deadline is near")
+            self._tick()
         try:
             loop.run()  # until _finish stops it
         finally:
-            if self._timer is not None:
-                self._timer.cancel()
+            for timer in (self._timer, stopping):
+                if timer is not None:
+                    timer.cancel()
+            loop.coalesce = 0.0
         result = self.result
         result.elapsed = clock() - start
         result.not_sent = result.planned - result.overall.count
@@ -554,17 +617,16 @@ class Generator:
         self._timer = None
         if self._finished:
             return
-        if self.stop_at():
-            self._halt("the deadline is near")
-            return
         clock, result = self._clock, self.result
         began = now = clock()
         sent = 0
-        while self._next is not None:
-            offset, name = self._next
-            due = self._started + offset
+        upcoming = self._next
+        while upcoming is not None:
+            due, name = upcoming
             if due > now:
-                self._timer = self._loop.call_at(due, self._tick)
+                loop = self._loop
+                loop.coalesce = self.coalesce if 2 * self._in_flight < self.max_in_flight else 0
+                self._timer = loop.call_at(due, self._tick)
                 return
             if sent >= BURST or now - began > BURST_SECONDS:
                 self._timer = self._loop.call_soon(self._tick)
@@ -578,7 +640,7 @@ class Generator:
                 if self.abort_on_fail and self._judges_drops:
                     self._judge()
                 break
-            self._next = next(self._schedule, None)
+            upcoming = self._next = next(self._schedule, None)
             self._index += 1
             sent += 1
             if self._in_flight >= self.max_in_flight:
@@ -599,25 +661,25 @@ class Generator:
         if not self._in_flight:
             self._finish()
 
-    def _record(self, outcome: Outcome) -> None:
+    def _record(
+        self, name: str, due: float, sent: float, latency: float, failure: Outcome | None
+    ) -> None:
         self._in_flight -= 1
         if self._stopped:
             return  # stopped early: what still answers is not judged
         result = self.result
-        latency, ok = outcome.latency_ms, outcome.ok
+        ok = failure is None
         result.overall.add(latency, ok)
-        series = result.by_request[outcome.request]
-        if series is not result.overall:
-            series.add(latency, ok)
-        if outcome.due >= self._ramp_end:
+        if not self._single:
+            result.by_request[name].add(latency, ok)
+        if due >= self._ramp_end:
             result.steady_count += 1
-            sent = outcome.sent
             if sent < result.steady_first:
                 result.steady_first = sent
             if sent > result.steady_last:
                 result.steady_last = sent
-        if not ok and len(result.examples) < EXAMPLES_KEPT:
-            result.examples.append(outcome)
+        if failure is not None and len(result.examples) < EXAMPLES_KEPT:
+            result.examples.append(failure)
         if self.abort_on_fail and (not ok or latency >= self._judge_from):
             self._judge()
         if self._sent_all and not self._in_flight:

@@ -9,6 +9,7 @@ import os
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +20,7 @@ import trustme
 from hooks.core import redact
 from hooks.core.reactor import Reactor
 from hooks.core.target import Target
-from hooks.core.wire import Answer, Client, Prepared, prepare
+from hooks.core.wire import STAMPS, Answer, Client, Prepared, prepare
 from tests.helpers import closed_port_url, each
 
 #: Answers a request: the bytes to write back (None: close without a word), given the
@@ -141,6 +142,39 @@ def test_answers_with_a_length_share_one_connection() -> None:
         b"GET /c HTTP/1.1",
     ]
     assert each(a.finished >= a.sent for a in answers)
+
+
+@pytest.mark.skipif(not STAMPS, reason="the kernel's arrival stamps are Linux's")
+def test_a_stamped_answer_ends_when_it_arrived_not_when_it_was_read() -> None:
+    """The loop is held a second after the request is written, while the answer comes in
+    at once: stamped, the answer's time is its arrival; unstamped, the moment it was read."""
+    held = 1.0
+    latencies: dict[bool, float] = {}
+    with raw_server(lambda n, _: ok()):
+        for stamped in (True, False):
+            loop = Reactor()
+            client = Client(timeout=30, max_body_bytes=1 << 20, loop=loop, stamped=stamped)
+            answers: list[Answer] = []
+
+            def done(answer: Answer, answers: list[Answer] = answers, loop: Reactor = loop) -> None:
+                answers.append(answer)
+                loop.stop()
+
+            try:
+                for hold in (False, True):  # the first opens the connection
+                    client.send(get("/"), done)  # written at once, on the open connection
+                    if hold:
+                        time.sleep(held)  # the loop reads nothing meanwhile
+                    loop.run()
+            finally:
+                client.close()
+                loop.close()
+            answer = answers[-1]
+            assert (answer.status, answer.body) == (200, b"hello")
+            assert answer.finished >= answer.sent
+            latencies[stamped] = answer.finished - answer.sent
+    assert latencies[False] >= held
+    assert latencies[True] < held, latencies  # the loopback answer takes milliseconds
 
 
 def test_a_chunked_body_with_extensions_and_trailers_is_put_back_together() -> None:

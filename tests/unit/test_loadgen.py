@@ -8,7 +8,6 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from hooks.suites.loadgen import (
     LoadResult,
     Outcome,
     Profile,
+    Record,
     Series,
     lost,
     weighted_order,
@@ -203,16 +203,16 @@ def fake_send(latency: float, answers: list[Outcome], busy: float = 0.0):  # typ
     """A service answering in ``latency`` seconds; each send holds the sender ``busy``
     seconds first (a sender short of CPU)."""
 
-    def send(name: str, due: float, done: Callable[[Outcome], None]) -> None:
+    def send(name: str, due: float, record: Record) -> None:
         loop = RUNNING[-1]
         if busy:
             time.sleep(busy)
         sent = loop.time()
 
         def answer() -> None:
-            outcome = Outcome(name, due, sent, (loop.time() - sent) * 1000, True)
-            answers.append(outcome)
-            done(outcome)
+            latency_ms = (loop.time() - sent) * 1000
+            answers.append(Outcome(name, due, sent, latency_ms, True))
+            record(name, due, sent, latency_ms, None)
 
         loop.call_later(latency, answer)
 
@@ -346,7 +346,7 @@ def test_the_deadline_stops_the_schedule() -> None:
         [("a", 1)],
         fake_send(0.001, answers),
         max_in_flight=10,
-        stop_at=lambda: time.monotonic() > stop_after,
+        stop_by=stop_after,
     )
     result = run(generator)
     assert result.stopped == "the deadline is near"
@@ -491,3 +491,37 @@ def test_a_service_that_holds_every_allowed_request_fails_the_rate_by_its_drops(
     dropped = checks["dropped_iterations count == 0"]
     assert dropped.status == "failed"
     assert dropped.message.startswith("count = ")
+
+
+@pytest.mark.parametrize("max_in_flight", [2, 50])
+def test_the_sender_sleeps_deaf_to_answers_only_while_slots_are_plenty(max_in_flight: int) -> None:
+    """A generator allowed to coalesce (its answers stamped by the kernel) lets the loop
+    sleep to its next send; never while half the slots are taken, where an answer read late
+    could drop a request for a slot already free. The loop is left as it was found."""
+    seen: list[float] = []
+    answers: list[Outcome] = []
+    service = fake_send(0.04, answers)
+
+    def send(name: str, due: float, record: Record) -> None:
+        seen.append(RUNNING[-1].coalesce)
+        service(name, due, record)
+
+    generator = Generator(
+        Profile(rate=100, duration=0.3), [("a", 1)], send, max_in_flight=max_in_flight
+    )
+    generator.coalesce = 0.005
+    loop = Reactor()
+    RUNNING.append(loop)
+    try:
+        result = generator.run(loop)
+        assert loop.coalesce == 0.0
+    finally:
+        RUNNING.remove(loop)
+        loop.close()
+    assert result.overall.count + result.dropped == 30
+    later = seen[1:]  # the first send comes before any sleep
+    assert later
+    if max_in_flight == 2:  # one of two always outstanding (40 ms answers, 10 ms apart)
+        assert set(later) == {0.0}
+    else:
+        assert set(later) == {0.005}

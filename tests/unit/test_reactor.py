@@ -3,6 +3,7 @@ sockets ready to read, and a faulty callback that stops nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -10,12 +11,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from hooks.core.reactor import READ, Reactor
+from hooks.core.reactor import READ, WRITE, Reactor
 
 
-@pytest.fixture
-def loop() -> Iterator[Reactor]:
-    reactor = Reactor()
+@pytest.fixture(params=[False, True], ids=["epoll", "selectors"])
+def loop(request: pytest.FixtureRequest) -> Iterator[Reactor]:
+    """Each test on epoll (Lambda's) and on ``selectors`` (a laptop's kqueue, here epoll
+    through ``selectors``)."""
+    reactor = Reactor(portable=request.param)
     yield reactor
     reactor.close()
 
@@ -106,3 +109,105 @@ def test_a_callback_that_raises_is_reported_and_the_others_still_run(
     err = capsys.readouterr().err
     assert "a callback of the HTTP engine failed" in err
     assert "boom in a callback" in err
+
+
+def test_watching_for_writing_then_reading_changes_what_calls_back(loop: Reactor) -> None:
+    one, two = socket.socketpair()
+    with one, two:
+        seen: list[int] = []
+
+        def ready(events: int) -> None:
+            seen.append(events)
+            if events == WRITE:
+                loop.watch(one, READ, ready)  # written: now wait for the answer
+                two.send(b"answer")
+            else:
+                loop.stop()
+
+        loop.watch(one, WRITE, ready)
+        loop.call_later(30, loop.stop)
+        loop.run()
+        assert seen == [WRITE, READ]
+
+
+def test_a_hang_up_reaches_the_reader(loop: Reactor) -> None:
+    """The peer closes: the socket is reported readable, and its read meets the end."""
+    one, two = socket.socketpair()
+    with one:
+        read: list[bytes] = []
+
+        def readable(events: int) -> None:
+            read.append(one.recv(10))
+            loop.unwatch(one)
+            loop.stop()
+
+        loop.watch(one, READ, readable)
+        two.close()
+        loop.call_later(30, loop.stop)
+        loop.run()
+        assert read == [b""]
+
+
+def test_a_descriptor_reused_after_its_socket_closed_unwatched_is_watched_anew(
+    loop: Reactor,
+) -> None:
+    """A socket closed while still watched leaves its descriptor free for the next socket:
+    that one is watched as new, and unwatching the closed one later harms nothing."""
+    first, peer = socket.socketpair()
+    loop.watch(first, READ, lambda events: None)
+    fd = first.fileno()
+    first.close()
+    peer.close()
+    again, other = socket.socketpair()
+    with again, other:
+        reused = again if again.fileno() == fd else other
+        partner = other if reused is again else again
+        got: list[bytes] = []
+
+        def readable(events: int) -> None:
+            got.append(reused.recv(10))
+            loop.stop()
+
+        loop.watch(reused, READ, readable)
+        loop.unwatch(first)  # closed: nothing to do, and the new socket stays watched
+        partner.send(b"x")
+        loop.call_later(30, loop.stop)
+        loop.run()
+        assert got == [b"x"]
+
+
+@pytest.mark.parametrize("writing", [False, True], ids=["coalesced", "a-socket-writing"])
+def test_a_timer_within_the_coalescing_window_is_slept_to_deaf_unless_a_socket_writes(
+    loop: Reactor, writing: bool
+) -> None:
+    """With ``coalesce`` set, a socket ready while the next timer is near waits for it (its
+    owner times answers by the kernel's stamps); a socket waiting to write is never kept
+    waiting so (a connect, a request half written)."""
+    one, two = socket.socketpair()
+    writer_one, writer_two = socket.socketpair()
+    with one, two, writer_one, writer_two:
+        read_at: list[float] = []
+
+        def readable(events: int) -> None:
+            read_at.append(loop.time())
+            one.recv(10)
+            loop.unwatch(one)
+
+        loop.coalesce = 2.0
+        loop.watch(one, READ, readable)
+        if writing:
+            writer_one.setblocking(False)
+            # A full send buffer: the socket is watched, and waits, to write.
+            with contextlib.suppress(BlockingIOError):
+                while True:
+                    writer_one.send(b"x" * 65536)
+            loop.watch(writer_one, WRITE, lambda events: None)
+        start = loop.time()
+        loop.call_at(start + 1.0, loop.stop)
+        two.send(b"ready")  # readable before the loop runs
+        loop.run()
+        assert len(read_at) == 1
+        if writing:
+            assert read_at[0] < start + 1.0  # at once (it takes microseconds)
+        else:
+            assert read_at[0] >= start + 1.0  # when the timer fell due, not before

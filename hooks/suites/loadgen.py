@@ -8,7 +8,8 @@ schedule at thousands of requests a second.
 
 Three things are measured apart, as k6 and Gatling do:
 
-- a request's **latency**, from the moment it was actually sent to its last byte;
+- a request's **latency**, from the moment it was actually sent to its last byte (the
+  kernel's arrival stamp where the engine has one: over plain HTTP on Linux);
 - the **sender's lag**, from the moment a request was due to the moment it was sent — the
   generator's own lateness, never charged to the service;
 - **dropped** requests (k6's ``dropped_iterations``): due while ``max_in_flight`` were
